@@ -1,0 +1,77 @@
+/*
+ * alloy.h - alloy's public, prefixed API.
+ *
+ * Every function here behaves like its standard namesake (malloc(3), free(3),
+ * posix_memalign(3), C23 free_sized, ...).  The prefixed names let a program or
+ * a test use alloy beside another allocator; when liballoy.so is preloaded or
+ * linked, the same code also answers to the standard names.
+ */
+#ifndef ALLOY_H
+#define ALLOY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ALLOY_VERSION_MAJOR 0
+#define ALLOY_VERSION_MINOR 1
+#define ALLOY_VERSION_PATCH 0
+#define ALLOY_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define ALLOY_ALLOC_ATTR __attribute__((malloc, warn_unused_result))
+#else
+#define ALLOY_ALLOC_ATTR
+#endif
+
+ALLOY_ALLOC_ATTR void *alloy_malloc(size_t size);
+ALLOY_ALLOC_ATTR void *alloy_calloc(size_t count, size_t size);
+void *alloy_realloc(void *ptr, size_t size);
+void *alloy_reallocarray(void *ptr, size_t count, size_t size);
+void alloy_free(void *ptr);
+void alloy_free_sized(void *ptr, size_t size);
+void alloy_free_aligned_sized(void *ptr, size_t alignment, size_t size);
+
+ALLOY_ALLOC_ATTR void *alloy_aligned_alloc(size_t alignment, size_t size);
+int alloy_posix_memalign(void **out, size_t alignment, size_t size);
+ALLOY_ALLOC_ATTR void *alloy_memalign(size_t alignment, size_t size);
+ALLOY_ALLOC_ATTR void *alloy_valloc(size_t size);
+ALLOY_ALLOC_ATTR void *alloy_pvalloc(size_t size);
+
+/* Bytes usable at ptr: at least what was asked for. 0 for NULL. */
+size_t alloy_usable_size(const void *ptr);
+
+/* A snapshot of process-wide statistics.  Each thread folds its counters
+ * into these totals every few hundred KiB of allocation and at exit, so the
+ * figures of busy threads other than the caller lag by at most that much. */
+typedef struct alloy_stats_s {
+  uint64_t allocated;      /* bytes in live blocks (usable sizes) */
+  uint64_t peak_allocated; /* largest 'allocated' seen at a fold */
+  uint64_t mapped;         /* bytes currently mapped from the OS */
+  uint64_t peak_mapped;    /* largest 'mapped' ever */
+  uint64_t nmalloc;        /* allocations served, all sizes */
+  uint64_t segments;       /* live segments (4 MiB regions) */
+  uint64_t huge_blocks;    /* live blocks in their own mappings */
+  uint64_t threads;        /* thread heaps in use (not abandoned) */
+  uint64_t abandoned;      /* heaps left by exited threads, not yet adopted */
+} alloy_stats_t;
+
+/* Folds the calling thread's counters, then fills *out. */
+void alloy_stats_get(alloy_stats_t *out);
+
+/* Writes the short human-readable summary (what `alloy run --stats` shows)
+ * to file descriptor fd. */
+void alloy_stats_print_summary(int fd);
+
+/* Returns the calling thread's cached free memory to the shared pool and
+ * releases empty regions to the OS. */
+void alloy_collect(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ALLOY_H */

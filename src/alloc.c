@@ -1,0 +1,188 @@
+/*
+ * alloc.c - the prefixed public API (alloy_malloc, alloy_free, ...): the
+ * standard semantics of every entry point (zeroing, overflow checks,
+ * alignment rules, realloc's contract) on top of the fast paths.
+ * Errors follow glibc: NULL with errno = ENOMEM when memory cannot be had,
+ * EINVAL for a bad alignment; a failed realloc leaves the old block intact.
+ */
+#include "fastpath.h"
+
+#include <alloy.h>
+#include <errno.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wunknown-warning-option"
+#pragma GCC diagnostic ignored "-Wmissing-attributes" /* aliases drop `malloc` */
+/* A hidden second name for an exported function, so that calls from inside
+ * the library bind directly instead of through the PLT. */
+#define HIDDEN_ALIAS(name) \
+  extern __typeof(alloy_##name) alloy__##name \
+      __attribute__((alias("alloy_" #name), visibility("hidden")))
+
+EXPORT void *alloy_malloc(size_t size) { return fast_malloc(size); }
+EXPORT void alloy_free(void *p) { fast_free(p); }
+
+static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+/* The page of a block, or NULL after reporting when p is not one. */
+static page_t *block_page(const void *p, const char *what) {
+  if (!segment_map_has(p)) {
+    report_misuse(what, p, "not allocated by alloy");
+    return NULL;
+  }
+  page_t *page = segment_page_of(segment_of(p), p);
+  const char *bad = page_check_block(page, p);
+  if (bad) {
+    report_misuse(what, p, bad);
+    return NULL;
+  }
+  return page;
+}
+
+EXPORT size_t alloy_usable_size(const void *p) {
+  if (p == NULL) return 0;
+  page_t *page = block_page(p, "usable size of an invalid pointer");
+  return page ? page->block_size : 0;
+}
+
+EXPORT void *alloy_calloc(size_t n, size_t size) {
+  size_t total;
+  if (unlikely(__builtin_mul_overflow(n, size, &total))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = fast_malloc(total);
+  if (unlikely(p == NULL)) return NULL;
+  if (total > MEDIUM_MAX && segment_page_of(segment_of(p), p)->is_zero) return p;
+  return memset(p, 0, total);
+}
+
+/* Large blocks grow in place while the slices behind them are theirs. */
+static bool large_grow_in_place(page_t *page, const void *p, size_t size) {
+  if (page->kind != PAGE_LARGE || page_heap(page) != heap_get()) return false;
+  uint8_t *span_end = (uint8_t *)segment_of(p) + (size_t)(page->slice_index + page->slice_count) * SLICE_SIZE;
+  size_t usable = alloy__large_usable(size);
+  if (page->start + usable > span_end) return false;
+  heap_t *heap = heap_get();
+  heap->event_countdown -= (int64_t)(usable - page->block_size);
+  page->block_size = usable;
+  return true;
+}
+
+EXPORT void *alloy_realloc(void *p, size_t size) {
+  if (p == NULL) return fast_malloc(size);
+  page_t *page = block_page(p, "realloc of an invalid pointer");
+  if (page == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (size == 0) { /* as glibc: free and return NULL */
+    fast_free(p);
+    return NULL;
+  }
+  size_t usable = page->block_size;
+  if (size <= usable && size >= usable / 2) return p;
+  if (size > usable && large_grow_in_place(page, p, size)) return p;
+  void *q = fast_malloc(size);
+  if (q == NULL) return NULL; /* errno is ENOMEM; p untouched */
+  memcpy(q, p, size < usable ? size : usable);
+  fast_free(p);
+  return q;
+}
+
+EXPORT void *alloy_reallocarray(void *p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloy_realloc(p, total);
+}
+
+void *alloy__aligned(size_t align, size_t size) {
+  if (align <= ALIGNMENT_MIN) return fast_malloc(size);
+  if (size > (size_t)PTRDIFF_MAX || align > (size_t)PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  /* Blocks of a class lie at multiples of the class size from a 64 KiB
+   * aligned page start, and the class of a multiple of a power of two
+   * `align` is itself a multiple of it (see size_class.c): rounding the size
+   * up gives an aligned block from the ordinary path. */
+  size_t rounded = (size + align - 1) & ~(align - 1);
+  if (rounded == 0) rounded = align;
+  if (rounded <= MEDIUM_MAX && align <= SLICE_SIZE) return fast_malloc(rounded);
+  return heap_malloc_generic(heap_get(), size, align);
+}
+
+EXPORT void *alloy_aligned_alloc(size_t align, size_t size) {
+  if (!is_pow2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return alloy__aligned(align, size);
+}
+
+EXPORT int alloy_posix_memalign(void **out, size_t align, size_t size) {
+  if (!is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+  int saved = errno;
+  void *p = alloy__aligned(align, size);
+  if (p == NULL) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+/* glibc's memalign rounds a non-power-of-two alignment up. */
+EXPORT void *alloy_memalign(size_t align, size_t size) {
+  if (align > (size_t)PTRDIFF_MAX) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!is_pow2(align)) align = align <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(align - 1));
+  return alloy__aligned(align, size);
+}
+
+EXPORT void *alloy_valloc(size_t size) { return alloy__aligned(os_page_size(), size); }
+
+EXPORT void *alloy_pvalloc(size_t size) {
+  size_t ps = os_page_size();
+  if (size > (size_t)PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t rounded = size == 0 ? ps : (size + ps - 1) & ~(ps - 1);
+  return alloy__aligned(ps, rounded);
+}
+
+EXPORT void alloy_free_sized(void *p, size_t size) {
+  (void)size;
+  fast_free(p);
+}
+
+EXPORT void alloy_free_aligned_sized(void *p, size_t align, size_t size) {
+  (void)align;
+  (void)size;
+  fast_free(p);
+}
+
+EXPORT void alloy_collect(void) { heap_collect(heap_get()); }
+
+HIDDEN_ALIAS(malloc);
+HIDDEN_ALIAS(free);
+HIDDEN_ALIAS(calloc);
+HIDDEN_ALIAS(realloc);
+HIDDEN_ALIAS(reallocarray);
+HIDDEN_ALIAS(aligned_alloc);
+HIDDEN_ALIAS(posix_memalign);
+HIDDEN_ALIAS(memalign);
+HIDDEN_ALIAS(valloc);
+HIDDEN_ALIAS(pvalloc);
+HIDDEN_ALIAS(usable_size);
+HIDDEN_ALIAS(free_sized);
+HIDDEN_ALIAS(free_aligned_sized);
+HIDDEN_ALIAS(collect);

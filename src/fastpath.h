@@ -1,0 +1,48 @@
+/*
+ * fastpath.h - the malloc and free fast paths, inline, so that both the
+ * prefixed API (alloc.c) and the standard names (override.c) are the whole
+ * fast path with no extra call.  Each ends in a non-inlined slow path.
+ * Their instruction counts are measured and recorded in docs/DESIGN.md.
+ */
+#ifndef ALLOY_FASTPATH_H
+#define ALLOY_FASTPATH_H
+
+#include "internal.h"
+
+static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
+  heap_t *heap = heap_get();
+  if (likely(size <= DIRECT_MAX)) {
+    page_t *page = heap->direct[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN];
+    block_t *block = page->free;
+    if (likely(block != NULL)) {
+      page->free = block->next;
+      page->used++;
+      heap->counters.nmalloc++;
+      if (unlikely((heap->event_countdown -= (int64_t)page->block_size) < 0))
+        return heap_event(heap, block);
+      return block;
+    }
+  }
+  return heap_malloc_generic(heap, size, 0);
+}
+
+static inline __attribute__((always_inline)) void fast_free(void *p) {
+  if (unlikely(!segment_map_has(p))) {
+    free_generic(p, NULL);
+    return;
+  }
+  page_t *page = segment_page_of(segment_of(p), p);
+  heap_t *heap = heap_get();
+  /* One compare: the page is this thread's and not in the full queue. */
+  if (likely(atomic_load_explicit(&page->xheap, memory_order_relaxed) == (uintptr_t)heap)) {
+    block_t *block = p;
+    block->next = page->local_free;
+    page->local_free = block;
+    heap->counters.freed_bytes += page->block_size;
+    if (unlikely(--page->used == 0)) heap_page_now_free(heap, page);
+    return;
+  }
+  free_generic(p, page);
+}
+
+#endif /* ALLOY_FASTPATH_H */

@@ -1,0 +1,418 @@
+/*
+ * heap.c - thread heaps: the allocation slow path, page queues, the full
+ * queue, large blocks, thread start (a heap for the thread), thread exit
+ * (abandon) and adoption of abandoned heaps.
+ *
+ * A heap is touched only by the thread that owns it, except for its
+ * delayed_free list (atomic, free.c).  The only lock here, heaps_lock,
+ * guards the process-wide lists of heaps: the registry of every heap ever
+ * made, the abandoned heaps waiting for an adopter, and idle heaps ready for
+ * a new thread.  Heap structures are never unmapped (free.c relies on it).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+__thread heap_t *alloy__tls_heap __attribute__((tls_model("initial-exec"))) = &alloy__heap_empty;
+
+page_t alloy__page_empty;
+page_t alloy__page_invalid;
+heap_t alloy__heap_empty = {
+    .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
+    .event_countdown = INT64_MAX,
+};
+
+static os_lock_t heaps_lock = OS_LOCK_INIT;
+static heap_t *registry;
+static heap_t *_Atomic abandoned; /* read without the lock as a hint */
+static heap_t *idle;
+
+/* ----------------------------------------------------------- page queues */
+
+static void queue_remove(page_queue_t *q, page_t *page) {
+  if (page->prev) page->prev->next = page->next;
+  else q->first = page->next;
+  if (page->next) page->next->prev = page->prev;
+  else q->last = page->prev;
+  page->next = page->prev = NULL;
+}
+
+static void queue_push_front(page_queue_t *q, page_t *page) {
+  page->prev = NULL;
+  page->next = q->first;
+  if (q->first) q->first->prev = page;
+  else q->last = page;
+  q->first = page;
+}
+
+static void queue_push_back(page_queue_t *q, page_t *page) {
+  page->next = NULL;
+  page->prev = q->last;
+  if (q->last) q->last->next = page;
+  else q->first = page;
+  q->last = page;
+}
+
+/* Points the direct slots of class `cls` at the first page of its queue. */
+static void heap_direct_update(heap_t *heap, unsigned cls) {
+  size_t size = size_class_size(cls);
+  if (size > DIRECT_MAX) return;
+  page_t *page = heap->queues[cls].first ? heap->queues[cls].first : &alloy__page_empty;
+  size_t lo = cls == 0 ? 0 : size_class_size(cls - 1) / ALIGNMENT_MIN + 1;
+  for (size_t w = lo; w <= size / ALIGNMENT_MIN; w++) heap->direct[w] = page;
+}
+
+static void class_queue_remove(heap_t *heap, page_t *page) {
+  page_queue_t *q = &heap->queues[page->size_class];
+  bool was_first = q->first == page;
+  queue_remove(q, page);
+  if (was_first) heap_direct_update(heap, page->size_class);
+}
+
+static void class_queue_add(heap_t *heap, page_t *page, bool front) {
+  page_queue_t *q = &heap->queues[page->size_class];
+  page_t *first = q->first;
+  if (front) queue_push_front(q, page);
+  else queue_push_back(q, page);
+  if (q->first != first) heap_direct_update(heap, page->size_class);
+}
+
+/* ------------------------------------------------------- full pages */
+
+static void page_set_owner(page_t *page, heap_t *heap, bool full) {
+  atomic_store_explicit(&page->xheap, (uintptr_t)heap | (full ? XHEAP_FULL : 0),
+                        memory_order_relaxed);
+}
+
+/* Parks a page with nothing free in the full queue, where the allocation path
+ * no longer sees it, and asks remote freers to tell the heap (free.c). */
+static void heap_page_to_full(heap_t *heap, page_t *page) {
+  class_queue_remove(heap, page);
+  queue_push_back(&heap->full, page);
+  page_set_owner(page, heap, true);
+  page_set_tf_state(page, TF_NOTIFY);
+  /* A remote free that landed between our last collect and NOTIFY did not
+   * notify: look once more, now that every later one will. */
+  if (atomic_load_explicit(&page->thread_free, memory_order_acquire) & ~TF_STATE_MASK) {
+    page_take_thread_free(page);
+    if (page->used == 0) heap_page_now_free(heap, page);
+    else heap_page_unfull(heap, page);
+  }
+}
+
+void heap_page_unfull(heap_t *heap, page_t *page) {
+  queue_remove(&heap->full, page);
+  page_set_owner(page, heap, false);
+  page_set_tf_state(page, TF_PLAIN);
+  class_queue_add(heap, page, false);
+}
+
+/* A page whose last block came back.  The page serving its class now stays
+ * (a malloc/free loop around one block must not map and unmap a page each
+ * time); any other goes back to its segment. */
+void heap_page_now_free(heap_t *heap, page_t *page) {
+  if (page->kind == PAGE_LARGE) {
+    queue_remove(&heap->large, page);
+  } else if (page_is_full(page)) {
+    queue_remove(&heap->full, page);
+  } else {
+    if (heap->queues[page->size_class].first == page) return;
+    class_queue_remove(heap, page);
+  }
+  segment_free_page(heap, page);
+}
+
+void heap_collect_delayed(heap_t *heap) {
+  if (atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) == NULL) return;
+  block_t *b = atomic_exchange_explicit(&heap->delayed_free, NULL, memory_order_acquire);
+  while (b) {
+    block_t *next = b->next;
+    free_local(heap, segment_page_of(segment_of(b), b), b);
+    b = next;
+  }
+}
+
+/* ------------------------------------------------------------ heap lists */
+
+static void heap_reset(heap_t *heap) {
+  memset(heap, 0, sizeof *heap);
+  for (size_t w = 0; w < DIRECT_SLOTS; w++) heap->direct[w] = &alloy__page_empty;
+  heap->event_countdown = heap->event_period = EVENT_INTERVAL;
+}
+
+static heap_t *heap_new(void) {
+  os_lock(&heaps_lock);
+  heap_t *heap = idle;
+  if (heap) idle = heap->pool_next;
+  os_unlock(&heaps_lock);
+  if (!heap) {
+    heap = os_meta_alloc(sizeof(heap_t));
+    if (!heap) return NULL;
+    heap_reset(heap);
+    os_lock(&heaps_lock);
+    heap->registry_next = registry;
+    registry = heap;
+    os_unlock(&heaps_lock);
+  }
+  heap->in_use = true;
+  return heap;
+}
+
+static void heap_push(heap_t **list, heap_t *heap) {
+  os_lock(&heaps_lock);
+  heap->in_use = false;
+  heap->pool_next = *list;
+  *list = heap;
+  os_unlock(&heaps_lock);
+}
+
+/* Empties a heap for the next thread, keeping its place in the registry. */
+static void heap_recycle(heap_t *heap) {
+  heap_t *reg = heap->registry_next;
+  heap_reset(heap);
+  heap->registry_next = reg;
+  heap_push(&idle, heap);
+}
+
+heap_t *heap_init_thread(void) {
+  process_init();
+  heap_t *heap = heap_new();
+  if (!heap) return NULL;
+  alloy__tls_heap = heap;
+  init_thread_register(heap);
+  return heap;
+}
+
+/* ------------------------------------------------------------- adoption */
+
+typedef void (*page_visit_fn)(heap_t *heap, page_t *page, void *arg);
+
+/* Calls fn on every page of the heap; fn may move or free the page. */
+static void heap_visit_pages(heap_t *heap, page_visit_fn fn, void *arg) {
+  for (unsigned c = 0; c < SIZE_CLASSES; c++)
+    for (page_t *p = heap->queues[c].first, *next; p; p = next) {
+      next = p->next;
+      fn(heap, p, arg);
+    }
+  for (page_t *p = heap->full.first, *next; p; p = next) {
+    next = p->next;
+    fn(heap, p, arg);
+  }
+  for (page_t *p = heap->large.first, *next; p; p = next) {
+    next = p->next;
+    fn(heap, p, arg);
+  }
+}
+
+static void page_abandon(heap_t *heap, page_t *page, void *arg) {
+  (void)heap;
+  (void)arg;
+  page_set_tf_state(page, TF_NEVER);
+}
+
+/* Moves one page of an abandoned heap into `dst` (arg).  Its state is NEVER,
+ * so no remote freer reads its heap while we change it. */
+static void page_adopt(heap_t *src, page_t *page, void *arg) {
+  heap_t *dst = arg;
+  bool large = page->kind == PAGE_LARGE;
+  if (large) queue_remove(&src->large, page);
+  else if (page_is_full(page)) queue_remove(&src->full, page);
+  else queue_remove(&src->queues[page->size_class], page);
+  page_set_owner(page, dst, large);
+  page_take_thread_free(page);
+  if (large) {
+    queue_push_back(&dst->large, page);
+    page_set_tf_state(page, TF_NOTIFY);
+    /* A free pushed before NOTIFY took effect is collected here. */
+    if (page->used != 0) page_take_thread_free(page);
+  } else {
+    class_queue_add(dst, page, false);
+    page_set_tf_state(page, TF_PLAIN);
+  }
+  if (page->used == 0) heap_page_now_free(dst, page);
+}
+
+/* Takes every page and segment of one abandoned heap, if there is one. */
+static bool heap_adopt_one(heap_t *heap) {
+  if (atomic_load_explicit(&abandoned, memory_order_relaxed) == NULL) return false;
+  os_lock(&heaps_lock);
+  heap_t *src = atomic_load_explicit(&abandoned, memory_order_relaxed);
+  if (src) atomic_store_explicit(&abandoned, src->pool_next, memory_order_relaxed);
+  os_unlock(&heaps_lock);
+  if (!src) return false;
+  segment_move_all(src, heap);
+  heap_visit_pages(src, page_adopt, heap);
+  heap_recycle(src);
+  return true;
+}
+
+/* Thread exit: stop remote freers from notifying, take what they already
+ * handed over, release what is empty, and leave the rest for an adopter. */
+void heap_thread_done(heap_t *heap) {
+  if (heap == &alloy__heap_empty) return;
+  heap_collect_delayed(heap);
+  heap_visit_pages(heap, page_abandon, NULL);
+  heap_collect_delayed(heap); /* blocks handed over before NEVER took effect */
+  heap_collect(heap);
+  stats_fold(heap);
+  alloy__tls_heap = &alloy__heap_empty;
+  if (!segment_heap_has_any(heap)) {
+    heap_recycle(heap);
+  } else {
+    os_lock(&heaps_lock);
+    heap->in_use = false;
+    heap->pool_next = atomic_load_explicit(&abandoned, memory_order_relaxed);
+    atomic_store_explicit(&abandoned, heap, memory_order_relaxed);
+    os_unlock(&heaps_lock);
+  }
+}
+
+static void page_release_if_empty(heap_t *heap, page_t *page, void *arg) {
+  (void)arg;
+  if (page->kind == PAGE_LARGE) return;
+  page_take_thread_free(page);
+  if (page->used != 0) return;
+  if (page_is_full(page)) queue_remove(&heap->full, page);
+  else class_queue_remove(heap, page);
+  segment_free_page(heap, page);
+}
+
+/* Gives every empty page back to its segment and empty segments to the OS. */
+void heap_collect(heap_t *heap) {
+  if (heap == &alloy__heap_empty) return;
+  heap_collect_delayed(heap);
+  heap_visit_pages(heap, page_release_if_empty, NULL);
+  segment_release_spare(heap);
+}
+
+/* ------------------------------------------------------------ slow path */
+
+static size_t class_page_slices(size_t block_size) {
+  return block_size <= SMALL_MAX ? 1 : MEDIUM_PAGE_SLICES;
+}
+
+static page_t *heap_fresh_page(heap_t *heap, unsigned cls) {
+  size_t bsize = size_class_size(cls);
+  page_t *page = segment_alloc_page(heap, class_page_slices(bsize), 1, SEGMENTS_CLASS);
+  if (!page) return NULL;
+  page_init(page, cls, bsize);
+  page_set_owner(page, heap, false);
+  page_extend_free(page);
+  class_queue_add(heap, page, true);
+  return page;
+}
+
+/* The first page of class `cls` with a free block, collecting remote and
+ * local frees on the way; pages with nothing free go to the full queue, so
+ * each page is passed over at most once per time it fills up. */
+static page_t *heap_find_page(heap_t *heap, unsigned cls) {
+  page_queue_t *q = &heap->queues[cls];
+  for (page_t *page = q->first, *next; page; page = next) {
+    next = page->next;
+    page_collect(page);
+    if (page->free == NULL) page_extend_free(page);
+    if (page->free) {
+      if (q->first != page) {
+        queue_remove(q, page);
+        queue_push_front(q, page);
+        heap_direct_update(heap, cls);
+      }
+      return page;
+    }
+    heap_page_to_full(heap, page);
+  }
+  /* Nothing free here: adopt an exited thread's heap before growing. */
+  if (heap_adopt_one(heap) && q->first) return heap_find_page(heap, cls);
+  return heap_fresh_page(heap, cls);
+}
+
+static void *heap_alloc_small(heap_t *heap, size_t size) {
+  unsigned cls = size_class_of(size);
+  page_t *page = heap_find_page(heap, cls);
+  if (!page) return NULL;
+  block_t *b = page->free;
+  page->free = b->next;
+  page->used++;
+  return b;
+}
+
+size_t alloy__large_usable(size_t size) {
+  size_t ps = os_page_size();
+  return (size + ps - 1) & ~(ps - 1);
+}
+
+static void *heap_alloc_large(heap_t *heap, size_t size, size_t align) {
+  size_t usable = alloy__large_usable(size);
+  size_t slices = (usable + SLICE_SIZE - 1) / SLICE_SIZE;
+  size_t align_slices = align > SLICE_SIZE ? align / SLICE_SIZE : 1;
+  page_t *page = segment_alloc_page(heap, slices, align_slices, SEGMENTS_LARGE);
+  if (!page && heap_adopt_one(heap))
+    page = segment_alloc_page(heap, slices, align_slices, SEGMENTS_LARGE);
+  if (!page) return NULL;
+  page->kind = PAGE_LARGE;
+  page->block_size = usable;
+  page->reserved = page->capacity = page->used = 1;
+  page_set_owner(page, heap, true);
+  atomic_store_explicit(&page->thread_free, TF_NOTIFY, memory_order_release);
+  queue_push_back(&heap->large, page);
+  return page->start;
+}
+
+/* Everything the malloc fast path did not serve.  `align` is at most
+ * ALIGNMENT_MIN except from alloy__aligned for large and huge blocks. */
+NOINLINE void *heap_malloc_generic(heap_t *heap, size_t size, size_t align) {
+  if (unlikely(heap == &alloy__heap_empty)) {
+    heap = heap_init_thread();
+    if (!heap) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  heap_collect_delayed(heap);
+  void *p;
+  size_t usable;
+  if (size > LARGE_MAX || align >= LARGE_MAX) {
+    p = segment_huge_alloc(size, align);
+    usable = p ? segment_page_of(segment_of(p), p)->block_size : 0;
+  } else if (size > MEDIUM_MAX || align > ALIGNMENT_MIN) {
+    p = heap_alloc_large(heap, size, align);
+    if (!p && align >= SLICE_SIZE) p = segment_huge_alloc(size, align);
+    usable = p ? alloy__large_usable(size) : 0;
+  } else {
+    p = heap_alloc_small(heap, size);
+    usable = size_class_size(size_class_of(size));
+  }
+  if (unlikely(!p)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  heap->counters.nmalloc++;
+  if (unlikely((heap->event_countdown -= (int64_t)usable) < 0)) return heap_event(heap, p);
+  return p;
+}
+
+/* The rare-event hook: runs once every EVENT_INTERVAL bytes of allocation. */
+NOINLINE void *heap_event(heap_t *heap, void *block) {
+  stats_fold(heap);
+  return block;
+}
+
+/* ------------------------------------------------------------------ fork */
+
+void heap_fork_prepare(void) { os_lock(&heaps_lock); }
+void heap_fork_parent(void) { os_unlock(&heaps_lock); }
+void heap_fork_child(void) {
+  /* Only the forking thread lives on; the other threads' heaps stay
+   * registered (their state may be mid-update, so they are not adopted). */
+  os_unlock(&heaps_lock);
+}
+
+void heap_count_threads(uint64_t *in_use, uint64_t *n_abandoned) {
+  *in_use = *n_abandoned = 0;
+  os_lock(&heaps_lock);
+  for (heap_t *h = registry; h; h = h->registry_next) *in_use += h->in_use;
+  for (heap_t *h = atomic_load_explicit(&abandoned, memory_order_relaxed); h; h = h->pool_next)
+    (*n_abandoned)++;
+  os_unlock(&heaps_lock);
+}

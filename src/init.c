@@ -1,0 +1,67 @@
+/*
+ * init.c - process and thread life cycle: one-time process initialisation
+ * (from whichever malloc comes first, even the dynamic loader's), the thread
+ * exit hook that abandons a thread's heap, fork handlers, and the exit-time
+ * summary.  Initialisation never allocates; what libc may allocate on our
+ * behalf (pthread_key_create, pthread_atfork) is called only once the
+ * calling thread has its heap, so a malloc from inside them is served.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+
+_Atomic(int) alloy__process_ready; /* 0 not started, 1 running, 2 done */
+
+void process_init(void) {
+  if (likely(atomic_load_explicit(&alloy__process_ready, memory_order_acquire) == 2)) return;
+  int expected = 0;
+  if (atomic_compare_exchange_strong(&alloy__process_ready, &expected, 1)) {
+    os_init();
+    options_init();
+    size_class_init();
+    atomic_store_explicit(&alloy__process_ready, 2, memory_order_release);
+    return;
+  }
+  while (atomic_load_explicit(&alloy__process_ready, memory_order_acquire) != 2) os_yield();
+}
+
+static pthread_key_t thread_key;
+static _Atomic(int) thread_key_ready;
+static os_lock_t thread_key_lock = OS_LOCK_INIT;
+
+/* glibc clears the key before calling this; a later destructor that
+ * allocates gets a heap again, and re-registers, so it is abandoned in the
+ * next round of destructors. */
+static void thread_done(void *value) { heap_thread_done((heap_t *)value); }
+
+static void fork_prepare(void) {
+  heap_fork_prepare();
+  os_fork_prepare();
+}
+static void fork_parent(void) {
+  os_fork_parent();
+  heap_fork_parent();
+}
+static void fork_child(void) {
+  os_fork_child();
+  heap_fork_child();
+}
+
+void init_thread_register(heap_t *heap) {
+  if (!atomic_load_explicit(&thread_key_ready, memory_order_acquire)) {
+    os_lock(&thread_key_lock);
+    if (!atomic_load_explicit(&thread_key_ready, memory_order_relaxed)) {
+      if (pthread_key_create(&thread_key, thread_done) != 0)
+        report_fatal("alloy: cannot create the thread-exit key");
+      pthread_atfork(fork_prepare, fork_parent, fork_child);
+      atomic_store_explicit(&thread_key_ready, 1, memory_order_release);
+    }
+    os_unlock(&thread_key_lock);
+  }
+  pthread_setspecific(thread_key, heap);
+}
+
+__attribute__((destructor)) static void process_done(void) {
+  if (atomic_load_explicit(&alloy__process_ready, memory_order_acquire) == 2)
+    stats_print_at_exit();
+}

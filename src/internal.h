@@ -1,0 +1,180 @@
+/*
+ * internal.h - what the modules of alloy tell each other: cross-file
+ * functions (alloy__ prefix or module_verb_object), the thread's heap, and
+ * the few inline helpers both the fast paths and the slow paths need.
+ */
+#ifndef ALLOY_INTERNAL_H
+#define ALLOY_INTERNAL_H
+
+#include "types.h"
+#include <stdarg.h>
+#include <stddef.h>
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define NOINLINE __attribute__((noinline))
+#define INTERNAL __attribute__((visibility("hidden")))
+
+/* ------------------------------------------------------------- heap (TLS) */
+extern __thread heap_t *alloy__tls_heap __attribute__((tls_model("initial-exec")));
+extern heap_t alloy__heap_empty;  /* every thread starts here */
+extern page_t alloy__page_empty;  /* no free blocks: direct[] of the empty heap */
+extern page_t alloy__page_invalid; /* descriptor of free slices */
+
+static inline heap_t *heap_get(void) { return alloy__tls_heap; }
+
+heap_t *heap_init_thread(void);            /* the calling thread's real heap, or NULL */
+void heap_thread_done(heap_t *heap);       /* thread exit: abandon */
+void *heap_malloc_generic(heap_t *heap, size_t size, size_t align);
+void *heap_event(heap_t *heap, void *block);
+void heap_page_now_free(heap_t *heap, page_t *page);
+void heap_page_unfull(heap_t *heap, page_t *page);
+void heap_collect_delayed(heap_t *heap);
+void heap_collect(heap_t *heap);
+void heap_fork_prepare(void);
+void heap_fork_parent(void);
+void heap_fork_child(void);
+void heap_count_threads(uint64_t *in_use, uint64_t *abandoned);
+
+/* ------------------------------------------------------------ size classes */
+void size_class_init(void);
+extern size_t alloy__class_size[SIZE_CLASSES];
+extern uint8_t alloy__direct_class[DIRECT_SLOTS];
+
+/* Class index of a request of `size` bytes (1 <= size <= MEDIUM_MAX). */
+static inline unsigned size_class_of(size_t size) {
+  if (size <= 128) return (unsigned)((size + 15) >> 4) - (size != 0);
+  unsigned b = 63u - (unsigned)__builtin_clzll(size - 1); /* 2^b < size <= 2^(b+1) */
+  return 8u + (b - 7u) * 8u + (unsigned)(((size - 1) >> (b - 3)) & 7u);
+}
+static inline size_t size_class_size(unsigned cls) { return alloy__class_size[cls]; }
+
+/* ----------------------------------------------------------------- segment */
+extern uint64_t alloy__segment_map[SEGMENT_MAP_WORDS];
+
+static inline segment_t *segment_of(const void *p) {
+  return (segment_t *)((uintptr_t)p & ~(uintptr_t)SEGMENT_MASK);
+}
+/* True when p lies in a 4 MiB frame that is one of alloy's segments. */
+static inline bool segment_map_has(const void *p) {
+  uintptr_t frame = (uintptr_t)p >> SEGMENT_SHIFT;
+  if (unlikely(frame >= SEGMENT_MAP_WORDS * 64)) return false;
+  uint64_t w = __atomic_load_n(&alloy__segment_map[frame / 64], __ATOMIC_RELAXED);
+  return (w >> (frame % 64)) & 1;
+}
+static inline page_t *segment_page_of(const segment_t *seg, const void *p) {
+  return seg->slice_page[((uintptr_t)p >> SLICE_SHIFT) % SLICES_PER_SEGMENT];
+}
+page_t *segment_alloc_page(heap_t *heap, size_t slices, size_t align_slices, segment_list_t list);
+bool segment_heap_has_any(const heap_t *heap);
+void segment_free_page(heap_t *heap, page_t *page);
+void segment_release_spare(heap_t *heap);
+void segment_move_all(heap_t *from, heap_t *to);
+void *segment_huge_alloc(size_t size, size_t align);
+void segment_huge_free(segment_t *seg);
+size_t segment_huge_usable(const segment_t *seg);
+void segment_count(uint64_t *segments, uint64_t *huge);
+
+/* -------------------------------------------------------------------- page */
+void page_init(page_t *page, unsigned cls, size_t block_size);
+bool page_extend_free(page_t *page);
+void page_collect(page_t *page);
+uint32_t page_take_thread_free(page_t *page);
+void page_set_tf_state(page_t *page, tf_state_t state);
+const char *page_check_block(const page_t *page, const void *p);
+static inline uint8_t *page_start(const page_t *page) { return page->start; }
+static inline heap_t *page_heap(const page_t *page) {
+  return (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_relaxed) & ~XHEAP_FULL);
+}
+static inline bool page_is_full(const page_t *page) {
+  return atomic_load_explicit(&page->xheap, memory_order_relaxed) & XHEAP_FULL;
+}
+/* The block a (possibly interior) pointer of this page belongs to. */
+static inline block_t *page_block_of(const page_t *page, const void *p) {
+  size_t off = (size_t)((const uint8_t *)p - page->start);
+  return (block_t *)(page->start + off - off % page->block_size);
+}
+
+/* -------------------------------------------------------------------- free */
+void free_generic(void *p, page_t *page);
+void free_local(heap_t *heap, page_t *page, block_t *block);
+
+/* ------------------------------------------------------------------- alloc */
+/* Hidden aliases of the prefixed API, for calls from inside the library. */
+void *alloy__malloc(size_t size);
+void alloy__free(void *p);
+void *alloy__calloc(size_t n, size_t size);
+void *alloy__realloc(void *p, size_t size);
+void *alloy__reallocarray(void *p, size_t n, size_t size);
+void *alloy__aligned_alloc(size_t align, size_t size);
+int alloy__posix_memalign(void **out, size_t align, size_t size);
+void *alloy__memalign(size_t align, size_t size);
+void *alloy__valloc(size_t size);
+void *alloy__pvalloc(size_t size);
+size_t alloy__usable_size(const void *p);
+void alloy__free_sized(void *p, size_t size);
+void alloy__free_aligned_sized(void *p, size_t align, size_t size);
+void alloy__collect(void);
+/* Blocks aligned to `align` (a power of two); NULL and ENOMEM when impossible. */
+void *alloy__aligned(size_t align, size_t size);
+size_t alloy__large_usable(size_t size);
+
+/* ---------------------------------------------------------------------- os */
+size_t os_page_size(void);
+void os_init(void);
+void *os_map(size_t size);
+void *os_map_aligned(size_t size, size_t align, size_t *mapped);
+bool os_unmap(void *p, size_t size);
+void os_purge(void *p, size_t size);
+size_t os_mapped_bytes(void);
+size_t os_mapped_peak(void);
+void os_write(int fd, const char *s, size_t n);
+__attribute__((noreturn)) void os_abort(void);
+uint64_t os_random(void);
+const char *os_getenv(const char *name);
+int os_getpid(void);
+void os_yield(void);
+void *os_meta_alloc(size_t size); /* zeroed, never freed: heaps and such */
+void os_set_fail_after(long n);   /* test hook: fail the n-th next mapping */
+void os_fork_prepare(void);
+void os_fork_parent(void);
+void os_fork_child(void);
+
+typedef struct {
+  _Atomic(int) locked;
+} os_lock_t;
+#define OS_LOCK_INIT {0}
+void os_lock(os_lock_t *l);
+void os_unlock(os_lock_t *l);
+
+/* ---------------------------------------------------------------- options */
+typedef struct {
+  bool abort_on_error;  /* abort after reporting misuse (default true) */
+  bool stats_summary;   /* print the short summary at exit */
+  int summary_pid;      /* only in this process (the launcher's child) */
+  bool verbose;
+} alloy_options_t;
+extern alloy_options_t alloy__options;
+void options_init(void);
+
+/* ----------------------------------------------------------------- report */
+/* Tiny printf (%s %d %u %zu %zx %p %c %%) into buf; never allocates. */
+size_t fmt_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
+size_t fmt_format(char *buf, size_t cap, const char *fmt, ...);
+void report_message(const char *fmt, ...);
+/* Misuse by the program: reported with the address, then abort unless
+ * abort_on_error:false. */
+void report_misuse(const char *what, const void *p, const char *detail);
+__attribute__((noreturn)) void report_fatal(const char *fmt, ...);
+
+/* ------------------------------------------------------------------ stats */
+void stats_fold(heap_t *heap);
+void stats_orphan_free(size_t bytes);
+void stats_print_at_exit(void);
+
+/* ------------------------------------------------------------------- init */
+extern _Atomic(int) alloy__process_ready;
+void process_init(void);
+void init_thread_register(heap_t *heap);
+
+#endif /* ALLOY_INTERNAL_H */

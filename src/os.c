@@ -1,0 +1,197 @@
+/*
+ * os.c - the platform layer: every call alloy makes to the operating system
+ * goes through the functions here (mapping, purging, randomness, environment,
+ * output, locks), so a port to FreeBSD, macOS or another architecture touches
+ * this file only.  Nothing here allocates with malloc, and nothing here knows
+ * about segments or heaps.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static size_t page_size;
+static _Atomic(size_t) mapped_bytes;
+static _Atomic(size_t) mapped_peak;
+static _Atomic(long) fail_after = -1; /* test hook: <0 never fails */
+static _Atomic(uintptr_t) aligned_hint;
+
+size_t os_page_size(void) {
+  if (unlikely(page_size == 0)) {
+    unsigned long ps = getauxval(AT_PAGESZ); /* read, never assumed: ARM64 has 16/64 KiB */
+    page_size = ps ? (size_t)ps : 4096;
+  }
+  return page_size;
+}
+
+void os_init(void) { (void)os_page_size(); }
+
+static void mapped_add(size_t n) {
+  size_t now = atomic_fetch_add_explicit(&mapped_bytes, n, memory_order_relaxed) + n;
+  size_t peak = atomic_load_explicit(&mapped_peak, memory_order_relaxed);
+  while (now > peak &&
+         !atomic_compare_exchange_weak_explicit(&mapped_peak, &peak, now, memory_order_relaxed,
+                                                memory_order_relaxed)) {
+  }
+}
+
+size_t os_mapped_bytes(void) { return atomic_load_explicit(&mapped_bytes, memory_order_relaxed); }
+size_t os_mapped_peak(void) { return atomic_load_explicit(&mapped_peak, memory_order_relaxed); }
+
+void os_set_fail_after(long n) { atomic_store(&fail_after, n); }
+
+/* The test hook: returns true when this mapping must fail. */
+static bool injected_failure(void) {
+  long n = atomic_load_explicit(&fail_after, memory_order_relaxed);
+  if (likely(n < 0)) return false;
+  if (n == 0) return true; /* keeps failing until reset to -1 */
+  atomic_fetch_sub(&fail_after, 1);
+  return false;
+}
+
+static void *map_raw(void *hint, size_t size) {
+  if (injected_failure()) return NULL;
+  /* MAP_NORESERVE: address space is not commit charge until touched. */
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void *os_map(size_t size) {
+  void *p = map_raw(NULL, size);
+  if (p) mapped_add(size);
+  return p;
+}
+
+bool os_unmap(void *p, size_t size) {
+  if (munmap(p, size) != 0) return false;
+  atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed);
+  return true;
+}
+
+/* Maps `size` bytes aligned to `align` (a power of two >= the OS page).
+ * First tries an exact-size mapping at a hint just past the last aligned
+ * mapping (usually free, no trimming), then over-maps and trims. */
+void *os_map_aligned(size_t size, size_t align, size_t *mapped) {
+  uintptr_t hint = atomic_load_explicit(&aligned_hint, memory_order_relaxed);
+  if (hint != 0) {
+    uint8_t *p = map_raw((void *)hint, size);
+    if (p && ((uintptr_t)p & (align - 1)) == 0) {
+      atomic_store_explicit(&aligned_hint, (uintptr_t)p + size + ((align - size % align) % align),
+                            memory_order_relaxed);
+      mapped_add(size);
+      *mapped = size;
+      return p;
+    }
+    if (p) munmap(p, size);
+  }
+  if (size + align < size) return NULL;
+  uint8_t *raw = map_raw(NULL, size + align);
+  if (!raw) return NULL;
+  uint8_t *p = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+  size_t before = (size_t)(p - raw), after = align - before;
+  if (before) munmap(raw, before);
+  if (after) munmap(p + size, after);
+  atomic_store_explicit(&aligned_hint, (uintptr_t)p + size + ((align - size % align) % align),
+                        memory_order_relaxed);
+  mapped_add(size);
+  *mapped = size;
+  return p;
+}
+
+/* Gives the pages back while keeping the range mapped: MADV_DONTNEED drops
+ * them from RSS at once (MADV_FREE would leave them counted until memory
+ * pressure, which monitoring reads as a leak). */
+void os_purge(void *p, size_t size) { madvise(p, size, MADV_DONTNEED); }
+
+void os_write(int fd, const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+void os_abort(void) {
+  abort();
+}
+
+uint64_t os_random(void) {
+  uint64_t r = 0;
+  if (syscall(SYS_getrandom, &r, sizeof r, 1 /* GRND_NONBLOCK */) == (long)sizeof r) return r;
+  /* Early boot without entropy: mix what differs between processes. */
+  uint64_t t = (uint64_t)__builtin_ia32_rdtsc();
+  r = t ^ ((uint64_t)(uintptr_t)&r << 17) ^ ((uint64_t)getpid() << 40);
+  r ^= r >> 33;
+  r *= 0xff51afd7ed558ccdULL;
+  r ^= r >> 33;
+  return r;
+}
+
+/* getenv() without libc: environ can be read before libc's own init. */
+const char *os_getenv(const char *name) {
+  if (!environ) return NULL;
+  size_t n = strlen(name);
+  for (char **e = environ; *e; e++)
+    if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+  return NULL;
+}
+
+int os_getpid(void) { return (int)getpid(); }
+
+void os_yield(void) { sched_yield(); }
+
+/* A test-and-test-and-set lock: held only for short list operations on slow
+ * paths (abandoned heaps, the heap registry, metadata).  pthread_mutex would
+ * do too, but this one is usable before libpthread's initialisation and
+ * trivially reset in a fork child. */
+void os_lock(os_lock_t *l) {
+  for (;;) {
+    if (!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)) return;
+    while (atomic_load_explicit(&l->locked, memory_order_relaxed)) os_yield();
+  }
+}
+
+void os_unlock(os_lock_t *l) { atomic_store_explicit(&l->locked, 0, memory_order_release); }
+
+/* Metadata that lives for the whole process (heap structures): bump-allocated
+ * from 64 KiB mappings. */
+static os_lock_t meta_lock = OS_LOCK_INIT;
+static uint8_t *meta_cur, *meta_end;
+
+void *os_meta_alloc(size_t size) {
+  size = (size + 63) & ~(size_t)63;
+  os_lock(&meta_lock);
+  if ((size_t)(meta_end - meta_cur) < size) {
+    size_t chunk = size > 64 * ALLOY_KiB ? size : 64 * ALLOY_KiB;
+    uint8_t *p = map_raw(NULL, chunk);
+    if (!p) {
+      os_unlock(&meta_lock);
+      return NULL;
+    }
+    mapped_add(chunk);
+    meta_cur = p;
+    meta_end = p + chunk;
+  }
+  void *r = meta_cur;
+  meta_cur += size;
+  os_unlock(&meta_lock);
+  return r;
+}
+
+/* fork: the metadata lock is held across fork so the child never inherits it
+ * taken by a thread that does not exist there. */
+void os_fork_prepare(void) { os_lock(&meta_lock); }
+void os_fork_parent(void) { os_unlock(&meta_lock); }
+void os_fork_child(void) { os_unlock(&meta_lock); }

@@ -1,0 +1,114 @@
+/*
+ * page.c - one page: its three free lists (see types.h), lazy carving of
+ * blocks, collection of remote frees, and the state word that tells remote
+ * freers what to do.
+ *
+ * Every function here runs on the owning heap's thread, except that remote
+ * threads push onto thread_free concurrently (free.c): the only field shared
+ * across threads is the atomic thread_free word.
+ */
+#include "internal.h"
+
+#define EXTEND_BYTES (4 * ALLOY_KiB) /* carve about one OS page of blocks at a time */
+#define EXTEND_MIN 4
+
+void page_init(page_t *page, unsigned cls, size_t block_size) {
+  size_t area = (size_t)page->slice_count * SLICE_SIZE;
+  page->block_size = block_size;
+  page->size_class = (uint8_t)cls;
+  page->kind = block_size <= SMALL_MAX ? PAGE_SMALL : PAGE_MEDIUM;
+  page->reserved = (uint32_t)(area / block_size);
+  page->capacity = 0;
+  page->used = 0;
+  page->free = NULL;
+  page->local_free = NULL;
+  atomic_store_explicit(&page->thread_free, TF_PLAIN, memory_order_relaxed);
+}
+
+/* Carves the next few untouched blocks into the (empty) free list, in address
+ * order.  Touching only ~4 KiB at a time keeps a barely used page from
+ * becoming resident whole. */
+bool page_extend_free(page_t *page) {
+  uint32_t left = page->reserved - page->capacity;
+  if (left == 0) return false;
+  size_t bsize = page->block_size;
+  uint32_t n = (uint32_t)(EXTEND_BYTES / bsize);
+  if (n < EXTEND_MIN) n = EXTEND_MIN;
+  if (n > left) n = left;
+  uint8_t *first = page->start + (size_t)page->capacity * bsize;
+  uint8_t *p = first;
+  for (uint32_t i = 1; i < n; i++, p += bsize) ((block_t *)p)->next = (block_t *)(p + bsize);
+  ((block_t *)p)->next = page->free;
+  page->free = (block_t *)first;
+  page->capacity += n;
+  return true;
+}
+
+/* Detaches the remote-free list, keeping the state bits; returns it.
+ * Acquire pairs with the freers' release CAS: their writes of block->next are
+ * visible before we walk the list. */
+static block_t *page_detach_thread_free(page_t *page) {
+  uintptr_t old = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  do {
+    if ((old & ~TF_STATE_MASK) == 0) return NULL;
+  } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &old, old & TF_STATE_MASK,
+                                                  memory_order_acquire, memory_order_relaxed));
+  return (block_t *)(old & ~TF_STATE_MASK);
+}
+
+/* Moves remote frees to local_free, then local_free to free when free is
+ * empty.  Returns the number of remote frees collected. */
+uint32_t page_take_thread_free(page_t *page) {
+  block_t *list = page_detach_thread_free(page);
+  if (!list) return 0;
+  uint32_t n = 1;
+  block_t *tail = list;
+  while (tail->next) {
+    tail = tail->next;
+    n++;
+  }
+  tail->next = page->local_free;
+  page->local_free = list;
+  page->used -= n;
+  return n;
+}
+
+void page_collect(page_t *page) {
+  page_take_thread_free(page);
+  if (page->free == NULL) {
+    page->free = page->local_free;
+    page->local_free = NULL;
+  }
+}
+
+/* Sets the state remote freers see.  A NOTIFYING freer is between reading the
+ * page's heap and handing it the block: the owner waits it out before any
+ * change that could make the heap pointer stale (NOTIFY again, NEVER), and
+ * leaves it alone for PLAIN (the freer ends in PLAIN itself). */
+void page_set_tf_state(page_t *page, tf_state_t state) {
+  uintptr_t old = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  for (;;) {
+    if ((old & TF_STATE_MASK) == TF_NOTIFYING) {
+      if (state == TF_PLAIN) return;
+      os_yield();
+      old = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+      continue;
+    }
+    if ((old & TF_STATE_MASK) == (uintptr_t)state) return;
+    uintptr_t want = (old & ~TF_STATE_MASK) | (uintptr_t)state;
+    if (atomic_compare_exchange_weak_explicit(&page->thread_free, &old, want, memory_order_acq_rel,
+                                              memory_order_relaxed))
+      return;
+  }
+}
+
+/* Why p is not a block of this page, or NULL when it is the start of one
+ * (live or free: telling those apart is the hardening layer's job). */
+const char *page_check_block(const page_t *page, const void *p) {
+  if (page->slice_count == 0) return "inside an alloy region, in no page";
+  size_t off = (size_t)((const uint8_t *)p - page->start);
+  if ((const uint8_t *)p < page->start || off / page->block_size >= page->capacity)
+    return "outside the blocks of its page";
+  if (off % page->block_size != 0) return "not the start of a block (interior pointer)";
+  return NULL;
+}

@@ -1,0 +1,205 @@
+/*
+ * segment.c - segments: 4 MiB aligned regions carved into 64 KiB slices, and
+ * huge blocks in segments of their own.  Owns the process-wide segment map
+ * (which 4 MiB frames are alloy's) and the slice bookkeeping of each segment.
+ *
+ * Called by the owning heap's thread only, except for huge blocks, which any
+ * thread frees directly.  Never takes a lock: the map is updated with atomic
+ * bit operations.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+uint64_t alloy__segment_map[SEGMENT_MAP_WORDS];
+static _Atomic(uint64_t) live_segments;
+static _Atomic(uint64_t) live_huge;
+
+/* Header bytes, rounded to the OS page: a huge block starts right after. */
+static size_t header_size(void) {
+  size_t ps = os_page_size();
+  return (sizeof(segment_t) + ps - 1) & ~(ps - 1);
+}
+
+static void map_set(segment_t *seg, bool on) {
+  uintptr_t frame = (uintptr_t)seg >> SEGMENT_SHIFT;
+  uint64_t bit = (uint64_t)1 << (frame % 64);
+  if (on)
+    __atomic_fetch_or(&alloy__segment_map[frame / 64], bit, __ATOMIC_RELEASE);
+  else
+    __atomic_fetch_and(&alloy__segment_map[frame / 64], ~bit, __ATOMIC_RELEASE);
+}
+
+static void segment_set_slices(segment_t *seg, size_t first, size_t count, page_t *page) {
+  for (size_t i = first; i < first + count; i++) seg->slice_page[i] = page;
+}
+
+static segment_t *segment_new(heap_t *heap) {
+  size_t mapped = 0;
+  segment_t *seg = os_map_aligned(SEGMENT_SIZE, SEGMENT_SIZE, &mapped);
+  if (!seg) return NULL;
+  /* Fresh anonymous memory is zero: only the non-zero fields are set. */
+  seg->kind = SEGMENT_NORMAL;
+  seg->mapped_size = mapped;
+  seg->heap = heap;
+  seg->free_slices = ~(uint64_t)1; /* slice 0 is the header */
+  segment_set_slices(seg, 0, SLICES_PER_SEGMENT, &alloy__page_invalid);
+  map_set(seg, true);
+  atomic_fetch_add_explicit(&live_segments, 1, memory_order_relaxed);
+  return seg;
+}
+
+static void segment_unmap(segment_t *seg) {
+  map_set(seg, false);
+  atomic_fetch_sub_explicit(&live_segments, 1, memory_order_relaxed);
+  os_unmap(seg, seg->mapped_size);
+}
+
+static void heap_link_segment(heap_t *heap, segment_t *seg) {
+  seg->prev = NULL;
+  seg->next = heap->segments[seg->list];
+  if (seg->next) seg->next->prev = seg;
+  heap->segments[seg->list] = seg;
+}
+
+static void heap_unlink_segment(heap_t *heap, segment_t *seg) {
+  if (seg->prev) seg->prev->next = seg->next;
+  else heap->segments[seg->list] = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+  seg->next = seg->prev = NULL;
+}
+
+/* First run of `count` free slices starting at a multiple of `align`, or -1. */
+static int find_free_run(uint64_t free, size_t count, size_t align) {
+  uint64_t run = count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1);
+  for (size_t i = 1; i + count <= SLICES_PER_SEGMENT; i += align) {
+    if (i % align) i += align - i % align;
+    if (i + count > SLICES_PER_SEGMENT) break;
+    if (((free >> i) & run) == run) return (int)i;
+  }
+  return -1;
+}
+
+static page_t *segment_take(segment_t *seg, size_t first, size_t count) {
+  uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
+  page_t *page = &seg->pages[first];
+  bool fresh = (seg->dirty_slices & bits) == 0;
+  seg->free_slices &= ~bits;
+  seg->dirty_slices |= bits;
+  seg->used_pages++;
+  memset(page, 0, sizeof *page);
+  page->slice_index = (uint16_t)first;
+  page->slice_count = (uint32_t)count;
+  page->start = (uint8_t *)seg + first * SLICE_SIZE;
+  page->is_zero = fresh;
+  atomic_store_explicit(&page->xheap, (uintptr_t)seg->heap, memory_order_relaxed);
+  segment_set_slices(seg, first, count, page);
+  return page;
+}
+
+/* A page of `slices` slices whose start is aligned to `align_slices` slices,
+ * from the heap's segments of that list, its spare, or a new segment. */
+page_t *segment_alloc_page(heap_t *heap, size_t slices, size_t align_slices, segment_list_t list) {
+  if (slices == 0 || slices >= SLICES_PER_SEGMENT) return NULL;
+  for (segment_t *seg = heap->segments[list]; seg; seg = seg->next) {
+    int i = find_free_run(seg->free_slices, slices, align_slices);
+    if (i >= 0) return segment_take(seg, (size_t)i, slices);
+  }
+  segment_t *seg = heap->spare;
+  if (seg) heap->spare = NULL;
+  else seg = segment_new(heap);
+  if (!seg) return NULL;
+  seg->heap = heap;
+  seg->list = (uint8_t)list;
+  heap_link_segment(heap, seg);
+  int i = find_free_run(seg->free_slices, slices, align_slices);
+  return i < 0 ? NULL : segment_take(seg, (size_t)i, slices);
+}
+
+/* Returns a page's slices to its segment; an empty segment becomes the heap's
+ * spare (one is kept so a heap oscillating around a segment boundary does not
+ * map and unmap 4 MiB every time) or goes back to the OS. */
+void segment_free_page(heap_t *heap, page_t *page) {
+  segment_t *seg = segment_of(page);
+  size_t first = page->slice_index, count = page->slice_count;
+  uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
+  segment_set_slices(seg, first, count, &alloy__page_invalid);
+  memset(page, 0, sizeof *page);
+  seg->free_slices |= bits;
+  if (--seg->used_pages > 0) return;
+  heap_unlink_segment(heap, seg);
+  if (heap->spare == NULL) {
+    heap->spare = seg;
+  } else {
+    segment_unmap(seg);
+  }
+}
+
+void segment_release_spare(heap_t *heap) {
+  if (heap->spare) segment_unmap(heap->spare);
+  heap->spare = NULL;
+}
+
+/* Moves every segment of `from` to `to` (adoption of an abandoned heap). */
+void segment_move_all(heap_t *from, heap_t *to) {
+  for (int list = 0; list < SEGMENT_LISTS; list++) {
+    segment_t *seg = from->segments[list];
+    while (seg) {
+      segment_t *next = seg->next;
+      seg->heap = to;
+      heap_link_segment(to, seg);
+      seg = next;
+    }
+    from->segments[list] = NULL;
+  }
+  segment_release_spare(from);
+}
+
+bool segment_heap_has_any(const heap_t *heap) {
+  for (int list = 0; list < SEGMENT_LISTS; list++)
+    if (heap->segments[list]) return true;
+  return false;
+}
+
+/* ----------------------------------------------------------- huge blocks */
+
+/* A block bigger than LARGE_MAX gets a mapping of its own: the segment header
+ * in the first page(s), the block after it.  Alignments below the segment
+ * size are served by placing the block; larger ones cannot be (a pointer
+ * aligned to 4 MiB would be taken for a segment header) and fail. */
+void *segment_huge_alloc(size_t size, size_t align) {
+  size_t ps = os_page_size();
+  if (align < ps) align = ps;
+  if (align >= SEGMENT_SIZE) return NULL;
+  size_t offset = (header_size() + align - 1) & ~(align - 1);
+  if (size > (size_t)PTRDIFF_MAX - offset - SEGMENT_SIZE) return NULL;
+  size_t total = (offset + size + ps - 1) & ~(ps - 1);
+  size_t mapped = 0;
+  segment_t *seg = os_map_aligned(total, SEGMENT_SIZE, &mapped);
+  if (!seg) return NULL;
+  seg->kind = SEGMENT_HUGE;
+  seg->mapped_size = mapped;
+  seg->used_pages = 1;
+  page_t *page = &seg->pages[0];
+  page->kind = PAGE_HUGE;
+  page->is_zero = 1;
+  page->start = (uint8_t *)seg + offset;
+  page->block_size = total - offset;
+  page->reserved = page->capacity = page->used = 1;
+  page->slice_count = 1;
+  segment_set_slices(seg, 0, SLICES_PER_SEGMENT, page);
+  map_set(seg, true);
+  atomic_fetch_add_explicit(&live_huge, 1, memory_order_relaxed);
+  return page->start;
+}
+
+void segment_huge_free(segment_t *seg) {
+  map_set(seg, false);
+  atomic_fetch_sub_explicit(&live_huge, 1, memory_order_relaxed);
+  os_unmap(seg, seg->mapped_size);
+}
+
+void segment_count(uint64_t *segments, uint64_t *huge) {
+  *segments = atomic_load_explicit(&live_segments, memory_order_relaxed);
+  *huge = atomic_load_explicit(&live_huge, memory_order_relaxed);
+}
