@@ -6,7 +6,7 @@
 CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
-CFLAGS_COMMON := -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude -g
+CFLAGS_COMMON := -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude -g -gdwarf-4
 LIB_CFLAGS := $(CFLAGS_COMMON) $(OPT) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
               -fno-builtin-malloc -fno-stack-protector -D_GNU_SOURCE
 LDLIBS_LIB := -pthread

@@ -66,8 +66,9 @@ static bool large_grow_in_place(page_t *page, const void *p, size_t size) {
   size_t usable = alloy__large_usable(size);
   if (page->start + usable > span_end) return false;
   heap_t *heap = heap_get();
-  heap->event_countdown -= (int64_t)(usable - page->block_size);
+  heap->event_countdown -= (int64_t)(usable - page->block_size) << CHARGE_SHIFT;
   page->block_size = usable;
+  page->alloc_charge = alloc_charge_of(usable);
   return true;
 }
 
@@ -114,7 +115,7 @@ void *alloy__aligned(size_t align, size_t size) {
   size_t rounded = (size + align - 1) & ~(align - 1);
   if (rounded == 0) rounded = align;
   if (rounded <= MEDIUM_MAX && align <= SLICE_SIZE) return fast_malloc(rounded);
-  return heap_malloc_generic(heap_get(), size, align);
+  return heap_malloc_generic(size, heap_get(), align);
 }
 
 EXPORT void *alloy_aligned_alloc(size_t align, size_t size) {

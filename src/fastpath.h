@@ -17,13 +17,11 @@ static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
     if (likely(block != NULL)) {
       page->free = block->next;
       page->used++;
-      heap->counters.nmalloc++;
-      if (unlikely((heap->event_countdown -= (int64_t)page->block_size) < 0))
-        return heap_event(heap, block);
+      if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return heap_event(heap, block);
       return block;
     }
   }
-  return heap_malloc_generic(heap, size, 0);
+  return heap_malloc_generic(size, heap, 0);
 }
 
 static inline __attribute__((always_inline)) void fast_free(void *p) {

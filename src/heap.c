@@ -352,6 +352,7 @@ static void *heap_alloc_large(heap_t *heap, size_t size, size_t align) {
   if (!page) return NULL;
   page->kind = PAGE_LARGE;
   page->block_size = usable;
+  page->alloc_charge = alloc_charge_of(usable);
   page->reserved = page->capacity = page->used = 1;
   page_set_owner(page, heap, true);
   atomic_store_explicit(&page->thread_free, TF_NOTIFY, memory_order_release);
@@ -361,7 +362,7 @@ static void *heap_alloc_large(heap_t *heap, size_t size, size_t align) {
 
 /* Everything the malloc fast path did not serve.  `align` is at most
  * ALIGNMENT_MIN except from alloy__aligned for large and huge blocks. */
-NOINLINE void *heap_malloc_generic(heap_t *heap, size_t size, size_t align) {
+NOINLINE void *heap_malloc_generic(size_t size, heap_t *heap, size_t align) {
   if (unlikely(heap == &alloy__heap_empty)) {
     heap = heap_init_thread();
     if (!heap) {
@@ -387,8 +388,12 @@ NOINLINE void *heap_malloc_generic(heap_t *heap, size_t size, size_t align) {
     errno = ENOMEM;
     return NULL;
   }
-  heap->counters.nmalloc++;
-  if (unlikely((heap->event_countdown -= (int64_t)usable) < 0)) return heap_event(heap, p);
+  if (unlikely(usable >= CHARGE_MAX_BYTES)) { /* would overflow the charge: count directly */
+    heap->counters.alloc_bytes += usable;
+    heap->counters.nmalloc++;
+    return heap_event(heap, p);
+  }
+  if (unlikely((heap->event_countdown -= alloc_charge_of(usable)) < 0)) return heap_event(heap, p);
   return p;
 }
 

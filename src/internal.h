@@ -25,7 +25,8 @@ static inline heap_t *heap_get(void) { return alloy__tls_heap; }
 
 heap_t *heap_init_thread(void);            /* the calling thread's real heap, or NULL */
 void heap_thread_done(heap_t *heap);       /* thread exit: abandon */
-void *heap_malloc_generic(heap_t *heap, size_t size, size_t align);
+/* Argument order matches the fast path's registers (size stays in rdi). */
+void *heap_malloc_generic(size_t size, heap_t *heap, size_t align);
 void *heap_event(heap_t *heap, void *block);
 void heap_page_now_free(heap_t *heap, page_t *page);
 void heap_page_unfull(heap_t *heap, page_t *page);
@@ -50,7 +51,7 @@ static inline unsigned size_class_of(size_t size) {
 static inline size_t size_class_size(unsigned cls) { return alloy__class_size[cls]; }
 
 /* ----------------------------------------------------------------- segment */
-extern uint64_t alloy__segment_map[SEGMENT_MAP_WORDS];
+extern uint8_t alloy__segment_map[SEGMENT_MAP_SIZE];
 
 static inline segment_t *segment_of(const void *p) {
   return (segment_t *)((uintptr_t)p & ~(uintptr_t)SEGMENT_MASK);
@@ -58,9 +59,10 @@ static inline segment_t *segment_of(const void *p) {
 /* True when p lies in a 4 MiB frame that is one of alloy's segments. */
 static inline bool segment_map_has(const void *p) {
   uintptr_t frame = (uintptr_t)p >> SEGMENT_SHIFT;
-  if (unlikely(frame >= SEGMENT_MAP_WORDS * 64)) return false;
-  uint64_t w = __atomic_load_n(&alloy__segment_map[frame / 64], __ATOMIC_RELAXED);
-  return (w >> (frame % 64)) & 1;
+  return frame < SEGMENT_MAP_SIZE && __atomic_load_n(&alloy__segment_map[frame], __ATOMIC_RELAXED);
+}
+static inline int64_t alloc_charge_of(size_t bytes) {
+  return (int64_t)((bytes << CHARGE_SHIFT) + 1);
 }
 static inline page_t *segment_page_of(const segment_t *seg, const void *p) {
   return seg->slice_page[((uintptr_t)p >> SLICE_SHIFT) % SLICES_PER_SEGMENT];

@@ -15,6 +15,7 @@
 void page_init(page_t *page, unsigned cls, size_t block_size) {
   size_t area = (size_t)page->slice_count * SLICE_SIZE;
   page->block_size = block_size;
+  page->alloc_charge = alloc_charge_of(block_size);
   page->size_class = (uint8_t)cls;
   page->kind = block_size <= SMALL_MAX ? PAGE_SMALL : PAGE_MEDIUM;
   page->reserved = (uint32_t)(area / block_size);

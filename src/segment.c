@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-uint64_t alloy__segment_map[SEGMENT_MAP_WORDS];
+uint8_t alloy__segment_map[SEGMENT_MAP_SIZE];
 static _Atomic(uint64_t) live_segments;
 static _Atomic(uint64_t) live_huge;
 
@@ -22,12 +22,7 @@ static size_t header_size(void) {
 }
 
 static void map_set(segment_t *seg, bool on) {
-  uintptr_t frame = (uintptr_t)seg >> SEGMENT_SHIFT;
-  uint64_t bit = (uint64_t)1 << (frame % 64);
-  if (on)
-    __atomic_fetch_or(&alloy__segment_map[frame / 64], bit, __ATOMIC_RELEASE);
-  else
-    __atomic_fetch_and(&alloy__segment_map[frame / 64], ~bit, __ATOMIC_RELEASE);
+  __atomic_store_n(&alloy__segment_map[(uintptr_t)seg >> SEGMENT_SHIFT], on, __ATOMIC_RELEASE);
 }
 
 static void segment_set_slices(segment_t *seg, size_t first, size_t count, page_t *page) {

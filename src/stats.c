@@ -32,7 +32,9 @@ static void peak_update(void) {
 /* Adds what the heap counted since its last fold to the totals and restarts
  * its event countdown. */
 void stats_fold(heap_t *heap) {
-  heap->counters.alloc_bytes += (uint64_t)(heap->event_period - heap->event_countdown);
+  uint64_t charged = (uint64_t)(heap->event_period - heap->event_countdown);
+  heap->counters.alloc_bytes += charged >> CHARGE_SHIFT;
+  heap->counters.nmalloc += charged & (((uint64_t)1 << CHARGE_SHIFT) - 1);
   heap->event_countdown = heap->event_period = EVENT_INTERVAL;
   atomic_fetch_add_explicit(&total_alloc, heap->counters.alloc_bytes - heap->folded_alloc,
                             memory_order_relaxed);

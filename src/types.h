@@ -82,13 +82,22 @@
 #define DIRECT_SLOTS (DIRECT_MAX / ALIGNMENT_MIN + 1)
 #define SIZE_CLASSES 80 /* 16..128 by 16, then 8 classes per doubling to 64 KiB */
 
-/* The user address space is 47 bits on x86-64 (and on 48-bit ARM64): one bit
- * per 4 MiB frame is 2^25 bits = 4 MiB of zero-filled .bss, of which only the
- * words covering mapped segments are ever touched. */
+/* The user address space is 47 bits on x86-64 (and on 48-bit ARM64): one
+ * byte per 4 MiB frame is 32 MiB of zero-filled .bss (address space only:
+ * just the pages covering mapped segments are ever touched, 4 KiB per 16 GiB
+ * of segments).  A byte rather than a bit saves free() three instructions. */
 #define ADDRESS_BITS 47
-#define SEGMENT_MAP_WORDS (((size_t)1 << (ADDRESS_BITS - SEGMENT_SHIFT)) / 64)
+#define SEGMENT_MAP_SIZE ((size_t)1 << (ADDRESS_BITS - SEGMENT_SHIFT))
 
-#define EVENT_INTERVAL (256 * ALLOY_KiB) /* bytes allocated between rare events */
+/* The event countdown counts bytes and allocations in one word: each
+ * allocation subtracts (size << CHARGE_SHIFT) + 1, so one subtraction and one
+ * sign test on the fast path gate the rare events and still give exact
+ * totals of both.  An interval allocates at most 2^18 bytes in 16-byte blocks
+ * (2^14 < 2^CHARGE_SHIFT allocations) before it is folded. */
+#define CHARGE_SHIFT 20
+#define EVENT_INTERVAL_BYTES (256 * ALLOY_KiB)
+#define EVENT_INTERVAL ((int64_t)EVENT_INTERVAL_BYTES << CHARGE_SHIFT)
+#define CHARGE_MAX_BYTES ((size_t)1 << 40) /* larger blocks are folded at once */
 
 typedef struct alloy_block_s {
   struct alloy_block_s *next;
@@ -120,6 +129,7 @@ typedef struct alloy_page_s {
   uint32_t used;         /* blocks handed out and not yet freed back here */
   uint32_t capacity;     /* blocks carved into lists so far */
   size_t block_size;     /* class size (usable size of large/huge) */
+  int64_t alloc_charge;  /* (block_size << CHARGE_SHIFT) + 1, see EVENT_INTERVAL */
   block_t *local_free;   /* owner's frees, swapped into `free` when it is empty */
   _Atomic(uintptr_t) xheap;       /* owning heap | XHEAP_FULL; 0 for huge/unused */
   _Atomic(uintptr_t) thread_free; /* remote frees | tf_state_t */
@@ -164,14 +174,14 @@ struct alloy_segment_s {
 /* Per-heap counters, folded into the process totals at events (stats.c). */
 typedef struct {
   uint64_t alloc_bytes;  /* bytes allocated up to the last event */
+  uint64_t nmalloc;      /* allocations up to the last event */
   uint64_t freed_bytes;  /* bytes freed by this thread (any owner) */
-  uint64_t nmalloc;
 } heap_counters_t;
 
 struct alloy_heap_s {
   /* --- fast path --- */
   page_t *direct[DIRECT_SLOTS];  /* (size+15)/16 -> page serving that class */
-  int64_t event_countdown;       /* bytes until the next rare event */
+  int64_t event_countdown;       /* charge left until the next rare event */
   heap_counters_t counters;
   /* --- slow path --- */
   int64_t event_period;          /* countdown value at the last event */
