@@ -247,14 +247,30 @@ static bool heap_adopt_one(heap_t *heap) {
   return true;
 }
 
+static void page_release_if_empty(heap_t *heap, page_t *page, void *arg) {
+  (void)arg;
+  if (page->kind == PAGE_LARGE) return;
+  page_take_thread_free(page);
+  if (page->used != 0) return;
+  if (page_is_full(page)) queue_remove(&heap->full, page);
+  else class_queue_remove(heap, page);
+  segment_free_page(heap, page);
+}
+
+/* Gives every empty page back to its segment and empty segments to the OS. */
+static void heap_release_empty(heap_t *heap) {
+  heap_collect_delayed(heap);
+  heap_visit_pages(heap, page_release_if_empty, NULL);
+  segment_release_spare(heap);
+}
+
 /* Thread exit: stop remote freers from notifying, take what they already
  * handed over, release what is empty, and leave the rest for an adopter. */
 void heap_thread_done(heap_t *heap) {
   if (heap == &alloy__heap_empty) return;
   heap_collect_delayed(heap);
   heap_visit_pages(heap, page_abandon, NULL);
-  heap_collect_delayed(heap); /* blocks handed over before NEVER took effect */
-  heap_collect(heap);
+  heap_release_empty(heap); /* also takes blocks handed over before NEVER took effect */
   stats_fold(heap);
   alloy__tls_heap = &alloy__heap_empty;
   if (!segment_heap_has_any(heap)) {
@@ -268,22 +284,13 @@ void heap_thread_done(heap_t *heap) {
   }
 }
 
-static void page_release_if_empty(heap_t *heap, page_t *page, void *arg) {
-  (void)arg;
-  if (page->kind == PAGE_LARGE) return;
-  page_take_thread_free(page);
-  if (page->used != 0) return;
-  if (page_is_full(page)) queue_remove(&heap->full, page);
-  else class_queue_remove(heap, page);
-  segment_free_page(heap, page);
-}
-
-/* Gives every empty page back to its segment and empty segments to the OS. */
+/* alloy_collect and malloc_trim: adopt what exited threads left, then give
+ * back everything empty. */
 void heap_collect(heap_t *heap) {
   if (heap == &alloy__heap_empty) return;
-  heap_collect_delayed(heap);
-  heap_visit_pages(heap, page_release_if_empty, NULL);
-  segment_release_spare(heap);
+  while (heap_adopt_one(heap)) {
+  }
+  heap_release_empty(heap);
 }
 
 /* ------------------------------------------------------------ slow path */
@@ -400,6 +407,9 @@ NOINLINE void *heap_malloc_generic(size_t size, heap_t *heap, size_t align) {
 /* The rare-event hook: runs once every EVENT_INTERVAL bytes of allocation. */
 NOINLINE void *heap_event(heap_t *heap, void *block) {
   stats_fold(heap);
+  /* Threads that exited leave memory others may have freed since: reclaim
+   * it even when this heap never runs short of pages. */
+  heap_adopt_one(heap);
   return block;
 }
 
