@@ -59,16 +59,33 @@ EXPORT void *alloy_calloc(size_t n, size_t size) {
   return memset(p, 0, total);
 }
 
-/* Large blocks grow in place while the slices behind them are theirs. */
-static bool large_grow_in_place(page_t *page, const void *p, size_t size) {
-  if (page->kind != PAGE_LARGE || page_heap(page) != heap_get()) return false;
-  uint8_t *span_end = (uint8_t *)segment_of(p) + (size_t)(page->slice_index + page->slice_count) * SLICE_SIZE;
-  size_t usable = alloy__large_usable(size);
-  if (page->start + usable > span_end) return false;
+/* Counts a block's change of usable size against the calling thread. */
+static void count_resize(size_t old_usable, size_t new_usable) {
   heap_t *heap = heap_get();
-  heap->event_countdown -= (int64_t)(usable - page->block_size) << CHARGE_SHIFT;
-  page->block_size = usable;
-  page->alloc_charge = alloc_charge_of(usable);
+  if (heap == &alloy__heap_empty) return;
+  if (new_usable > old_usable)
+    heap->event_countdown -= (int64_t)(new_usable - old_usable) << CHARGE_SHIFT;
+  else
+    heap->counters.freed_bytes += old_usable - new_usable;
+}
+
+/* Large blocks grow in place while the slices behind them are theirs; huge
+ * blocks grow or shrink their mapping where it stands. */
+static bool resize_in_place(page_t *page, const void *p, size_t size) {
+  size_t old = page->block_size;
+  if (page->kind == PAGE_HUGE) {
+    if (!segment_huge_resize(segment_of(p), size)) return false;
+  } else if (page->kind == PAGE_LARGE && page_heap(page) == heap_get()) {
+    uint8_t *span_end = (uint8_t *)segment_of(p) + (size_t)(page->slice_index + page->slice_count) * SLICE_SIZE;
+    size_t usable = alloy__large_usable(size);
+    if (size > old && page->start + usable > span_end) return false;
+    if (size <= old) return false;
+    page->block_size = usable;
+    page->alloc_charge = alloc_charge_of(usable);
+  } else {
+    return false;
+  }
+  count_resize(old, page->block_size);
   return true;
 }
 
@@ -85,7 +102,7 @@ EXPORT void *alloy_realloc(void *p, size_t size) {
   }
   size_t usable = page->block_size;
   if (size <= usable && size >= usable / 2) return p;
-  if (size > usable && large_grow_in_place(page, p, size)) return p;
+  if (resize_in_place(page, p, size)) return p;
   void *q = fast_malloc(size);
   if (q == NULL) return NULL; /* errno is ENOMEM; p untouched */
   memcpy(q, p, size < usable ? size : usable);

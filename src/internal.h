@@ -74,6 +74,7 @@ void segment_release_spare(heap_t *heap);
 void segment_move_all(heap_t *from, heap_t *to);
 void *segment_huge_alloc(size_t size, size_t align);
 void segment_huge_free(segment_t *seg);
+bool segment_huge_resize(segment_t *seg, size_t size);
 size_t segment_huge_usable(const segment_t *seg);
 void segment_count(uint64_t *segments, uint64_t *huge);
 
@@ -127,6 +128,7 @@ void os_init(void);
 void *os_map(size_t size);
 void *os_map_aligned(size_t size, size_t align, size_t *mapped);
 bool os_unmap(void *p, size_t size);
+bool os_remap_in_place(void *p, size_t old_size, size_t new_size);
 void os_purge(void *p, size_t size);
 size_t os_mapped_bytes(void);
 size_t os_mapped_peak(void);

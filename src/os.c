@@ -108,6 +108,16 @@ void *os_map_aligned(size_t size, size_t align, size_t *mapped) {
   return p;
 }
 
+/* Grows or shrinks a mapping where it stands (never moves it: callers rely
+ * on its alignment).  False when the address space after it is taken. */
+bool os_remap_in_place(void *p, size_t old_size, size_t new_size) {
+  if (new_size > old_size && injected_failure()) return false;
+  if (mremap(p, old_size, new_size, 0) == MAP_FAILED) return false;
+  if (new_size > old_size) mapped_add(new_size - old_size);
+  else atomic_fetch_sub_explicit(&mapped_bytes, old_size - new_size, memory_order_relaxed);
+  return true;
+}
+
 /* Gives the pages back while keeping the range mapped: MADV_DONTNEED drops
  * them from RSS at once (MADV_FREE would leave them counted until memory
  * pressure, which monitoring reads as a leak). */

@@ -194,6 +194,20 @@ void segment_huge_free(segment_t *seg) {
   os_unmap(seg, seg->mapped_size);
 }
 
+/* Resizes a huge block's mapping in place (realloc without copying). */
+bool segment_huge_resize(segment_t *seg, size_t size) {
+  page_t *page = &seg->pages[0];
+  size_t ps = os_page_size();
+  size_t offset = (size_t)(page->start - (uint8_t *)seg);
+  if (size > (size_t)PTRDIFF_MAX - offset - SEGMENT_SIZE) return false;
+  size_t total = (offset + size + ps - 1) & ~(ps - 1);
+  if (total < SEGMENT_SIZE / 2) return false; /* small enough to live in a segment */
+  if (!os_remap_in_place(seg, seg->mapped_size, total)) return false;
+  seg->mapped_size = total;
+  page->block_size = total - offset;
+  return true;
+}
+
 void segment_count(uint64_t *segments, uint64_t *huge) {
   *segments = atomic_load_explicit(&live_segments, memory_order_relaxed);
   *huge = atomic_load_explicit(&live_huge, memory_order_relaxed);
