@@ -28,11 +28,11 @@ static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 /* The page of a block, or NULL after reporting when p is not one. */
 static page_t *block_page(const void *p, const char *what) {
-  if (!segment_map_has(p)) {
+  page_t *page = segment_page_lookup(p);
+  if (page == NULL) {
     report_misuse(what, p, "not allocated by alloy");
     return NULL;
   }
-  page_t *page = segment_page_of(segment_of(p), p);
   const char *bad = page_check_block(page, p);
   if (bad) {
     report_misuse(what, p, bad);
@@ -55,7 +55,7 @@ EXPORT void *alloy_calloc(size_t n, size_t size) {
   }
   void *p = fast_malloc(total);
   if (unlikely(p == NULL)) return NULL;
-  if (total > MEDIUM_MAX && segment_page_of(segment_of(p), p)->is_zero) return p;
+  if (total > MEDIUM_MAX && segment_page_lookup(p)->is_zero) return p;
   return memset(p, 0, total);
 }
 
@@ -74,12 +74,12 @@ static void count_resize(size_t old_usable, size_t new_usable) {
 static bool resize_in_place(page_t *page, const void *p, size_t size) {
   size_t old = page->block_size;
   if (page->kind == PAGE_HUGE) {
-    if (!segment_huge_resize(segment_of(p), size)) return false;
+    if (!segment_huge_resize(segment_of(page), size)) return false;
   } else if (page->kind == PAGE_LARGE && page_heap(page) == heap_get()) {
+    if (size <= old || size > LARGE_MAX) return false;
     uint8_t *span_end = (uint8_t *)segment_of(p) + (size_t)(page->slice_index + page->slice_count) * SLICE_SIZE;
     size_t usable = alloy__large_usable(size);
-    if (size > old && page->start + usable > span_end) return false;
-    if (size <= old) return false;
+    if (page->start + usable > span_end) return false;
     page->block_size = usable;
     page->alloc_charge = alloc_charge_of(usable);
   } else {

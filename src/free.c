@@ -20,7 +20,11 @@
  *              heap's delayed_free list (CAS, release), then sets PLAIN.
  *              The owner drains delayed_free (exchange, acquire) on its slow
  *              path and frees those blocks locally, which moves the page back
- *              to its class queue.
+ *              to its class queue.  The freer's last write (back to PLAIN)
+ *              touches the page after the owner may already hold the block,
+ *              so the owner first waits for NOTIFYING to end
+ *              (page_wait_notify_done): it never releases a page a freer is
+ *              still writing to.
  *   NOTIFYING  a freer is between reading the page's heap and pushing onto
  *              it: others just push onto thread_free.  Only that freer leaves
  *              this state, and the owner never changes the page's heap, nor
@@ -97,8 +101,11 @@ static void count_free(heap_t *heap, size_t bytes) {
 NOINLINE void free_generic(void *p, page_t *page) {
   if (page == NULL) {
     if (p == NULL) return;
-    report_misuse("free of a pointer alloy never allocated", p, "not in any alloy segment");
-    return;
+    page = segment_page_lookup(p);
+    if (page == NULL) {
+      report_misuse("free of a pointer alloy never allocated", p, "not in any alloy segment");
+      return;
+    }
   }
   const char *bad = page_check_block(page, p);
   if (unlikely(bad != NULL)) {
@@ -108,7 +115,7 @@ NOINLINE void free_generic(void *p, page_t *page) {
   heap_t *heap = heap_get();
   count_free(heap, page->block_size);
   if (page->kind == PAGE_HUGE) {
-    segment_huge_free(segment_of(p));
+    segment_huge_free(segment_of(page));
     return;
   }
   block_t *block = p;

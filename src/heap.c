@@ -128,7 +128,9 @@ void heap_collect_delayed(heap_t *heap) {
   block_t *b = atomic_exchange_explicit(&heap->delayed_free, NULL, memory_order_acquire);
   while (b) {
     block_t *next = b->next;
-    free_local(heap, segment_page_of(segment_of(b), b), b);
+    page_t *page = segment_page_of(segment_of(b), b);
+    page_wait_notify_done(page);
+    free_local(heap, page, b);
     b = next;
   }
 }
@@ -378,11 +380,12 @@ NOINLINE void *heap_malloc_generic(size_t size, heap_t *heap, size_t align) {
     }
   }
   heap_collect_delayed(heap);
+  if (size == 0) size = 1; /* a unique block, even when large or huge for its alignment */
   void *p;
   size_t usable;
   if (size > LARGE_MAX || align >= LARGE_MAX) {
     p = segment_huge_alloc(size, align);
-    usable = p ? segment_page_of(segment_of(p), p)->block_size : 0;
+    usable = p ? segment_page_lookup(p)->block_size : 0;
   } else if (size > MEDIUM_MAX || align > ALIGNMENT_MIN) {
     p = heap_alloc_large(heap, size, align);
     if (!p && align >= SLICE_SIZE) p = segment_huge_alloc(size, align);

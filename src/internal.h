@@ -56,11 +56,20 @@ extern uint8_t alloy__segment_map[SEGMENT_MAP_SIZE];
 static inline segment_t *segment_of(const void *p) {
   return (segment_t *)((uintptr_t)p & ~(uintptr_t)SEGMENT_MASK);
 }
-/* True when p lies in a 4 MiB frame that is one of alloy's segments. */
+/* Segment map values: 0 the frame is not alloy's; MAP_HEADER a segment
+ * starts here; d >= 2: the frame holds the start of a huge block aligned to
+ * 4 MiB or more, whose segment header is d-1 frames lower. */
+#define MAP_HEADER 1
+#define MAP_MAX_DISTANCE 254
+/* True when p lies in a 4 MiB frame that starts one of alloy's segments. */
 static inline bool segment_map_has(const void *p) {
   uintptr_t frame = (uintptr_t)p >> SEGMENT_SHIFT;
-  return frame < SEGMENT_MAP_SIZE && __atomic_load_n(&alloy__segment_map[frame], __ATOMIC_RELAXED);
+  return frame < SEGMENT_MAP_SIZE &&
+         __atomic_load_n(&alloy__segment_map[frame], __ATOMIC_RELAXED) == MAP_HEADER;
 }
+/* The page descriptor for p, or NULL when p is in none of alloy's segments;
+ * also finds blocks aligned beyond the segment size.  Slow paths only. */
+page_t *segment_page_lookup(const void *p);
 static inline int64_t alloc_charge_of(size_t bytes) {
   return (int64_t)((bytes << CHARGE_SHIFT) + 1);
 }
@@ -84,6 +93,7 @@ bool page_extend_free(page_t *page);
 void page_collect(page_t *page);
 uint32_t page_take_thread_free(page_t *page);
 void page_set_tf_state(page_t *page, tf_state_t state);
+void page_wait_notify_done(page_t *page);
 const char *page_check_block(const page_t *page, const void *p);
 static inline uint8_t *page_start(const page_t *page) { return page->start; }
 static inline heap_t *page_heap(const page_t *page) {

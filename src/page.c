@@ -41,7 +41,7 @@ bool page_extend_free(page_t *page) {
   for (uint32_t i = 1; i < n; i++, p += bsize) ((block_t *)p)->next = (block_t *)(p + bsize);
   ((block_t *)p)->next = page->free;
   page->free = (block_t *)first;
-  page->capacity += n;
+  __atomic_store_n(&page->capacity, page->capacity + n, __ATOMIC_RELAXED);
   return true;
 }
 
@@ -103,12 +103,24 @@ void page_set_tf_state(page_t *page, tf_state_t state) {
   }
 }
 
+/* Waits until no remote freer is between NOTIFYING and PLAIN on this page.
+ * The owner calls it before freeing a block handed over through
+ * delayed_free: that freer's last step is a write to this page's state, so
+ * the page must not be released (or reused) before it. */
+void page_wait_notify_done(page_t *page) {
+  while ((atomic_load_explicit(&page->thread_free, memory_order_acquire) & TF_STATE_MASK) ==
+         TF_NOTIFYING)
+    os_yield();
+}
+
 /* Why p is not a block of this page, or NULL when it is the start of one
  * (live or free: telling those apart is the hardening layer's job). */
 const char *page_check_block(const page_t *page, const void *p) {
   if (page->slice_count == 0) return "inside an alloy region, in no page";
   size_t off = (size_t)((const uint8_t *)p - page->start);
-  if ((const uint8_t *)p < page->start || off / page->block_size >= page->capacity)
+  /* capacity grows on the owner's thread while others free: read atomically */
+  if ((const uint8_t *)p < page->start ||
+      off / page->block_size >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED))
     return "outside the blocks of its page";
   if (off % page->block_size != 0) return "not the start of a block (interior pointer)";
   return NULL;

@@ -21,8 +21,25 @@ static size_t header_size(void) {
   return (sizeof(segment_t) + ps - 1) & ~(ps - 1);
 }
 
-static void map_set(segment_t *seg, bool on) {
-  __atomic_store_n(&alloy__segment_map[(uintptr_t)seg >> SEGMENT_SHIFT], on, __ATOMIC_RELEASE);
+static void map_store(const void *frame_addr, uint8_t value) {
+  __atomic_store_n(&alloy__segment_map[(uintptr_t)frame_addr >> SEGMENT_SHIFT], value,
+                   __ATOMIC_RELEASE);
+}
+
+static void map_set(segment_t *seg, bool on) { map_store(seg, on ? MAP_HEADER : 0); }
+
+page_t *segment_page_lookup(const void *p) {
+  uintptr_t frame = (uintptr_t)p >> SEGMENT_SHIFT;
+  if (frame >= SEGMENT_MAP_SIZE) return NULL;
+  uint8_t v = __atomic_load_n(&alloy__segment_map[frame], __ATOMIC_ACQUIRE);
+  if (v == 0) return NULL;
+  if (v == MAP_HEADER) return segment_page_of(segment_of(p), p);
+  if ((size_t)(v - 1) > frame) return NULL;
+  segment_t *seg = (segment_t *)((frame - (v - 1)) << SEGMENT_SHIFT);
+  if (__atomic_load_n(&alloy__segment_map[frame - (v - 1)], __ATOMIC_ACQUIRE) != MAP_HEADER ||
+      seg->kind != SEGMENT_HUGE)
+    return NULL;
+  return &seg->pages[0];
 }
 
 static void segment_set_slices(segment_t *seg, size_t first, size_t count, page_t *page) {
@@ -159,19 +176,20 @@ bool segment_heap_has_any(const heap_t *heap) {
 /* ----------------------------------------------------------- huge blocks */
 
 /* A block bigger than LARGE_MAX gets a mapping of its own: the segment header
- * in the first page(s), the block after it.  Alignments below the segment
- * size are served by placing the block; larger ones cannot be (a pointer
- * aligned to 4 MiB would be taken for a segment header) and fail. */
+ * in the first page(s), the block after it, placed at the alignment asked
+ * for.  A block aligned to 4 MiB or more starts a frame of its own; the map
+ * entry of that frame says how far below the header is. */
 void *segment_huge_alloc(size_t size, size_t align) {
   size_t ps = os_page_size();
   if (align < ps) align = ps;
-  if (align >= SEGMENT_SIZE) return NULL;
+  if (align > (size_t)MAP_MAX_DISTANCE * SEGMENT_SIZE / 2) return NULL;
   size_t offset = (header_size() + align - 1) & ~(align - 1);
   if (size > (size_t)PTRDIFF_MAX - offset - SEGMENT_SIZE) return NULL;
   size_t total = (offset + size + ps - 1) & ~(ps - 1);
   size_t mapped = 0;
-  segment_t *seg = os_map_aligned(total, SEGMENT_SIZE, &mapped);
+  segment_t *seg = os_map_aligned(total, align > SEGMENT_SIZE ? align : SEGMENT_SIZE, &mapped);
   if (!seg) return NULL;
+  if (offset >= SEGMENT_SIZE) map_store((uint8_t *)seg + offset, (uint8_t)(1 + offset / SEGMENT_SIZE));
   seg->kind = SEGMENT_HUGE;
   seg->mapped_size = mapped;
   seg->used_pages = 1;
@@ -189,6 +207,8 @@ void *segment_huge_alloc(size_t size, size_t align) {
 }
 
 void segment_huge_free(segment_t *seg) {
+  size_t offset = (size_t)(seg->pages[0].start - (uint8_t *)seg);
+  if (offset >= SEGMENT_SIZE) map_store(seg->pages[0].start, 0);
   map_set(seg, false);
   atomic_fetch_sub_explicit(&live_huge, 1, memory_order_relaxed);
   os_unmap(seg, seg->mapped_size);
