@@ -1,0 +1,43 @@
+#!/bin/sh
+# python.sh - an allocation-heavy Python script (dicts, lists, strings, a json
+# round trip) under glibc and under alloy with PYTHONMALLOC=malloc (so every
+# object is a malloc), printing a checksum; outputs must be identical.
+. "$(dirname "$0")/lib.sh"
+PY=/usr/bin/python3
+[ -x "$PY" ] || { echo "SKIP: /usr/bin/python3 not installed"; exit 77; }
+cat >"$T/work.py" <<'PYEOF'
+import hashlib, json
+
+h = hashlib.sha256()
+for rnd in range(6):
+    d = {}
+    for i in range(60000):
+        k = "k%d_%d" % (i * 7919 % 100003, rnd)
+        d[k] = [i, str(i) * (i % 7), {"x": i % 13, "y": [j for j in range(i % 9)]}]
+    for i in range(0, 60000, 3):
+        d.pop("k%d_%d" % (i * 7919 % 100003, rnd), None)
+    s = json.dumps(d, sort_keys=True)
+    back = json.loads(s)
+    assert back == d
+    h.update(s.encode())
+    words = s.split(",")
+    words.sort()
+    h.update(("|".join(words[::97])).encode())
+    lst = [w.upper() + w[::-1] for w in words[:100000]]
+    h.update(str(len(lst)).encode())
+    parts = []
+    for i in range(50000):
+        parts.append("%x" % (i * i))
+        if len(parts) > 1000:
+            h.update("".join(parts).encode())
+            parts = parts[500:]
+    tup = tuple(sorted(set(lst[:20000])))
+    h.update(repr(tup[:50]).encode())
+    del d, back, words, lst, tup
+print(h.hexdigest())
+PYEOF
+export PYTHONHASHSEED=0
+ref python "$PY" "$T/work.py"
+on_alloy python env PYTHONMALLOC=malloc "$PY" "$T/work.py"
+same python
+finish

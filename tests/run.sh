@@ -1,0 +1,263 @@
+#!/bin/sh
+# tests/run.sh - alloy's test runner.  Usage: sh tests/run.sh BUILD_DIR
+#
+# Builds every test (tests/tests.mk), runs each as a separate process under a
+# timeout and prints one line per test:
+#   PASS name | FAIL name (reason) | SKIP name (reason)
+# with the last 30 lines of a failed test's output, and ends with the summary
+#   N passed, N failed, N skipped
+# The exit status is non-zero when a test failed.  TESTS=REGEX (grep -E, matched
+# against the names, e.g. TESTS='unit/|edge/fork') runs a subset; the names are
+# listed by TESTS_LIST=1.  Logs are kept in BUILD_DIR/tests/logs/.
+#
+# Groups: unit/* (tests/test_*.c on the prefixed API), stress/* (threads),
+# asan/* and tsan/* (sanitizer builds), edge/* (preloaded corner cases),
+# programs/* (real programs on glibc and on alloy, outputs compared).
+# A test script exits 77 after printing "SKIP: reason" when a tool it needs is
+# missing; so does the runner for tests whose tools are not installed.
+
+BUILD_ARG=${1:-build}
+mkdir -p "$BUILD_ARG" || exit 2
+B=$(cd "$BUILD_ARG" && pwd)
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$(pwd)
+MAKE=${MAKE:-make}
+LOGS="$B/tests/logs"
+TMPBASE="$B/tests/tmp"
+rm -rf "$LOGS" "$TMPBASE"
+mkdir -p "$LOGS" "$TMPBASE"
+
+export BUILD="$B" ALLOY_SO="$B/liballoy.so" ROOT
+# The sanitizers: fail on the first error, with a useful report.
+export ASAN_OPTIONS="abort_on_error=0:detect_leaks=0:halt_on_error=1:print_summary=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:exitcode=66"
+
+npass=0
+nfail=0
+nskip=0
+start_all=$(date +%s)
+
+# ------------------------------------------------------------ test catalogue
+# name|timeout|kind|arg   (kind: unit, san, stress, stress-preload, edge-bin,
+# edge-sh, prog-sh); tools it needs are checked in needs().
+UNITS=$(ls tests/test_*.c 2>/dev/null | sed 's|tests/||; s|\.c$||')
+
+catalogue() {
+  for u in $UNITS; do echo "unit/$u|120|unit|$u"; done
+  echo "stress/alloy|240|stress|"
+  echo "stress/preload|240|stress-preload|"
+  for u in $UNITS; do echo "asan/$u|300|san|asan $u"; done
+  echo "asan/stress|300|san-stress|asan"
+  for u in $UNITS; do echo "tsan/$u|300|san|tsan $u"; done
+  echo "tsan/stress|300|san-stress|tsan"
+  echo "edge/preload_basic|120|edge-sh|preload_basic"
+  echo "edge/preload_python|120|edge-sh|preload_basic python"
+  echo "edge/thread_exit|120|edge-bin|thread_exit"
+  echo "edge/fork|180|edge-bin|fork"
+  echo "edge/dlopen|120|edge-bin|dlopen"
+  echo "edge/badfree|60|edge-bin|badfree"
+  echo "edge/cxx|120|edge-bin|cxx"
+  echo "edge/exports|60|edge-sh|exports"
+  echo "edge/launcher|120|edge-sh|launcher basic"
+  echo "edge/launcher_stats|120|edge-sh|launcher stats"
+  for p in python sort gcc git sqlite; do echo "programs/$p|240|prog-sh|$p"; done
+}
+
+if [ -n "${TESTS_LIST:-}" ]; then
+  catalogue | cut -d'|' -f1
+  exit 0
+fi
+
+selected() {
+  [ -z "${TESTS:-}" ] || printf '%s\n' "$1" | grep -Eq -- "$TESTS"
+}
+
+# ------------------------------------------------------------- tool checks
+have() { command -v "$1" >/dev/null 2>&1; }
+
+san_cc=${SAN_CC:-clang}
+san_ok=""   # cache: "asan:yes tsan:no ..."
+san_usable() { # $1 = asan | tsan; sets why
+  case " $san_ok " in *" $1:yes "*) return 0 ;; *" $1:no "*) why="clang cannot build -fsanitize ($1)"; return 1 ;; esac
+  if ! have "$san_cc"; then
+    why="$san_cc not installed"
+    san_ok="$san_ok $1:no"
+    return 1
+  fi
+  if [ "$1" = asan ]; then f="-fsanitize=address,undefined"; else f="-fsanitize=thread"; fi
+  if printf 'int main(void){return 0;}\n' | "$san_cc" $f -x c - -o "$TMPBASE/san_probe_$1" >/dev/null 2>&1 &&
+    "$TMPBASE/san_probe_$1"; then
+    san_ok="$san_ok $1:yes"
+    return 0
+  fi
+  why="$san_cc cannot link/run $f (sanitizer runtime, libclang-rt-14-dev, missing?)"
+  san_ok="$san_ok $1:no"
+  return 1
+}
+
+# needs NAME KIND ARG: 0 when runnable, else sets why
+needs() {
+  why=""
+  case "$2" in
+    san|san-stress) san_usable "${3%% *}" || return 1 ;;
+  esac
+  case "$1" in
+    edge/cxx) have "${CXX:-g++}" || { why="g++ not installed"; return 1; } ;;
+    edge/exports) { have nm && have readelf; } || { why="binutils (nm, readelf) not installed"; return 1; } ;;
+  esac
+  return 0
+}
+
+# ------------------------------------------------------------------ helpers
+describe_status() { # $1 = exit status, $2 = timeout
+  if [ "$1" -eq 124 ]; then
+    echo "timed out after $2 s"
+  elif [ "$1" -eq 137 ]; then
+    echo "killed by SIGKILL (timed out after $2 s?)"
+  elif [ "$1" -gt 128 ]; then
+    sig=$(kill -l $(($1 - 128)) 2>/dev/null || echo $(($1 - 128)))
+    echo "killed by signal SIG$sig"
+  else
+    echo "exit status $1"
+  fi
+}
+
+# build TARGET...: make the test's binaries; output to the test's log
+build() {
+  "$MAKE" -s --no-print-directory -f tests/tests.mk BUILD="$B" "$@" >>"$log" 2>&1
+}
+
+pass() { npass=$((npass + 1)); echo "PASS $name${1:+ ($1)}"; }
+skip() { nskip=$((nskip + 1)); echo "SKIP $name ($1)"; }
+fail() {
+  nfail=$((nfail + 1))
+  echo "FAIL $name ($1)"
+  echo "---- last 30 lines of $log:"
+  tail -n 30 "$log" | sed 's/^/    /'
+  echo "----"
+}
+
+# run_cmd TIMEOUT CMD...: runs with the test's log; sets rc
+run_cmd() {
+  t=$1
+  shift
+  timeout -k 10 "$t" "$@" >>"$log" 2>&1 </dev/null
+  rc=$?
+}
+
+preload_ready() {
+  if [ ! -f "$ALLOY_SO" ]; then
+    why="$ALLOY_SO does not exist"
+    return 1
+  fi
+  return 0
+}
+
+# ------------------------------------------------------------------ running
+run_one() { # name timeout kind arg
+  name=$1
+  tmo=$2
+  kind=$3
+  arg=$4
+  log="$LOGS/$(echo "$name" | tr '/' '_').log"
+  : >"$log"
+  if ! needs "$name" "$kind" "$arg"; then
+    skip "$why"
+    return
+  fi
+  TEST_TMP="$TMPBASE/$(echo "$name" | tr '/' '_')"
+  rm -rf "$TEST_TMP"
+  mkdir -p "$TEST_TMP"
+  export TEST_TMP
+  t0=$(date +%s)
+  case "$kind" in
+    unit)
+      build "$B/tests/unit/$arg" || { fail "build failed"; return; }
+      run_cmd "$tmo" "$B/tests/unit/$arg"
+      ;;
+    stress)
+      build "$B/tests/stress/stress" || { fail "build failed"; return; }
+      run_cmd "$tmo" "$B/tests/stress/stress"
+      ;;
+    stress-preload)
+      preload_ready || { fail "$why"; return; }
+      build "$B/tests/stress/stress_libc" || { fail "build failed"; return; }
+      run_cmd "$tmo" env LD_PRELOAD="$ALLOY_SO" STRESS_REQUIRE_ALLOY=1 "$B/tests/stress/stress_libc"
+      ;;
+    san)
+      set -- $arg
+      build "$B/$1/$2" || { fail "build failed"; return; }
+      run_cmd "$tmo" "$B/$1/$2"
+      ;;
+    san-stress)
+      build "$B/$arg/stress" || { fail "build failed"; return; }
+      if [ "$arg" = tsan ]; then
+        run_cmd "$tmo" "$B/tsan/stress" -t 8 -r 10 -n 4000 -S 1024
+      else
+        run_cmd "$tmo" "$B/asan/stress" -t 8 -r 10 -n 12000
+      fi
+      ;;
+    edge-bin)
+      preload_ready || { fail "$why"; return; }
+      if [ "$arg" = cxx ]; then
+        build "$B/tests/edge/cxx" || { fail "build failed"; return; }
+      else
+        build edge || { fail "build failed"; return; }
+      fi
+      set -- "$B/tests/edge/$arg"
+      [ "$arg" = dlopen ] && set -- "$@" "$B/tests/edge/libdl_lib.so"
+      run_cmd "$tmo" env LD_PRELOAD="$ALLOY_SO" "$@"
+      ;;
+    edge-sh)
+      set -- $arg
+      build edge || { fail "build failed"; return; }
+      script=$1
+      shift
+      run_cmd "$tmo" sh "tests/edge/$script.sh" "$@"
+      ;;
+    prog-sh)
+      preload_ready || { fail "$why"; return; }
+      run_cmd "$tmo" sh "tests/programs/$arg.sh"
+      ;;
+  esac
+  secs=$(($(date +%s) - t0))
+  if [ "$rc" -eq 0 ]; then
+    pass "${secs}s"
+    rm -rf "$TEST_TMP"
+  elif [ "$rc" -eq 77 ]; then
+    reason=$(grep '^SKIP:' "$log" | tail -n 1 | sed 's/^SKIP: *//')
+    skip "${reason:-skipped by the test}"
+    rm -rf "$TEST_TMP"
+  else
+    fail "$(describe_status "$rc" "$tmo")"
+  fi
+}
+
+# Build everything up front, in parallel, when the whole suite runs; each test
+# still runs its own (then no-op) build so that a build error lands in its log.
+if [ -z "${TESTS:-}" ]; then
+  jobs=$(nproc 2>/dev/null || echo 2)
+  targets="unit stress edge"
+  have "${CXX:-g++}" && targets="$targets cxx"
+  log="$LOGS/build.log"
+  san_usable asan && targets="$targets asan"
+  san_usable tsan && targets="$targets tsan"
+  "$MAKE" -k -j"$jobs" -s --no-print-directory -f tests/tests.mk BUILD="$B" $targets \
+    >"$log" 2>&1 || echo "(some test builds failed; see the tests concerned)"
+fi
+
+catalogue >"$TMPBASE/catalogue"
+while IFS='|' read -r n t k a; do
+  selected "$n" || continue
+  run_one "$n" "$t" "$k" "$a"
+done <"$TMPBASE/catalogue"
+
+total=$(($(date +%s) - start_all))
+echo "test time: ${total}s"
+if [ "$nskip" -gt 0 ]; then
+  echo "$npass passed, $nfail failed, $nskip skipped"
+else
+  echo "$npass passed, $nfail failed"
+fi
+[ "$nfail" -eq 0 ]

@@ -1,0 +1,128 @@
+# tests/tests.mk - builds alloy's test programs (driven by tests/run.sh).
+#
+#   make -f tests/tests.mk BUILD=build all-tests     everything below
+#   make -f tests/tests.mk BUILD=build unit          tests/test_*.c -> build/tests/unit/
+#   make -f tests/tests.mk BUILD=build stress        build/tests/stress/{stress,stress_libc}
+#   make -f tests/tests.mk BUILD=build edge          build/tests/edge/*
+#   make -f tests/tests.mk BUILD=build asan tsan     sanitizer builds in build/asan, build/tsan
+#   make -f tests/tests.mk glibc-check               unit tests against glibc's malloc
+#
+# Unit tests use the prefixed API and link build/liballoy_core.a (made by the
+# top-level Makefile), so the test program itself keeps glibc's malloc.  The
+# sanitizer builds compile the allocator's core sources (CORE_SRC of the
+# Makefile, i.e. everything but src/override.c) with clang together with the
+# unit tests and the stress test.
+BUILD    ?= build
+T        := $(BUILD)/tests
+CC       ?= cc
+CXX      ?= g++
+SAN_CC   ?= clang
+
+WARN     := -Wall -Wextra
+TEST_CFLAGS := -std=gnu11 $(WARN) -O2 -g -Iinclude -Isrc -D_GNU_SOURCE
+LIB_SAN_CFLAGS := -std=gnu11 $(WARN) -g -O1 -D_GNU_SOURCE -Iinclude -fvisibility=hidden \
+                  -ftls-model=initial-exec -fno-builtin-malloc
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer
+TSAN_FLAGS := -fsanitize=thread
+
+# CORE_SRC as the top-level Makefile defines it; all of src/*.c but
+# override.c if that cannot be read.
+CORE_SRC := $(shell $(MAKE) -s --no-print-directory -f Makefile \
+              --eval='tests-print-%: ; @echo $$($$*)' tests-print-CORE_SRC 2>/dev/null)
+ifeq ($(strip $(CORE_SRC)),)
+CORE_SRC := $(filter-out src/override.c,$(wildcard src/*.c))
+endif
+LIB_HEADERS := $(wildcard src/*.h) include/alloy.h
+
+UNIT_SRC   := $(sort $(wildcard tests/test_*.c))
+UNIT_NAMES := $(UNIT_SRC:tests/%.c=%)
+UNIT_BIN   := $(UNIT_NAMES:%=$(T)/unit/%)
+TEST_HDRS  := tests/check.h tests/api.h
+
+EDGE_BIN := $(T)/edge/ctor_main $(T)/edge/libctor.so $(T)/edge/thread_exit $(T)/edge/fork \
+            $(T)/edge/dlopen $(T)/edge/libdl_lib.so $(T)/edge/badfree
+CXX_BIN  := $(T)/edge/cxx
+
+.PHONY: all-tests unit stress edge cxx asan tsan glibc-check
+all-tests: unit stress edge cxx asan tsan
+unit: $(UNIT_BIN)
+stress: $(T)/stress/stress $(T)/stress/stress_libc
+edge: $(EDGE_BIN)
+cxx: $(CXX_BIN)
+
+# ---------------------------------------------------------------- unit tests
+$(T)/unit/%: tests/%.c $(TEST_HDRS) $(BUILD)/liballoy_core.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread
+
+# -------------------------------------------------------------------- stress
+$(T)/stress/stress: tests/stress/stress.c $(BUILD)/liballoy_core.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread -ldl
+
+# Plain malloc/free names: run with LD_PRELOAD=$(BUILD)/liballoy.so.
+$(T)/stress/stress_libc: tests/stress/stress.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DUSE_LIBC_NAMES -o $@ $< -pthread -ldl
+
+# ---------------------------------------------------------------- edge cases
+# These use the standard names and run under LD_PRELOAD=$(BUILD)/liballoy.so.
+EDGE_CFLAGS := $(TEST_CFLAGS) -fno-builtin-malloc -fno-builtin-free
+
+$(T)/edge/libctor.so: tests/edge/ctor_lib.c tests/edge/ctor.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EDGE_CFLAGS) -shared -fPIC -o $@ $< -pthread -ldl
+
+$(T)/edge/ctor_main: tests/edge/ctor_main.c tests/edge/ctor.h tests/edge/preload.h $(T)/edge/libctor.so
+	$(CC) $(EDGE_CFLAGS) -o $@ $< -L$(T)/edge -lctor -Wl,-rpath,'$$ORIGIN' -pthread -ldl
+
+$(T)/edge/libdl_lib.so: tests/edge/dl_lib.c
+	@mkdir -p $(dir $@)
+	$(CC) $(EDGE_CFLAGS) -shared -fPIC -o $@ $< -pthread
+
+$(T)/edge/%: tests/edge/%.c tests/edge/preload.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EDGE_CFLAGS) -o $@ $< -pthread -ldl
+
+$(T)/edge/cxx: tests/edge/cxx.cpp tests/edge/preload.h
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -Wall -Wextra -O2 -g -fsized-deallocation -faligned-new \
+	  -Iinclude -o $@ $< -pthread -ldl
+
+# ---------------------------------------------------------- sanitizer builds
+# $(1): asan or tsan, $(2): the sanitizer flags
+define SAN_template
+$(1)_OBJ := $$(CORE_SRC:src/%.c=$$(BUILD)/$(1)/obj/%.o)
+
+$$(BUILD)/$(1)/obj/%.o: src/%.c $$(LIB_HEADERS)
+	@mkdir -p $$(dir $$@)
+	$$(SAN_CC) $$(LIB_SAN_CFLAGS) $(2) -c $$< -o $$@
+
+$$(BUILD)/$(1)/liballoy_core.a: $$($(1)_OBJ)
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+$$(BUILD)/$(1)/%: tests/%.c $$(TEST_HDRS) $$(BUILD)/$(1)/liballoy_core.a
+	@mkdir -p $$(dir $$@)
+	$$(SAN_CC) $$(TEST_CFLAGS) $(2) -O1 -o $$@ $$< $$(BUILD)/$(1)/liballoy_core.a -pthread
+
+$$(BUILD)/$(1)/stress: tests/stress/stress.c $$(BUILD)/$(1)/liballoy_core.a
+	@mkdir -p $$(dir $$@)
+	$$(SAN_CC) $$(TEST_CFLAGS) $(2) -O1 -o $$@ $$< $$(BUILD)/$(1)/liballoy_core.a -pthread -ldl
+
+$(1): $$(UNIT_NAMES:%=$$(BUILD)/$(1)/%) $$(BUILD)/$(1)/stress
+endef
+$(eval $(call SAN_template,asan,$(ASAN_FLAGS)))
+$(eval $(call SAN_template,tsan,$(TSAN_FLAGS)))
+
+# -------------------------------------------------------- glibc sanity check
+# The prefixed unit tests run against glibc's allocator (see tests/api.h); a
+# check of the tests themselves, not of alloy.  Tests that need src/ are left out.
+GLIBC_UNITS := test_aligned test_realloc test_usable_size
+glibc-check:
+	@mkdir -p $(T)/glibc
+	@set -e; for t in $(GLIBC_UNITS); do \
+	  $(CC) $(TEST_CFLAGS) -fno-builtin -Wno-use-after-free -DALLOY_TEST_GLIBC \
+	    -o $(T)/glibc/$$t tests/$$t.c; \
+	  echo "$$t (glibc):"; $(T)/glibc/$$t; done
