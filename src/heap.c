@@ -25,8 +25,15 @@ heap_t alloy__heap_empty = {
 
 static os_lock_t heaps_lock = OS_LOCK_INIT;
 static heap_t *registry;
-static heap_t *_Atomic abandoned; /* read without the lock as a hint */
+static heap_t *abandoned;                 /* newest first */
+static _Atomic(size_t) abandoned_count;   /* read without the lock as a hint */
 static heap_t *idle;
+/* Counts rare events process-wide: the age of an abandoned heap. */
+static _Atomic(uint64_t) event_clock;
+/* A long-lived thread adopts an abandoned heap at its events only once this
+ * many events (x 256 KiB allocated) passed since the heap was abandoned:
+ * a new thread should get it first. */
+#define ADOPT_AGE_EVENTS 64
 
 /* ----------------------------------------------------------- page queues */
 
@@ -177,12 +184,21 @@ static void heap_recycle(heap_t *heap) {
   heap_push(&idle, heap);
 }
 
+static bool heap_adopt_one(heap_t *heap);
+static bool heap_adopt_one_before(heap_t *heap, uint64_t before);
+
+/* A new thread takes over what one exited thread left (if any): with threads
+ * replaced one for one, each inherits a predecessor's memory.  Adopting more
+ * whenever a page runs short instead let the first new thread take every
+ * abandoned heap while its siblings mapped fresh memory (measured: RSS grew
+ * without bound on a workload that recreates 4 threads per round). */
 heap_t *heap_init_thread(void) {
   process_init();
   heap_t *heap = heap_new();
   if (!heap) return NULL;
   alloy__tls_heap = heap;
   init_thread_register(heap);
+  heap_adopt_one(heap);
   return heap;
 }
 
@@ -235,12 +251,19 @@ static void page_adopt(heap_t *src, page_t *page, void *arg) {
   if (page->used == 0) heap_page_now_free(dst, page);
 }
 
-/* Takes every page and segment of one abandoned heap, if there is one. */
-static bool heap_adopt_one(heap_t *heap) {
-  if (atomic_load_explicit(&abandoned, memory_order_relaxed) == NULL) return false;
+/* Takes every page and segment of one abandoned heap abandoned at or before
+ * event `before` (the oldest first), if there is one. */
+static bool heap_adopt_one_before(heap_t *heap, uint64_t before) {
+  if (atomic_load_explicit(&abandoned_count, memory_order_relaxed) == 0) return false;
   os_lock(&heaps_lock);
-  heap_t *src = atomic_load_explicit(&abandoned, memory_order_relaxed);
-  if (src) atomic_store_explicit(&abandoned, src->pool_next, memory_order_relaxed);
+  heap_t **oldest = NULL;
+  for (heap_t **link = &abandoned; *link; link = &(*link)->pool_next)
+    if ((*link)->abandoned_at <= before) oldest = link;
+  heap_t *src = oldest ? *oldest : NULL;
+  if (src) {
+    *oldest = src->pool_next;
+    atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
+  }
   os_unlock(&heaps_lock);
   if (!src) return false;
   segment_move_all(src, heap);
@@ -248,6 +271,8 @@ static bool heap_adopt_one(heap_t *heap) {
   heap_recycle(src);
   return true;
 }
+
+static bool heap_adopt_one(heap_t *heap) { return heap_adopt_one_before(heap, UINT64_MAX); }
 
 static void page_release_if_empty(heap_t *heap, page_t *page, void *arg) {
   (void)arg;
@@ -280,8 +305,10 @@ void heap_thread_done(heap_t *heap) {
   } else {
     os_lock(&heaps_lock);
     heap->in_use = false;
-    heap->pool_next = atomic_load_explicit(&abandoned, memory_order_relaxed);
-    atomic_store_explicit(&abandoned, heap, memory_order_relaxed);
+    heap->abandoned_at = atomic_load_explicit(&event_clock, memory_order_relaxed);
+    heap->pool_next = abandoned;
+    abandoned = heap;
+    atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
     os_unlock(&heaps_lock);
   }
 }
@@ -293,6 +320,7 @@ void heap_collect(heap_t *heap) {
   while (heap_adopt_one(heap)) {
   }
   heap_release_empty(heap);
+  huge_cache_flush();
 }
 
 /* ------------------------------------------------------------ slow path */
@@ -331,8 +359,6 @@ static page_t *heap_find_page(heap_t *heap, unsigned cls) {
     }
     heap_page_to_full(heap, page);
   }
-  /* Nothing free here: adopt an exited thread's heap before growing. */
-  if (heap_adopt_one(heap) && q->first) return heap_find_page(heap, cls);
   return heap_fresh_page(heap, cls);
 }
 
@@ -356,8 +382,6 @@ static void *heap_alloc_large(heap_t *heap, size_t size, size_t align) {
   size_t slices = (usable + SLICE_SIZE - 1) / SLICE_SIZE;
   size_t align_slices = align > SLICE_SIZE ? align / SLICE_SIZE : 1;
   page_t *page = segment_alloc_page(heap, slices, align_slices, SEGMENTS_LARGE);
-  if (!page && heap_adopt_one(heap))
-    page = segment_alloc_page(heap, slices, align_slices, SEGMENTS_LARGE);
   if (!page) return NULL;
   page->kind = PAGE_LARGE;
   page->block_size = usable;
@@ -411,8 +435,10 @@ NOINLINE void *heap_malloc_generic(size_t size, heap_t *heap, size_t align) {
 NOINLINE void *heap_event(heap_t *heap, void *block) {
   stats_fold(heap);
   /* Threads that exited leave memory others may have freed since: reclaim
-   * it even when this heap never runs short of pages. */
-  heap_adopt_one(heap);
+   * it even when no new thread comes to take it. */
+  uint64_t now = atomic_fetch_add_explicit(&event_clock, 1, memory_order_relaxed);
+  if (now >= ADOPT_AGE_EVENTS) heap_adopt_one_before(heap, now - ADOPT_AGE_EVENTS);
+  huge_cache_expire();
   return block;
 }
 
@@ -430,7 +456,6 @@ void heap_count_threads(uint64_t *in_use, uint64_t *n_abandoned) {
   *in_use = *n_abandoned = 0;
   os_lock(&heaps_lock);
   for (heap_t *h = registry; h; h = h->registry_next) *in_use += h->in_use;
-  for (heap_t *h = atomic_load_explicit(&abandoned, memory_order_relaxed); h; h = h->pool_next)
-    (*n_abandoned)++;
+  *n_abandoned = atomic_load_explicit(&abandoned_count, memory_order_relaxed);
   os_unlock(&heaps_lock);
 }

@@ -36,14 +36,17 @@ static void thread_done(void *value) { heap_thread_done((heap_t *)value); }
 
 static void fork_prepare(void) {
   heap_fork_prepare();
+  huge_cache_fork_prepare();
   os_fork_prepare();
 }
 static void fork_parent(void) {
   os_fork_parent();
+  huge_cache_fork_release();
   heap_fork_parent();
 }
 static void fork_child(void) {
   os_fork_child();
+  huge_cache_fork_release();
   heap_fork_child();
 }
 

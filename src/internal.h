@@ -87,6 +87,15 @@ bool segment_huge_resize(segment_t *seg, size_t size);
 size_t segment_huge_usable(const segment_t *seg);
 void segment_count(uint64_t *segments, uint64_t *huge);
 
+/* -------------------------------------------------------------- huge cache */
+bool huge_cache_put(segment_t *seg);
+segment_t *huge_cache_take(size_t total);
+void huge_cache_expire(void);
+void huge_cache_flush(void);
+size_t huge_cache_bytes(void);
+void huge_cache_fork_prepare(void);
+void huge_cache_fork_release(void);
+
 /* -------------------------------------------------------------------- page */
 void page_init(page_t *page, unsigned cls, size_t block_size);
 bool page_extend_free(page_t *page);
@@ -147,6 +156,7 @@ __attribute__((noreturn)) void os_abort(void);
 uint64_t os_random(void);
 const char *os_getenv(const char *name);
 int os_getpid(void);
+uint64_t os_now_ms(void); /* monotonic */
 void os_yield(void);
 void *os_meta_alloc(size_t size); /* zeroed, never freed: heaps and such */
 void os_set_fail_after(long n);   /* test hook: fail the n-th next mapping */

@@ -175,6 +175,19 @@ bool segment_heap_has_any(const heap_t *heap) {
 
 /* ----------------------------------------------------------- huge blocks */
 
+/* A cached mapping resized in place to `total` bytes, or NULL.  The pages it
+ * keeps are already faulted in; a tail beyond `total` goes back to the OS. */
+static segment_t *huge_cache_reuse(size_t total, size_t *mapped) {
+  segment_t *seg = huge_cache_take(total);
+  if (!seg) return NULL;
+  if (seg->mapped_size != total && !os_remap_in_place(seg, seg->mapped_size, total)) {
+    os_unmap(seg, seg->mapped_size);
+    return NULL;
+  }
+  *mapped = total;
+  return seg;
+}
+
 /* A block bigger than LARGE_MAX gets a mapping of its own: the segment header
  * in the first page(s), the block after it, placed at the alignment asked
  * for.  A block aligned to 4 MiB or more starts a frame of its own; the map
@@ -187,15 +200,19 @@ void *segment_huge_alloc(size_t size, size_t align) {
   if (size > (size_t)PTRDIFF_MAX - offset - SEGMENT_SIZE) return NULL;
   size_t total = (offset + size + ps - 1) & ~(ps - 1);
   size_t mapped = 0;
-  segment_t *seg = os_map_aligned(total, align > SEGMENT_SIZE ? align : SEGMENT_SIZE, &mapped);
+  bool reused = false;
+  segment_t *seg = align <= SEGMENT_SIZE ? huge_cache_reuse(total, &mapped) : NULL;
+  if (seg) reused = true;
+  else seg = os_map_aligned(total, align > SEGMENT_SIZE ? align : SEGMENT_SIZE, &mapped);
   if (!seg) return NULL;
+  if (reused) memset(seg, 0, sizeof *seg); /* as fresh as a new mapping's header */
   if (offset >= SEGMENT_SIZE) map_store((uint8_t *)seg + offset, (uint8_t)(1 + offset / SEGMENT_SIZE));
   seg->kind = SEGMENT_HUGE;
   seg->mapped_size = mapped;
   seg->used_pages = 1;
   page_t *page = &seg->pages[0];
   page->kind = PAGE_HUGE;
-  page->is_zero = 1;
+  page->is_zero = !reused;
   page->start = (uint8_t *)seg + offset;
   page->block_size = total - offset;
   page->reserved = page->capacity = page->used = 1;
@@ -211,6 +228,7 @@ void segment_huge_free(segment_t *seg) {
   if (offset >= SEGMENT_SIZE) map_store(seg->pages[0].start, 0);
   map_set(seg, false);
   atomic_fetch_sub_explicit(&live_huge, 1, memory_order_relaxed);
+  if (offset < SEGMENT_SIZE && huge_cache_put(seg)) return;
   os_unmap(seg, seg->mapped_size);
 }
 

@@ -196,6 +196,7 @@ struct alloy_heap_s {
   segment_t *spare;              /* one empty segment kept to avoid map/unmap churn */
   heap_t *registry_next;         /* all heaps ever made */
   heap_t *pool_next;             /* abandoned or idle list */
+  uint64_t abandoned_at;         /* event clock when its thread exited */
   uint64_t folded_alloc;         /* counters.* already added to the totals */
   uint64_t folded_freed;
   uint64_t folded_nmalloc;

@@ -8,7 +8,8 @@
 #   N passed, N failed, N skipped
 # The exit status is non-zero when a test failed.  TESTS=REGEX (grep -E, matched
 # against the names, e.g. TESTS='unit/|edge/fork') runs a subset; the names are
-# listed by TESTS_LIST=1.  Logs are kept in BUILD_DIR/tests/logs/.
+# listed by TESTS_LIST=1.  Logs are kept in BUILD_DIR/tests/logs/ (times.txt:
+# seconds per test).
 #
 # Groups: unit/* (tests/test_*.c on the prefixed API), stress/* (threads),
 # asan/* and tsan/* (sanitizer builds), edge/* (preloaded corner cases),
@@ -128,7 +129,7 @@ build() {
   "$MAKE" -s --no-print-directory -f tests/tests.mk BUILD="$B" "$@" >>"$log" 2>&1
 }
 
-pass() { npass=$((npass + 1)); echo "PASS $name${1:+ ($1)}"; }
+pass() { npass=$((npass + 1)); echo "PASS $name"; }
 skip() { nskip=$((nskip + 1)); echo "SKIP $name ($1)"; }
 fail() {
   nfail=$((nfail + 1))
@@ -200,18 +201,16 @@ run_one() { # name timeout kind arg
       ;;
     edge-bin)
       preload_ready || { fail "$why"; return; }
-      if [ "$arg" = cxx ]; then
-        build "$B/tests/edge/cxx" || { fail "build failed"; return; }
-      else
-        build edge || { fail "build failed"; return; }
-      fi
       set -- "$B/tests/edge/$arg"
       [ "$arg" = dlopen ] && set -- "$@" "$B/tests/edge/libdl_lib.so"
+      build "$@" || { fail "build failed"; return; }
       run_cmd "$tmo" env LD_PRELOAD="$ALLOY_SO" "$@"
       ;;
     edge-sh)
       set -- $arg
-      build edge || { fail "build failed"; return; }
+      if [ "$1" != exports ]; then # the others run ctor_main
+        build "$B/tests/edge/ctor_main" || { fail "build failed"; return; }
+      fi
       script=$1
       shift
       run_cmd "$tmo" sh "tests/edge/$script.sh" "$@"
@@ -222,8 +221,9 @@ run_one() { # name timeout kind arg
       ;;
   esac
   secs=$(($(date +%s) - t0))
+  echo "$secs $name" >>"$LOGS/times.txt"
   if [ "$rc" -eq 0 ]; then
-    pass "${secs}s"
+    pass
     rm -rf "$TEST_TMP"
   elif [ "$rc" -eq 77 ]; then
     reason=$(grep '^SKIP:' "$log" | tail -n 1 | sed 's/^SKIP: *//')
@@ -254,7 +254,10 @@ while IFS='|' read -r n t k a; do
 done <"$TMPBASE/catalogue"
 
 total=$(($(date +%s) - start_all))
-echo "test time: ${total}s"
+if [ -s "$LOGS/times.txt" ]; then
+  slowest=$(sort -rn "$LOGS/times.txt" | head -n 5 | awk '{printf "%s%s %ss", (NR > 1 ? ", " : ""), $2, $1}')
+  echo "time: ${total}s in all; slowest: $slowest"
+fi
 if [ "$nskip" -gt 0 ]; then
   echo "$npass passed, $nfail failed, $nskip skipped"
 else

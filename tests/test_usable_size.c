@@ -283,7 +283,8 @@ static void check_stats(void)
   memset(h, 1, huge);
   alloy_stats_get(&s3);
   CHECK_GE(s3.huge_blocks, s2.huge_blocks + 1);
-  CHECK_GE(s3.mapped, s2.mapped + huge);
+  CHECK_GE(s3.mapped, huge); /* (a cached mapping may be reused: no "+ huge") */
+  CHECK_GE(s3.mapped, s3.allocated);
   CHECK_GE(s3.allocated, s2.allocated + huge);
   CHECK_GE(s3.peak_mapped, s3.mapped);
   alloy_free(h);

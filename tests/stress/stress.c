@@ -283,8 +283,8 @@ static bool blk_alloc(struct rng *r, struct blk *b)
   unsigned kind = (unsigned)(rnd(r) % 16);
   b->size = size;
   b->align = 0;
-  if (size < HDR)
-    kind = kind % 2; /* small blocks: malloc or calloc only (size rides in the slot) */
+  if (size < HDR) /* small blocks: malloc or calloc only (their size rides in the slot) */
+    kind = kind % 4 == 0 ? 10 : 0;
   void *p = NULL;
   if (kind <= 9) {
     p = A_MALLOC(size);
