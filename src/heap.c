@@ -438,7 +438,12 @@ NOINLINE void *heap_event(heap_t *heap, void *block) {
    * it even when no new thread comes to take it. */
   uint64_t now = atomic_fetch_add_explicit(&event_clock, 1, memory_order_relaxed);
   if (now >= ADOPT_AGE_EVENTS) heap_adopt_one_before(heap, now - ADOPT_AGE_EVENTS);
-  huge_cache_expire();
+  uint64_t ms = os_now_ms();
+  if (ms - heap->last_decay_ms >= DECAY_MS) {
+    heap->last_decay_ms = ms;
+    segment_decay(heap);
+    huge_cache_expire();
+  }
   return block;
 }
 

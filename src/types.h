@@ -97,6 +97,9 @@
 #define CHARGE_SHIFT 20
 #define EVENT_INTERVAL_BYTES (256 * ALLOY_KiB)
 #define EVENT_INTERVAL ((int64_t)EVENT_INTERVAL_BYTES << CHARGE_SHIFT)
+/* A heap checks its segments for slices to purge at its events, at most
+ * once per DECAY_MS: a slice free for one to two periods is purged. */
+#define DECAY_MS 500
 #define CHARGE_MAX_BYTES ((size_t)1 << 40) /* larger blocks are folded at once */
 
 typedef struct alloy_block_s {
@@ -161,7 +164,8 @@ struct alloy_segment_s {
   page_t *slice_page[SLICES_PER_SEGMENT];
   page_t pages[SLICES_PER_SEGMENT]; /* descriptor of the page starting at slice i */
   uint64_t free_slices;             /* bit i: slice i belongs to no page */
-  uint64_t dirty_slices;            /* bit i: slice i was used since mapped */
+  uint64_t dirty_slices;            /* bit i: slice i was used since mapped or purged */
+  uint64_t free_at_last_decay;      /* free and dirty slices at the previous decay pass */
   heap_t *heap;                     /* owner; NULL for huge segments */
   segment_t *next;                  /* owner's segment list */
   segment_t *prev;
@@ -197,6 +201,7 @@ struct alloy_heap_s {
   heap_t *registry_next;         /* all heaps ever made */
   heap_t *pool_next;             /* abandoned or idle list */
   uint64_t abandoned_at;         /* event clock when its thread exited */
+  uint64_t last_decay_ms;        /* when its segments' free slices were last checked */
   uint64_t folded_alloc;         /* counters.* already added to the totals */
   uint64_t folded_freed;
   uint64_t folded_nmalloc;
