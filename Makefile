@@ -49,5 +49,12 @@ run: all
 test: all
 	@sh tests/run.sh $(BUILD)
 
+# QUICK=1: one round at small sizes (a smoke run, under 3 minutes).
+bench: all
+	@QUICK=$(QUICK) sh bench/run.sh
+
+bench-instr: all
+	@sh bench/instr.sh
+
 clean:
 	rm -rf $(BUILD)

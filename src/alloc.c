@@ -188,7 +188,12 @@ EXPORT void alloy_free_aligned_sized(void *p, size_t align, size_t size) {
   fast_free(p);
 }
 
-EXPORT void alloy_collect(void) { heap_collect(heap_get()); }
+/* Also from a thread that never allocated: it takes a heap to adopt into. */
+EXPORT void alloy_collect(void) {
+  heap_t *heap = heap_get();
+  if (heap == &alloy__heap_empty) heap = heap_init_thread();
+  if (heap) heap_collect(heap);
+}
 
 HIDDEN_ALIAS(malloc);
 HIDDEN_ALIAS(free);
