@@ -30,7 +30,8 @@ static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 static page_t *block_page(const void *p, const char *what) {
   page_t *page = segment_page_lookup(p);
   if (page == NULL) {
-    report_misuse(what, p, "not allocated by alloy");
+    report_misuse(what, p, segment_huge_recently_freed(p) ? "already freed (double free)"
+                                                          : "not allocated by alloy");
     return NULL;
   }
   const char *bad = page_check_block(page, p);
@@ -38,7 +39,23 @@ static page_t *block_page(const void *p, const char *what) {
     report_misuse(what, p, bad);
     return NULL;
   }
+  if (page->kind != PAGE_HUGE && block_is_marked_free(page, p)) {
+    report_misuse(what, p, "already freed (double free)");
+    return NULL;
+  }
   return page;
+}
+
+/* free_sized/sdallocx: the size must be one the block could have been asked
+ * for: of the block's size class; for large and huge blocks, within the OS
+ * page the usable size was rounded to; or at most the usable size and at
+ * least half of it (what realloc keeps in place). */
+static bool size_fits_block(const page_t *page, size_t size) {
+  size_t usable = page->block_size;
+  if (size > usable) return false;
+  if (page->kind <= PAGE_MEDIUM)
+    return size_class_of(size) == page->size_class || size >= usable / 2;
+  return usable - size < os_page_size() || size >= usable / 2;
 }
 
 EXPORT size_t alloy_usable_size(const void *p) {
@@ -177,15 +194,29 @@ EXPORT void *alloy_pvalloc(size_t size) {
   return alloy__aligned(ps, rounded);
 }
 
-EXPORT void alloy_free_sized(void *p, size_t size) {
-  (void)size;
+/* Frees p after checking the size the program says it had (free_sized,
+ * sized operator delete).  0 means "size not known" (aligned delete). */
+static void free_checked_size(void *p, size_t size) {
+  if (p != NULL && size != 0) {
+    page_t *page = segment_page_lookup(p);
+    if (page && !page_check_block(page, p) && !size_fits_block(page, size)) {
+      report_misuse_fmt("alloy: free with a wrong size: %p (%zu bytes given, the block holds %zu)",
+                        p, size, page->block_size);
+      return;
+    }
+  }
   fast_free(p);
 }
 
+EXPORT void alloy_free_sized(void *p, size_t size) { free_checked_size(p, size); }
+
+/* An aligned block of a size class was sized up to a multiple of its
+ * alignment first (alloy__aligned); large and huge ones were not. */
 EXPORT void alloy_free_aligned_sized(void *p, size_t align, size_t size) {
-  (void)align;
-  (void)size;
-  fast_free(p);
+  size_t rounded = size;
+  if (align > ALIGNMENT_MIN && is_pow2(align) && size <= (size_t)PTRDIFF_MAX)
+    rounded = (size + align - 1) & ~(align - 1);
+  free_checked_size(p, rounded <= MEDIUM_MAX ? rounded : size);
 }
 
 /* Also from a thread that never allocated: it takes a heap to adopt into. */

@@ -13,10 +13,8 @@ static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
   heap_t *heap = heap_get();
   if (likely(size <= DIRECT_MAX)) {
     page_t *page = heap->direct[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN];
-    block_t *block = page->free;
-    if (likely(block != NULL)) {
-      page->free = block->next;
-      page->used++;
+    if (likely(page->free != NULL)) {
+      block_t *block = page_pop_free(page);
       if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return heap_event(heap, block);
       return block;
     }
@@ -34,7 +32,15 @@ static inline __attribute__((always_inline)) void fast_free(void *p) {
   /* One compare: the page is this thread's and not in the full queue. */
   if (likely(atomic_load_explicit(&page->xheap, memory_order_relaxed) == (uintptr_t)heap)) {
     block_t *block = p;
-    block->next = page->local_free;
+    /* Misuse (an interior pointer, a block already free) goes to the slow
+     * path, which reports it; one branch for both. */
+    if (unlikely(block_offset_is_interior(page, (uintptr_t)p - (uintptr_t)page->start) |
+                 block_is_marked_free(page, block))) {
+      free_generic(p, page);
+      return;
+    }
+    block_set_next(page, block, page->local_free);
+    block->free_mark = block_free_mark(page, block);
     page->local_free = block;
     heap->counters.freed_bytes += page->block_size;
     if (unlikely(--page->used == 0)) heap_page_now_free(heap, page);

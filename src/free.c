@@ -44,11 +44,17 @@
 
 #include <errno.h>
 
+/* Links a block into a free list headed by `head` and marks it free. */
+static inline void block_push(const page_t *page, block_t *block, const block_t *head) {
+  block_set_next(page, block, head);
+  block->free_mark = block_free_mark(page, block);
+}
+
 /* Returns a block freed by the owner thread to its page, fixing up the page's
  * place in the heap (full -> queue, empty -> released).  Not counted here:
  * the caller counts the free against the thread that made it. */
 void free_local(heap_t *heap, page_t *page, block_t *block) {
-  block->next = page->local_free;
+  block_push(page, block, page->local_free);
   page->local_free = block;
   if (--page->used == 0)
     heap_page_now_free(heap, page);
@@ -56,15 +62,16 @@ void free_local(heap_t *heap, page_t *page, block_t *block) {
     heap_page_unfull(heap, page);
 }
 
-static void delayed_push(heap_t *owner, block_t *block) {
+static void delayed_push(heap_t *owner, const page_t *page, block_t *block) {
   block_t *head = atomic_load_explicit(&owner->delayed_free, memory_order_relaxed);
   do {
-    block->next = head;
+    block_set_next(page, block, head);
   } while (!atomic_compare_exchange_weak_explicit(&owner->delayed_free, &head, block,
                                                   memory_order_release, memory_order_relaxed));
 }
 
 static void free_remote(page_t *page, block_t *block) {
+  block->free_mark = block_free_mark(page, block);
   uintptr_t old = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   uintptr_t state, want;
   do {
@@ -72,13 +79,13 @@ static void free_remote(page_t *page, block_t *block) {
     if (state == TF_NOTIFY) {
       want = (old & ~TF_STATE_MASK) | TF_NOTIFYING;
     } else {
-      block->next = (block_t *)(old & ~TF_STATE_MASK);
+      block_set_next(page, block, (block_t *)(old & ~TF_STATE_MASK));
       want = (uintptr_t)block | state;
     }
   } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &old, want,
                                                   memory_order_acq_rel, memory_order_relaxed));
   if (state != TF_NOTIFY) return;
-  delayed_push(page_heap(page), block);
+  delayed_push(page_heap(page), page, block);
   old = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &old,
                                                 (old & ~TF_STATE_MASK) | TF_PLAIN,
@@ -96,20 +103,39 @@ static void count_free(heap_t *heap, size_t bytes) {
   }
 }
 
+/* Says what kind of block p was, for a double-free report. */
+static void report_double_free(const void *p, const page_t *page) {
+  if (page == NULL)
+    report_misuse_fmt("alloy: double free of %p (huge block, already unmapped or cached)", p);
+  else if (page->kind == PAGE_LARGE || page->slice_count == 0)
+    report_misuse_fmt("alloy: double free of %p (large block, its pages already released)", p);
+  else
+    report_misuse_fmt("alloy: double free of %p (size class %zu)", p, page->block_size);
+}
+
 /* Everything the fast path did not handle: NULL, foreign pointers, huge
- * blocks, pages in the full queue, large blocks, and other threads' pages. */
+ * blocks, pages in the full queue, large blocks, other threads' pages, and
+ * misuse, which is reported here. */
 NOINLINE void free_generic(void *p, page_t *page) {
   if (page == NULL) {
     if (p == NULL) return;
     page = segment_page_lookup(p);
     if (page == NULL) {
-      report_misuse("free of a pointer alloy never allocated", p, "not in any alloy segment");
+      if (segment_huge_recently_freed(p)) report_double_free(p, NULL);
+      else report_misuse("free of a pointer alloy never allocated", p, "not in any alloy segment");
       return;
     }
   }
   const char *bad = page_check_block(page, p);
   if (unlikely(bad != NULL)) {
-    report_misuse("free of an invalid pointer", p, bad);
+    /* A freed large block's slices are no page any more; it started one. */
+    if (page->slice_count == 0 && ((uintptr_t)p % SLICE_SIZE) == 0) report_double_free(p, page);
+    else report_misuse("free of an invalid pointer", p, bad);
+    return;
+  }
+  block_t *block = p;
+  if (unlikely(page->kind != PAGE_HUGE && block_is_marked_free(page, block))) {
+    report_double_free(p, page);
     return;
   }
   heap_t *heap = heap_get();
@@ -118,7 +144,6 @@ NOINLINE void free_generic(void *p, page_t *page) {
     segment_huge_free(segment_of(page));
     return;
   }
-  block_t *block = p;
   if (page_heap(page) == heap)
     free_local(heap, page, block);
   else

@@ -132,8 +132,8 @@ void heap_collect_delayed(heap_t *heap) {
   if (atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) == NULL) return;
   block_t *b = atomic_exchange_explicit(&heap->delayed_free, NULL, memory_order_acquire);
   while (b) {
-    block_t *next = b->next;
     page_t *page = segment_page_of(segment_of(b), b);
+    block_t *next = block_next(page, b);
     page_wait_notify_done(page);
     free_local(heap, page, b);
     b = next;
@@ -364,10 +364,7 @@ static void *heap_alloc_small(heap_t *heap, size_t size) {
   unsigned cls = size_class_of(size);
   page_t *page = heap_find_page(heap, cls);
   if (!page) return NULL;
-  block_t *b = page->free;
-  page->free = b->next;
-  page->used++;
-  return b;
+  return page_pop_free(page);
 }
 
 size_t alloy__large_usable(size_t size) {
@@ -383,6 +380,8 @@ static void *heap_alloc_large(heap_t *heap, size_t size, size_t align) {
   if (!page) return NULL;
   page->kind = PAGE_LARGE;
   page->block_size = usable;
+  page_set_key(page);
+  ((block_t *)page->start)->free_mark = 0; /* recycled memory may hold anything */
   page->alloc_charge = alloc_charge_of(usable);
   page->reserved = page->capacity = page->used = 1;
   page_set_owner(page, heap, true);
@@ -398,9 +397,7 @@ static void *heap_alloc_large(heap_t *heap, size_t size, size_t align) {
 static inline void *heap_malloc_medium(size_t size, heap_t *heap) {
   page_t *page = heap->queues[size_class_of(size)].first;
   if (page == NULL || page->free == NULL) return NULL;
-  block_t *block = page->free;
-  page->free = block->next;
-  page->used++;
+  block_t *block = page_pop_free(page);
   if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return heap_event(heap, block);
   return block;
 }

@@ -84,6 +84,7 @@ void segment_decay(heap_t *heap);
 void segment_move_all(heap_t *from, heap_t *to);
 void *segment_huge_alloc(size_t size, size_t align);
 void segment_huge_free(segment_t *seg);
+bool segment_huge_recently_freed(const void *p);
 bool segment_huge_resize(segment_t *seg, size_t size);
 size_t segment_huge_usable(const segment_t *seg);
 void segment_count(uint64_t *segments, uint64_t *huge);
@@ -112,6 +113,39 @@ static inline heap_t *page_heap(const page_t *page) {
 static inline bool page_is_full(const page_t *page) {
   return atomic_load_explicit(&page->xheap, memory_order_relaxed) & XHEAP_FULL;
 }
+/* Free-list links and free marks (see block_t in types.h). */
+#define MAGIC_BITS 40
+#define MAGIC_MASK ((((uint64_t)1) << MAGIC_BITS) - 1)
+static inline block_t *block_next(const page_t *page, const block_t *b) {
+  return (block_t *)(b->next_enc ^ page->key);
+}
+static inline void block_set_next(const page_t *page, block_t *b, const block_t *next) {
+  b->next_enc = (uintptr_t)next ^ page->key;
+}
+static inline uintptr_t block_free_mark(const page_t *page, const void *b) {
+  return ~((uintptr_t)b ^ page->key);
+}
+static inline bool block_is_marked_free(const page_t *page, const block_t *b) {
+  return b->free_mark == block_free_mark(page, b);
+}
+/* True when `off` bytes into the page is not a block boundary, with one
+ * multiplication: for off = q*size + r, the low 40 bits of off*magic are
+ * r*magic + q*d (d = magic*size - 2^40 < size, q*d < page size), which is
+ * below magic exactly when r == 0.  Pages of secure:false have magic 2^40,
+ * which makes the test always false. */
+static inline bool block_offset_is_interior(const page_t *page, uintptr_t off) {
+  return ((off * page->block_magic) & MAGIC_MASK) >= page->block_magic;
+}
+/* Takes the first block of the page's allocation list. */
+static inline block_t *page_pop_free(page_t *page) {
+  block_t *block = page->free;
+  page->free = block_next(page, block);
+  block->free_mark = 0;
+  page->used++;
+  return block;
+}
+void page_set_key(page_t *page);
+
 /* The block a (possibly interior) pointer of this page belongs to. */
 static inline block_t *page_block_of(const page_t *page, const void *p) {
   size_t off = (size_t)((const uint8_t *)p - page->start);
@@ -174,6 +208,7 @@ void os_unlock(os_lock_t *l);
 
 /* ---------------------------------------------------------------- options */
 typedef struct {
+  bool secure;          /* encoded free lists, interior-pointer checks (default true) */
   bool abort_on_error;  /* abort after reporting misuse (default true) */
   bool stats_summary;   /* print the short summary at exit */
   int summary_pid;      /* only in this process (the launcher's child) */
@@ -190,6 +225,7 @@ void report_message(const char *fmt, ...);
 /* Misuse by the program: reported with the address, then abort unless
  * abort_on_error:false. */
 void report_misuse(const char *what, const void *p, const char *detail);
+void report_misuse_fmt(const char *fmt, ...);
 __attribute__((noreturn)) void report_fatal(const char *fmt, ...);
 
 /* ------------------------------------------------------------------ stats */
@@ -199,6 +235,7 @@ void stats_print_at_exit(void);
 
 /* ------------------------------------------------------------------- init */
 extern _Atomic(int) alloy__process_ready;
+extern uint64_t alloy__secret; /* random, chosen at process start */
 void process_init(void);
 void init_thread_register(heap_t *heap);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 alloy_options_t alloy__options = {
+    .secure = true,
     .abort_on_error = true,
 };
 
@@ -20,6 +21,7 @@ typedef struct {
 } option_def_t;
 
 static const option_def_t option_table[] = {
+    {"secure", OPT_BOOL, &alloy__options.secure},
     {"abort_on_error", OPT_BOOL, &alloy__options.abort_on_error},
     {"stats_summary", OPT_BOOL, &alloy__options.stats_summary},
     {"stats_summary_pid", OPT_INT, &alloy__options.summary_pid},

@@ -12,9 +12,30 @@
 #define EXTEND_BYTES (4 * ALLOY_KiB) /* carve about one OS page of blocks at a time */
 #define EXTEND_MIN 4
 
+/* A key of its own for each page: knowing one page's key (from a leaked
+ * free-list word) tells nothing about another's. */
+void page_set_key(page_t *page) {
+  if (alloy__secret == 0) {
+    page->key = 0;
+    return;
+  }
+  /* A new key for every page lifetime: marks left in recycled memory by an
+   * earlier page at the same address never match. */
+  static _Atomic(uint64_t) page_serial;
+  uint64_t k = alloy__secret ^ (uint64_t)(uintptr_t)page->start ^
+               (atomic_fetch_add_explicit(&page_serial, 1, memory_order_relaxed) << 40);
+  k ^= k >> 31;
+  k *= 0x9e3779b97f4a7c15ULL;
+  k ^= k >> 29;
+  page->key = (uintptr_t)k;
+}
+
 void page_init(page_t *page, unsigned cls, size_t block_size) {
   size_t area = (size_t)page->slice_count * SLICE_SIZE;
   page->block_size = block_size;
+  page_set_key(page);
+  page->block_magic = alloy__options.secure ? (((uint64_t)1 << MAGIC_BITS) + block_size - 1) / block_size
+                                            : (uint64_t)1 << MAGIC_BITS;
   page->alloc_charge = alloc_charge_of(block_size);
   page->size_class = (uint8_t)cls;
   page->kind = block_size <= SMALL_MAX ? PAGE_SMALL : PAGE_MEDIUM;
@@ -38,8 +59,8 @@ bool page_extend_free(page_t *page) {
   if (n > left) n = left;
   uint8_t *first = page->start + (size_t)page->capacity * bsize;
   uint8_t *p = first;
-  for (uint32_t i = 1; i < n; i++, p += bsize) ((block_t *)p)->next = (block_t *)(p + bsize);
-  ((block_t *)p)->next = page->free;
+  for (uint32_t i = 1; i < n; i++, p += bsize) block_set_next(page, (block_t *)p, (block_t *)(p + bsize));
+  block_set_next(page, (block_t *)p, page->free);
   page->free = (block_t *)first;
   __atomic_store_n(&page->capacity, page->capacity + n, __ATOMIC_RELAXED);
   return true;
@@ -64,11 +85,13 @@ uint32_t page_take_thread_free(page_t *page) {
   if (!list) return 0;
   uint32_t n = 1;
   block_t *tail = list;
-  while (tail->next) {
-    tail = tail->next;
+  for (block_t *next; (next = block_next(page, tail)) != NULL; tail = next) {
+    if (unlikely(page_check_block(page, next) != NULL))
+      report_fatal("alloy: corrupted free list in page %p: link %p (heap overflow or use "
+                   "after free in the program)", (void *)page->start, (void *)next);
     n++;
   }
-  tail->next = page->local_free;
+  block_set_next(page, tail, page->local_free);
   page->local_free = list;
   page->used -= n;
   return n;

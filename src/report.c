@@ -106,7 +106,14 @@ void report_fatal(const char *fmt, ...) {
   os_abort();
 }
 
-void report_misuse(const char *what, const void *p, const char *detail) {
-  report_message("alloy: %s: %p (%s)", what, p, detail);
+void report_misuse_fmt(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  report_v(fmt, ap);
+  va_end(ap);
   if (alloy__options.abort_on_error) os_abort();
+}
+
+void report_misuse(const char *what, const void *p, const char *detail) {
+  report_misuse_fmt("alloy: %s: %p (%s)", what, p, detail);
 }

@@ -260,7 +260,22 @@ void *segment_huge_alloc(size_t size, size_t align) {
   return page->start;
 }
 
+/* The last few huge blocks freed, so that freeing one again is reported as
+ * a double free rather than as a pointer alloy never returned. */
+#define RECENT_HUGE 16
+static _Atomic(uintptr_t) recent_huge[RECENT_HUGE];
+static _Atomic(unsigned) recent_huge_next;
+
+bool segment_huge_recently_freed(const void *p) {
+  for (unsigned i = 0; i < RECENT_HUGE; i++)
+    if (atomic_load_explicit(&recent_huge[i], memory_order_relaxed) == (uintptr_t)p) return true;
+  return false;
+}
+
 void segment_huge_free(segment_t *seg) {
+  unsigned slot = atomic_fetch_add_explicit(&recent_huge_next, 1, memory_order_relaxed);
+  atomic_store_explicit(&recent_huge[slot % RECENT_HUGE], (uintptr_t)seg->pages[0].start,
+                        memory_order_relaxed);
   size_t offset = (size_t)(seg->pages[0].start - (uint8_t *)seg);
   if (offset >= SEGMENT_SIZE) map_store(seg->pages[0].start, 0);
   map_set(seg, false);

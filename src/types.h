@@ -102,8 +102,13 @@
 #define DECAY_MS 500
 #define CHARGE_MAX_BYTES ((size_t)1 << 40) /* larger blocks are folded at once */
 
+/* A free block: its first word links the free list, encoded with the page's
+ * key (a heap overflow that rewrites it yields a wild pointer, not a chosen
+ * one); its second word marks it free, so a second free of it is caught.
+ * malloc clears the mark.  Every block is at least 16 bytes. */
 typedef struct alloy_block_s {
-  struct alloy_block_s *next;
+  uintptr_t next_enc;
+  uintptr_t free_mark;
 } block_t;
 
 typedef struct alloy_heap_s heap_t;
@@ -133,6 +138,8 @@ typedef struct alloy_page_s {
   uint32_t capacity;     /* blocks carved into lists so far */
   size_t block_size;     /* class size (usable size of large/huge) */
   int64_t alloc_charge;  /* (block_size << CHARGE_SHIFT) + 1, see EVENT_INTERVAL */
+  uintptr_t key;         /* encodes this page's free-list links and free marks */
+  uint64_t block_magic;  /* ceil(2^40 / block_size): interior-pointer test, see free */
   block_t *local_free;   /* owner's frees, swapped into `free` when it is empty */
   _Atomic(uintptr_t) xheap;       /* owning heap | XHEAP_FULL; 0 for huge/unused */
   _Atomic(uintptr_t) thread_free; /* remote frees | tf_state_t */

@@ -17,7 +17,7 @@ static _Alignas(65536) uint8_t area[SLICE_SIZE];
 static void remote_push(page_t *pg, block_t *b) {
   uintptr_t old = atomic_load(&pg->thread_free);
   do {
-    b->next = (block_t *)(old & ~TF_STATE_MASK);
+    block_set_next(pg, b, (block_t *)(old & ~TF_STATE_MASK));
   } while (!atomic_compare_exchange_weak(&pg->thread_free, &old, (uintptr_t)b | (old & TF_STATE_MASK)));
 }
 
@@ -37,7 +37,7 @@ static void test_page_lists(void) {
   CHECK_LE(page.capacity * 64, 8192); /* carved lazily, not the whole page */
   uint8_t *expect = area;
   uint32_t n = 0;
-  for (block_t *b = page.free; b; b = b->next, expect += 64, n++) CHECK_EQ_PTR(b, expect);
+  for (block_t *b = page.free; b; b = block_next(&page, b), expect += 64, n++) CHECK_EQ_PTR(b, expect);
   CHECK_EQ(n, page.capacity);
 
   /* take 200 blocks */
@@ -45,7 +45,7 @@ static void test_page_lists(void) {
   for (int i = 0; i < 200; i++) {
     if (!page.free) REQUIRE(page_extend_free(&page));
     taken[i] = page.free;
-    page.free = taken[i]->next;
+    page.free = block_next(&page, taken[i]);
     page.used++;
   }
   CHECK_EQ(page.used, 200);
@@ -71,7 +71,7 @@ static void test_page_lists(void) {
   page.free = NULL;
   page_collect(&page);
   n = 0;
-  for (block_t *b = page.free; b; b = b->next) n++;
+  for (block_t *b = page.free; b; b = block_next(&page, b)) n++;
   CHECK_EQ(n, 200);
   CHECK_NULL(page.local_free);
 }

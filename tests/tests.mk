@@ -5,6 +5,8 @@
 #   make -f tests/tests.mk BUILD=build stress        build/tests/stress/{stress,stress_libc}
 #   make -f tests/tests.mk BUILD=build edge          build/tests/edge/*
 #   make -f tests/tests.mk BUILD=build asan tsan     sanitizer builds in build/asan, build/tsan
+#   make -f tests/tests.mk BUILD=build misuse        build/tests/misuse/* (misuse reports)
+#   make -f tests/tests.mk BUILD=build oom           build/tests/oom/* (out of memory)
 #   make -f tests/tests.mk glibc-check               unit tests against glibc's malloc
 #
 # Unit tests use the prefixed API and link build/liballoy_core.a (made by the
@@ -44,8 +46,15 @@ EDGE_BIN := $(T)/edge/ctor_main $(T)/edge/libctor.so $(T)/edge/thread_exit $(T)/
             $(T)/edge/dlopen $(T)/edge/libdl_lib.so $(T)/edge/badfree
 CXX_BIN  := $(T)/edge/cxx
 
-.PHONY: all-tests unit stress edge cxx asan tsan glibc-check
-all-tests: unit stress edge cxx asan tsan
+MISUSE_BIN := $(T)/misuse/misuse $(T)/misuse/misuse_preload
+MISUSE_CXX := $(T)/misuse/misuse_cxx
+OOM_BIN    := $(T)/oom/rlimit $(T)/oom/inject
+
+.PHONY: all-tests unit stress edge cxx asan tsan glibc-check misuse misuse-cxx oom
+all-tests: unit stress edge cxx asan tsan misuse misuse-cxx oom
+misuse: $(MISUSE_BIN)
+misuse-cxx: $(MISUSE_CXX)
+oom: $(OOM_BIN)
 unit: $(UNIT_BIN)
 stress: $(T)/stress/stress $(T)/stress/stress_libc
 edge: $(EDGE_BIN)
@@ -89,6 +98,29 @@ $(T)/edge/cxx: tests/edge/cxx.cpp tests/edge/preload.h
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -Wall -Wextra -O2 -g -fsized-deallocation -faligned-new \
 	  -Iinclude -o $@ $< -pthread -ldl
+
+# ------------------------------------------------------------------- misuse
+# The same source twice: the prefixed API, and the standard names (run under
+# LD_PRELOAD=$(BUILD)/liballoy.so); the C++ cases are a program of their own.
+$(T)/misuse/misuse: tests/misuse/misuse.c $(BUILD)/liballoy_core.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread
+
+$(T)/misuse/misuse_preload: tests/misuse/misuse.c tests/edge/preload.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EDGE_CFLAGS) -DUSE_LIBC_NAMES -o $@ $< -pthread -ldl
+
+$(T)/misuse/misuse_cxx: tests/misuse/misuse_cxx.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -Wall -Wextra -O2 -g -fsized-deallocation -faligned-new \
+	  -o $@ $< -ldl
+
+# ---------------------------------------------------------------------- oom
+# Prefixed API with liballoy_core.a; inject.c uses the os_set_fail_after test
+# hook of src/internal.h (a hidden symbol: reachable in a static link).
+$(T)/oom/%: tests/oom/%.c tests/check.h $(BUILD)/liballoy_core.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread
 
 # ---------------------------------------------------------- sanitizer builds
 # $(1): asan or tsan, $(2): the sanitizer flags

@@ -1,6 +1,9 @@
 /*
  * badfree.c - edge test (e): free() of pointers alloy never returned.
- * Usage: badfree [MODE...]   MODE: stack global mmap-middle (default: all)
+ * Usage: badfree [MODE...]   MODE: stack global mmap-middle (the default set),
+ *                            interior double (run only when named: a free of
+ *                            p + 16 for a live 100-byte block p, and a second
+ *                            free of a freed block)
  *
  * For each mode a child process frees such a pointer; the parent captures the
  * child's stderr and expects it to contain "alloy:" and the pointer's address
@@ -40,6 +43,16 @@ static void *bad_pointer(const char *mode, char *stack_buf)
       EDGE_FAIL("mmap failed");
     memset(m, 0x77, len);
     return launder(m + len / 2 + 48);
+  }
+  if (strcmp(mode, "interior") == 0) {
+    char *p = malloc(100);
+    memset(p, 1, 100);
+    return launder(p + 16);
+  }
+  if (strcmp(mode, "double") == 0) {
+    void *p = launder(malloc(100));
+    free(p);
+    return p; /* freed once already */
   }
   EDGE_FAIL("unknown mode %s", mode);
 }

@@ -340,7 +340,7 @@ static bool blk_alloc(struct rng *r, struct blk *b)
 static void blk_free(struct rng *r, const struct blk *b)
 {
   unsigned how = (unsigned)(rnd(r) % 4);
-  if (how == 0)
+  if (how == 0 && !b->align) /* C23: free_sized is for malloc/calloc/realloc blocks */
     a_free_sized(b->p, b->size);
   else if (how == 1 && b->align)
     a_free_aligned_sized(b->p, b->align, b->size);

@@ -1,0 +1,210 @@
+/*
+ * test_thread_churn.c - 20,000 short-lived threads, 4 alive at a time, that
+ * free each other's memory (prefixed API).
+ *
+ * Each thread allocates and frees a few blocks of its own (mostly small, some
+ * medium and large), then takes the block a previous thread left in one of 8
+ * shared slots (atomic exchange), checks its contents and frees it (a remote
+ * free into a heap whose thread has usually exited: an abandoned or adopted
+ * heap), leaves a block of its own in its place and exits.  So every exited
+ * heap still owns a live block that a later thread frees.
+ *
+ * Checks: every block keeps its contents until another thread frees it; the
+ * process's RSS (/proc/self/statm) stays below 200 MiB throughout (sampled
+ * every 250 threads) and so do alloy's mapped bytes; at the end, with the
+ * slots emptied, alloy_stats_get().allocated is within 1 MiB of its value
+ * before the threads ran, and the number of heaps left abandoned is small.
+ *
+ * Under the sanitizers (clang ASan/TSan builds) fewer threads run (5,000) and RSS is
+ * not checked (shadow memory); CHURN_THREADS=N in the environment overrides
+ * the count.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "check.h"
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#endif
+
+#define KiB ((size_t)1024)
+#define MiB (KiB * KiB)
+#define NSLOTS 8
+#define AT_ONCE 4
+#define RSS_LIMIT (200 * MiB)
+
+static _Atomic(uintptr_t) slots[NSLOTS];
+static atomic_int bad_blocks, failed_allocs;
+
+static inline uint64_t mix64(uint64_t x)
+{
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+/* A block: its size in the first 8 bytes, then bytes derived from it and
+ * from its address. */
+static unsigned char *blk_new(size_t size)
+{
+  if (size < 16)
+    size = 16;
+  unsigned char *p = alloy_malloc(size);
+  if (!p) {
+    atomic_fetch_add(&failed_allocs, 1);
+    return NULL;
+  }
+  memcpy(p, &size, 8);
+  uint64_t k = mix64((uintptr_t)p ^ size);
+  size_t i = 8;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t w = k + i;
+    memcpy(p + i, &w, 8);
+  }
+  return p;
+}
+
+static void blk_free(unsigned char *p)
+{
+  if (!p)
+    return;
+  size_t size;
+  memcpy(&size, p, 8);
+  bool ok = size >= 16 && size <= 4 * MiB;
+  uint64_t k = mix64((uintptr_t)p ^ size);
+  for (size_t i = 8; ok && i + 8 <= size; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    ok = w == k + i;
+  }
+  if (!ok) {
+    atomic_fetch_add(&bad_blocks, 1);
+    return; /* leave it: freeing a damaged block could mask the report */
+  }
+  if (size % 3 == 0)
+    alloy_free_sized(p, size);
+  else
+    alloy_free(p);
+}
+
+static size_t size_for(uint64_t r)
+{
+  unsigned k = (unsigned)(r % 100);
+  if (k < 85)
+    return 16 + (size_t)(r >> 8) % 1000;
+  if (k < 98)
+    return 1024 + (size_t)(r >> 8) % (60 * KiB);
+  return 64 * KiB + (size_t)(r >> 8) % (400 * KiB);
+}
+
+static void *thread_main(void *arg)
+{
+  uint64_t id = (uint64_t)(uintptr_t)arg, r = mix64(id + 1);
+  unsigned char *own[12];
+  for (int i = 0; i < 12; i++) {
+    r = mix64(r);
+    own[i] = blk_new(size_for(r));
+  }
+  for (int i = 11; i >= 0; i -= 2)
+    blk_free(own[i]);
+  /* Free what an earlier thread left, leave a block of our own. */
+  r = mix64(r);
+  unsigned char *mine = blk_new(size_for(r));
+  blk_free((unsigned char *)atomic_exchange(&slots[id % NSLOTS], (uintptr_t)mine));
+  for (int i = 0; i < 12; i += 2)
+    blk_free(own[i]);
+  return NULL;
+}
+
+static size_t rss_bytes(void)
+{
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (f) {
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+      resident = 0;
+    fclose(f);
+  }
+  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+int main(void)
+{
+#ifdef UNDER_SANITIZER
+  long nthreads = 5000;
+#else
+  long nthreads = 20000;
+#endif
+  const char *env = getenv("CHURN_THREADS");
+  if (env && atol(env) > 0)
+    nthreads = atol(env);
+
+  /* Warm up this thread's heap, then take the baseline. */
+  alloy_free(alloy_malloc(100));
+  alloy_stats_t s0, s;
+  alloy_stats_get(&s0);
+  size_t rss_max = rss_bytes(), mapped_max = s0.mapped;
+
+  for (long base = 0; base < nthreads; base += AT_ONCE) {
+    pthread_t t[AT_ONCE];
+    int n = 0;
+    for (long i = base; i < base + AT_ONCE && i < nthreads; i++, n++)
+      REQUIRE(pthread_create(&t[n], NULL, thread_main, (void *)(uintptr_t)i) == 0);
+    for (int i = 0; i < n; i++)
+      REQUIRE(pthread_join(t[i], NULL) == 0);
+    if (base % 248 == 0 || base + AT_ONCE >= nthreads) {
+      size_t rss = rss_bytes();
+      alloy_stats_get(&s);
+      if (rss > rss_max)
+        rss_max = rss;
+      if (s.mapped > mapped_max)
+        mapped_max = s.mapped;
+      if (base % 4960 == 0)
+        printf("after %5ld threads: rss %6.1f MiB, mapped %6.1f MiB, heaps in use %" PRIu64
+               ", abandoned %" PRIu64 "\n",
+               base + n, rss / (double)MiB, s.mapped / (double)MiB, s.threads, s.abandoned);
+    }
+  }
+  for (int i = 0; i < NSLOTS; i++)
+    blk_free((unsigned char *)atomic_exchange(&slots[i], 0));
+  alloy_collect();
+  alloy_stats_get(&s);
+  int64_t drift = (int64_t)s.allocated - (int64_t)s0.allocated;
+  printf("%ld threads: max rss %.1f MiB, max mapped %.1f MiB; at the end allocated %" PRIu64
+         " (baseline %" PRIu64 ", drift %" PRId64 "), mapped %.1f MiB, heaps in use %" PRIu64
+         ", abandoned %" PRIu64 "\n",
+         nthreads, rss_max / (double)MiB, mapped_max / (double)MiB, s.allocated, s0.allocated,
+         drift, s.mapped / (double)MiB, s.threads, s.abandoned);
+  CHECK_EQ(atomic_load(&bad_blocks), 0);
+  CHECK_EQ(atomic_load(&failed_allocs), 0);
+#ifndef UNDER_SANITIZER
+  CHECK_MSG(rss_max < RSS_LIMIT, "RSS reached %zu MiB (limit %zu MiB)", rss_max / MiB,
+            RSS_LIMIT / MiB);
+#endif
+  CHECK_MSG(mapped_max < RSS_LIMIT, "alloy mapped %zu MiB (limit %zu MiB)", mapped_max / MiB,
+            RSS_LIMIT / MiB);
+  CHECK_MSG(drift >= -(int64_t)MiB && drift <= (int64_t)MiB,
+            "allocated %" PRIu64 " is not within 1 MiB of its baseline %" PRIu64, s.allocated,
+            s0.allocated);
+  CHECK_MSG(s.abandoned <= 64, "%" PRIu64 " heaps left abandoned", s.abandoned);
+  CHECK_LE(s.threads, 1);
+  /* Still working. */
+  unsigned char *p = blk_new(1000);
+  CHECK_NOT_NULL(p);
+  blk_free(p);
+  return check_done();
+}
