@@ -100,6 +100,10 @@ static void count_free(heap_t *heap, size_t bytes) {
     stats_orphan_free(bytes);
   } else {
     heap->counters.freed_bytes += bytes;
+    /* A thread that mostly frees others' blocks rarely reaches an event:
+     * fold here too, or the process total overstates what is in use. */
+    if (unlikely(heap->counters.freed_bytes - heap->folded_freed > EVENT_INTERVAL_BYTES))
+      stats_fold(heap);
   }
 }
 

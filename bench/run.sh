@@ -1,0 +1,49 @@
+#!/bin/sh
+# bench/run.sh - alloy's side-by-side benchmark (make bench / make bench QUICK=1).
+#
+# Installs missing peer allocators and real programs from Debian's packages,
+# builds the workloads into $BUILD/bench/, then runs bench/harness.py, which
+# writes bench/results/latest.md, latest.svg and latest.json.
+#
+# Environment: QUICK=1, ROUNDS=N, BUILD=dir (default build), ALLOCATORS=a,b,
+# WORKLOADS=a,b, REAL=0 (skip real programs), RESULTS=dir.  See bench/README.md.
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export BUILD
+
+LIB=/usr/lib/x86_64-linux-gnu
+missing=""
+[ -e "$LIB/libjemalloc.so.2" ] || missing="$missing libjemalloc2"
+[ -e "$LIB/libmimalloc.so.2" ] || missing="$missing libmimalloc2.0"
+[ -e "$LIB/libtcmalloc_minimal.so.4" ] || missing="$missing libtcmalloc-minimal4"
+if [ "${REAL:-1}" != 0 ]; then
+    command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+    command -v redis-benchmark >/dev/null 2>&1 || missing="$missing redis-tools"
+    command -v sqlite3 >/dev/null 2>&1 || missing="$missing sqlite3"
+    [ -x /usr/bin/python3 ] || missing="$missing python3"
+fi
+if [ -n "$missing" ]; then
+    echo "bench: installing missing packages:$missing"
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing ||
+            echo "bench: WARNING: apt-get install failed; missing pieces will be skipped"
+    else
+        echo "bench: WARNING: not root or no apt-get; missing pieces will be skipped"
+    fi
+fi
+
+# Debian's redis-server package starts a system instance on port 6379; the
+# benchmark never uses it (it starts its own server on a random loopback port).
+
+make -s -f bench/Makefile BUILD="$BUILD"
+
+if [ ! -e "$BUILD/liballoy.so" ]; then
+    echo "bench: WARNING: $BUILD/liballoy.so is missing (run make first); benchmarking the peers only"
+fi
+
+PY=python3
+command -v python3 >/dev/null 2>&1 || PY=/usr/bin/python3
+exec "$PY" bench/harness.py
