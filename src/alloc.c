@@ -92,7 +92,7 @@ static bool resize_in_place(page_t *page, const void *p, size_t size) {
   size_t old = page->block_size;
   if (page->kind == PAGE_HUGE) {
     if (!segment_huge_resize(segment_of(page), size)) return false;
-  } else if (page->kind == PAGE_LARGE && page_heap(page) == heap_get()) {
+  } else if (page->kind == PAGE_LARGE && page_heap(page) == heap_get() && !alloy__options.guard) {
     if (size <= old || size > LARGE_MAX) return false;
     uint8_t *span_end = (uint8_t *)segment_of(p) + (size_t)(page->slice_index + page->slice_count) * SLICE_SIZE;
     size_t usable = alloy__large_usable(size);

@@ -15,7 +15,8 @@ static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
     page_t *page = heap->direct[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN];
     if (likely(page->free != NULL)) {
       block_t *block = page_pop_free(page);
-      if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return heap_event(heap, block);
+      if (unlikely((heap->event_countdown -= page->alloc_charge) < 0))
+        return heap_event(heap, block, size);
       return block;
     }
   }

@@ -122,6 +122,8 @@ void heap_page_now_free(heap_t *heap, page_t *page) {
   /* Tested first: a malloc/free loop on one block comes here on every free.
    * (A large or full page is never the first of a class queue.) */
   if (heap->queues[page->size_class].first == page) return;
+  if (page->kind == PAGE_LARGE && alloy__options.guard)
+    os_protect(page->start + page->block_size, os_page_size(), true);
   if (page->kind == PAGE_LARGE) queue_remove(&heap->large, page);
   else if (page_is_full(page)) queue_remove(&heap->full, page);
   else class_queue_remove(heap, page);
@@ -145,7 +147,7 @@ void heap_collect_delayed(heap_t *heap) {
 static void heap_reset(heap_t *heap) {
   memset(heap, 0, sizeof *heap);
   for (size_t w = 0; w < DIRECT_SLOTS; w++) heap->direct[w] = &alloy__page_empty;
-  heap->event_countdown = heap->event_period = EVENT_INTERVAL;
+  heap->event_countdown = heap->event_period = stats_event_interval();
 }
 
 static heap_t *heap_new(void) {
@@ -374,7 +376,8 @@ size_t alloy__large_usable(size_t size) {
 
 static void *heap_alloc_large(heap_t *heap, size_t size, size_t align) {
   size_t usable = alloy__large_usable(size);
-  size_t slices = (usable + SLICE_SIZE - 1) / SLICE_SIZE;
+  size_t guard = alloy__options.guard ? os_page_size() : 0; /* an inaccessible page after it */
+  size_t slices = (usable + guard + SLICE_SIZE - 1) / SLICE_SIZE;
   size_t align_slices = align > SLICE_SIZE ? align / SLICE_SIZE : 1;
   page_t *page = segment_alloc_page(heap, slices, align_slices, SEGMENTS_LARGE);
   if (!page) return NULL;
@@ -382,6 +385,7 @@ static void *heap_alloc_large(heap_t *heap, size_t size, size_t align) {
   page->block_size = usable;
   page_set_key(page);
   ((block_t *)page->start)->free_mark = 0; /* recycled memory may hold anything */
+  if (guard) os_protect(page->start + usable, guard, false);
   page->alloc_charge = alloc_charge_of(usable);
   page->reserved = page->capacity = page->used = 1;
   page_set_owner(page, heap, true);
@@ -398,7 +402,7 @@ static inline void *heap_malloc_medium(size_t size, heap_t *heap) {
   page_t *page = heap->queues[size_class_of(size)].first;
   if (page == NULL || page->free == NULL) return NULL;
   block_t *block = page_pop_free(page);
-  if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return heap_event(heap, block);
+  if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return heap_event(heap, block, size);
   return block;
 }
 
@@ -419,11 +423,11 @@ NOINLINE void *heap_malloc_generic(size_t size, heap_t *heap, size_t align) {
   void *p;
   size_t usable;
   if (size > LARGE_MAX || align >= LARGE_MAX) {
-    p = segment_huge_alloc(size, align);
+    p = segment_huge_alloc(size, align, alloy__options.guard);
     usable = p ? segment_page_lookup(p)->block_size : 0;
   } else if (size > MEDIUM_MAX || align > ALIGNMENT_MIN) {
     p = heap_alloc_large(heap, size, align);
-    if (!p && align >= SLICE_SIZE) p = segment_huge_alloc(size, align);
+    if (!p && align >= SLICE_SIZE) p = segment_huge_alloc(size, align, alloy__options.guard);
     usable = p ? alloy__large_usable(size) : 0;
   } else {
     p = heap_alloc_small(heap, size);
@@ -436,15 +440,35 @@ NOINLINE void *heap_malloc_generic(size_t size, heap_t *heap, size_t align) {
   if (unlikely(usable >= CHARGE_MAX_BYTES)) { /* would overflow the charge: count directly */
     heap->counters.alloc_bytes += usable;
     heap->counters.nmalloc++;
-    return heap_event(heap, p);
+    return heap_event(heap, p, size);
   }
-  if (unlikely((heap->event_countdown -= alloc_charge_of(usable)) < 0)) return heap_event(heap, p);
+  if (unlikely((heap->event_countdown -= alloc_charge_of(usable)) < 0)) return heap_event(heap, p, size);
   return p;
 }
 
 /* The rare-event hook: runs once every EVENT_INTERVAL bytes of allocation. */
-NOINLINE void *heap_event(heap_t *heap, void *block) {
+/* guard_sample: about one allocation in every guard_sample bytes is moved to
+ * a mapping of its own that ends against an inaccessible page (and becomes
+ * inaccessible when freed), catching overflows and uses after free in
+ * production at the cost of one mapping per sample. */
+static void *heap_sample_guarded(heap_t *heap, void *block, size_t size) {
+  if (heap->counters.alloc_bytes - heap->sampled_at < (uint64_t)alloy__options.guard_sample)
+    return block;
+  heap->sampled_at = heap->counters.alloc_bytes;
+  void *guarded = segment_huge_alloc(size, ALIGNMENT_MIN, true);
+  if (guarded == NULL) return block;
+  page_t *page = segment_page_lookup(block);
+  if (page->kind > PAGE_MEDIUM) { /* large and huge blocks have the `guard` option */
+    segment_huge_free(segment_of(segment_page_lookup(guarded)));
+    return block;
+  }
+  free_local(heap, page, block);
+  return guarded;
+}
+
+NOINLINE void *heap_event(heap_t *heap, void *block, size_t size) {
   stats_fold(heap);
+  if (alloy__options.guard_sample > 0) block = heap_sample_guarded(heap, block, size);
   /* Threads that exited leave memory others may have freed since: reclaim
    * it even when no new thread comes to take it. */
   uint64_t now = atomic_fetch_add_explicit(&event_clock, 1, memory_order_relaxed);

@@ -27,7 +27,7 @@ heap_t *heap_init_thread(void);            /* the calling thread's real heap, or
 void heap_thread_done(heap_t *heap);       /* thread exit: abandon */
 /* Argument order matches the fast path's registers (size stays in rdi). */
 void *heap_malloc_generic(size_t size, heap_t *heap, size_t align);
-void *heap_event(heap_t *heap, void *block);
+void *heap_event(heap_t *heap, void *block, size_t size);
 void heap_page_now_free(heap_t *heap, page_t *page);
 void heap_page_unfull(heap_t *heap, page_t *page);
 void heap_collect_delayed(heap_t *heap);
@@ -82,9 +82,10 @@ void segment_free_page(heap_t *heap, page_t *page);
 void segment_release_spare(heap_t *heap);
 void segment_decay(heap_t *heap);
 void segment_move_all(heap_t *from, heap_t *to);
-void *segment_huge_alloc(size_t size, size_t align);
+void *segment_huge_alloc(size_t size, size_t align, bool guarded);
 void segment_huge_free(segment_t *seg);
 bool segment_huge_recently_freed(const void *p);
+void guard_quarantine(segment_t *seg);
 bool segment_huge_resize(segment_t *seg, size_t size);
 size_t segment_huge_usable(const segment_t *seg);
 void segment_count(uint64_t *segments, uint64_t *huge);
@@ -184,6 +185,7 @@ void *os_map_aligned(size_t size, size_t align, size_t *mapped);
 bool os_unmap(void *p, size_t size);
 bool os_remap_in_place(void *p, size_t old_size, size_t new_size);
 void os_purge(void *p, size_t size);
+void os_protect(void *p, size_t size, bool accessible);
 size_t os_mapped_bytes(void);
 size_t os_mapped_peak(void);
 void os_write(int fd, const char *s, size_t n);
@@ -210,6 +212,8 @@ void os_unlock(os_lock_t *l);
 typedef struct {
   bool secure;          /* encoded free lists, interior-pointer checks (default true) */
   bool abort_on_error;  /* abort after reporting misuse (default true) */
+  bool guard;           /* guard pages after segments, large and huge blocks */
+  int guard_sample;     /* bytes between sampled guarded allocations (0: off) */
   bool stats_summary;   /* print the short summary at exit */
   int summary_pid;      /* only in this process (the launcher's child) */
   bool verbose;
@@ -230,6 +234,7 @@ __attribute__((noreturn)) void report_fatal(const char *fmt, ...);
 
 /* ------------------------------------------------------------------ stats */
 void stats_fold(heap_t *heap);
+int64_t stats_event_interval(void);
 void stats_orphan_free(size_t bytes);
 void stats_print_at_exit(void);
 

@@ -23,6 +23,8 @@ typedef struct {
 static const option_def_t option_table[] = {
     {"secure", OPT_BOOL, &alloy__options.secure},
     {"abort_on_error", OPT_BOOL, &alloy__options.abort_on_error},
+    {"guard", OPT_BOOL, &alloy__options.guard},
+    {"guard_sample", OPT_INT, &alloy__options.guard_sample},
     {"stats_summary", OPT_BOOL, &alloy__options.stats_summary},
     {"stats_summary_pid", OPT_INT, &alloy__options.summary_pid},
     {"verbose", OPT_BOOL, &alloy__options.verbose},

@@ -119,6 +119,12 @@ bool os_remap_in_place(void *p, size_t old_size, size_t new_size) {
   return true;
 }
 
+/* Makes a range inaccessible (guard pages, freed sampled blocks) or
+ * accessible again. */
+void os_protect(void *p, size_t size, bool accessible) {
+  mprotect(p, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE);
+}
+
 /* Gives the pages back while keeping the range mapped: MADV_DONTNEED drops
  * them from RSS at once (MADV_FREE would leave them counted until memory
  * pressure, which monitoring reads as a leak). */

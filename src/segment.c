@@ -55,6 +55,13 @@ static segment_t *segment_new(heap_t *heap) {
   seg->mapped_size = mapped;
   seg->heap = heap;
   seg->free_slices = ~(uint64_t)1; /* slice 0 is the header */
+  if (alloy__options.guard) {
+    /* The last OS page is inaccessible, so no block of this segment can run
+     * into the next segment's header; slice 63 is given up for it. */
+    size_t ps = os_page_size();
+    os_protect((uint8_t *)seg + SEGMENT_SIZE - ps, ps, false);
+    seg->free_slices &= ~((uint64_t)1 << (SLICES_PER_SEGMENT - 1));
+  }
   segment_set_slices(seg, 0, SLICES_PER_SEGMENT, &alloy__page_invalid);
   map_set(seg, true);
   atomic_fetch_add_explicit(&live_segments, 1, memory_order_relaxed);
@@ -229,16 +236,23 @@ static segment_t *huge_cache_reuse(size_t total, size_t *mapped) {
  * in the first page(s), the block after it, placed at the alignment asked
  * for.  A block aligned to 4 MiB or more starts a frame of its own; the map
  * entry of that frame says how far below the header is. */
-void *segment_huge_alloc(size_t size, size_t align) {
+void *segment_huge_alloc(size_t size, size_t align, bool guarded) {
   size_t ps = os_page_size();
+  size_t block_align = align < ALIGNMENT_MIN ? ALIGNMENT_MIN : align;
   if (align < ps) align = ps;
   if (align > (size_t)MAP_MAX_DISTANCE * SEGMENT_SIZE / 2) return NULL;
   size_t offset = (header_size() + align - 1) & ~(align - 1);
-  if (size > (size_t)PTRDIFF_MAX - offset - SEGMENT_SIZE) return NULL;
+  if (size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return NULL;
   size_t total = (offset + size + ps - 1) & ~(ps - 1);
+  if (guarded) {
+    /* The block ends against an inaccessible page (as close as its
+     * alignment allows), so running off its end faults at once. */
+    offset += (total - offset - size) & ~(block_align - 1);
+    total += ps;
+  }
   size_t mapped = 0;
   bool reused = false;
-  segment_t *seg = align <= SEGMENT_SIZE ? huge_cache_reuse(total, &mapped) : NULL;
+  segment_t *seg = align <= SEGMENT_SIZE && !guarded ? huge_cache_reuse(total, &mapped) : NULL;
   if (seg) reused = true;
   else seg = os_map_aligned(total, align > SEGMENT_SIZE ? align : SEGMENT_SIZE, &mapped);
   if (!seg) return NULL;
@@ -251,9 +265,11 @@ void *segment_huge_alloc(size_t size, size_t align) {
   page->kind = PAGE_HUGE;
   page->is_zero = !reused;
   page->start = (uint8_t *)seg + offset;
-  page->block_size = total - offset;
+  page->block_size = total - offset - (guarded ? ps : 0);
   page->reserved = page->capacity = page->used = 1;
   page->slice_count = 1;
+  seg->guarded = guarded;
+  if (guarded) os_protect((uint8_t *)seg + total - ps, ps, false);
   segment_set_slices(seg, 0, SLICES_PER_SEGMENT, page);
   map_set(seg, true);
   atomic_fetch_add_explicit(&live_huge, 1, memory_order_relaxed);
@@ -280,12 +296,32 @@ void segment_huge_free(segment_t *seg) {
   if (offset >= SEGMENT_SIZE) map_store(seg->pages[0].start, 0);
   map_set(seg, false);
   atomic_fetch_sub_explicit(&live_huge, 1, memory_order_relaxed);
+  if (seg->guarded) {
+    guard_quarantine(seg);
+    return;
+  }
   if (offset < SEGMENT_SIZE && huge_cache_put(seg)) return;
   os_unmap(seg, seg->mapped_size);
 }
 
+/* A freed guarded block stays mapped but inaccessible for a while, so a use
+ * after free faults instead of reading or writing recycled memory. */
+#define QUARANTINE 16
+static segment_t *_Atomic quarantine[QUARANTINE];
+static _Atomic(unsigned) quarantine_next;
+
+void guard_quarantine(segment_t *seg) {
+  size_t ps = os_page_size();
+  uint8_t *from = (uint8_t *)((uintptr_t)seg->pages[0].start & ~(uintptr_t)(ps - 1));
+  os_protect(from, (size_t)((uint8_t *)seg + seg->mapped_size - from), false); /* header stays */
+  unsigned slot = atomic_fetch_add_explicit(&quarantine_next, 1, memory_order_relaxed);
+  segment_t *old = atomic_exchange_explicit(&quarantine[slot % QUARANTINE], seg, memory_order_acq_rel);
+  if (old) os_unmap(old, old->mapped_size);
+}
+
 /* Resizes a huge block's mapping in place (realloc without copying). */
 bool segment_huge_resize(segment_t *seg, size_t size) {
+  if (seg->guarded) return false;
   page_t *page = &seg->pages[0];
   size_t ps = os_page_size();
   size_t offset = (size_t)(page->start - (uint8_t *)seg);

@@ -29,13 +29,22 @@ static void peak_update(void) {
   }
 }
 
+/* Charge between two rare events: 256 KiB of allocation, or less when
+ * guarded sampling asks for more frequent samples. */
+int64_t stats_event_interval(void) {
+  int64_t bytes = EVENT_INTERVAL_BYTES;
+  int sample = alloy__options.guard_sample;
+  if (sample > 0 && sample < bytes) bytes = sample < 4096 ? 4096 : sample;
+  return bytes << CHARGE_SHIFT;
+}
+
 /* Adds what the heap counted since its last fold to the totals and restarts
  * its event countdown. */
 void stats_fold(heap_t *heap) {
   uint64_t charged = (uint64_t)(heap->event_period - heap->event_countdown);
   heap->counters.alloc_bytes += charged >> CHARGE_SHIFT;
   heap->counters.nmalloc += charged & (((uint64_t)1 << CHARGE_SHIFT) - 1);
-  heap->event_countdown = heap->event_period = EVENT_INTERVAL;
+  heap->event_countdown = heap->event_period = stats_event_interval();
   atomic_fetch_add_explicit(&total_alloc, heap->counters.alloc_bytes - heap->folded_alloc,
                             memory_order_relaxed);
   atomic_fetch_add_explicit(&total_freed, heap->counters.freed_bytes - heap->folded_freed,

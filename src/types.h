@@ -180,6 +180,7 @@ struct alloy_segment_s {
   uint32_t used_pages;
   uint8_t kind;                     /* segment_kind_t */
   uint8_t list;                     /* segment_list_t: which heap list holds it */
+  uint8_t guarded;                  /* huge: an inaccessible page follows the block */
 };
 
 /* Per-heap counters, folded into the process totals at events (stats.c). */
@@ -209,6 +210,7 @@ struct alloy_heap_s {
   heap_t *pool_next;             /* abandoned or idle list */
   uint64_t abandoned_at;         /* event clock when its thread exited */
   uint64_t last_decay_ms;        /* when its segments' free slices were last checked */
+  uint64_t sampled_at;           /* alloc_bytes at the last guarded sample */
   uint64_t folded_alloc;         /* counters.* already added to the totals */
   uint64_t folded_freed;
   uint64_t folded_nmalloc;
