@@ -12,6 +12,7 @@
 
 _Atomic(int) alloy__process_ready; /* 0 not started, 1 running, 2 done */
 uint64_t alloy__secret;
+bool alloy__secure = true;
 
 void process_init(void) {
   if (likely(atomic_load_explicit(&alloy__process_ready, memory_order_acquire) == 2)) return;
@@ -21,6 +22,7 @@ void process_init(void) {
     options_init();
     size_class_init();
     alloy__secret = alloy__options.secure ? os_random() | 1 : 0;
+    alloy__secure = alloy__options.secure;
     atomic_store_explicit(&alloy__process_ready, 2, memory_order_release);
     return;
   }

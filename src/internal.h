@@ -241,6 +241,7 @@ void stats_print_at_exit(void);
 /* ------------------------------------------------------------------- init */
 extern _Atomic(int) alloy__process_ready;
 extern uint64_t alloy__secret; /* random, chosen at process start */
+extern bool alloy__secure;     /* ALLOY_CONF secure (default true), read by free's fast path */
 void process_init(void);
 void init_thread_register(heap_t *heap);
 

@@ -107,6 +107,7 @@ void report_fatal(const char *fmt, ...) {
 }
 
 void report_misuse_fmt(const char *fmt, ...) {
+  process_init(); /* a bad free can be the program's first call: read the options */
   va_list ap;
   va_start(ap, fmt);
   report_v(fmt, ap);

@@ -46,9 +46,21 @@ static void segment_set_slices(segment_t *seg, size_t first, size_t count, page_
   for (size_t i = first; i < first + count; i++) seg->slice_page[i] = page;
 }
 
+/* Maps memory for a segment; when the OS refuses (RLIMIT_AS, overcommit
+ * limits), gives back the cached huge mappings and tries once more, so
+ * memory held for reuse never causes an out-of-memory failure. */
+static segment_t *segment_map(size_t size, size_t align, size_t *mapped) {
+  segment_t *seg = os_map_aligned(size, align, mapped);
+  if (seg == NULL && huge_cache_bytes() > 0) {
+    huge_cache_flush();
+    seg = os_map_aligned(size, align, mapped);
+  }
+  return seg;
+}
+
 static segment_t *segment_new(heap_t *heap) {
   size_t mapped = 0;
-  segment_t *seg = os_map_aligned(SEGMENT_SIZE, SEGMENT_SIZE, &mapped);
+  segment_t *seg = segment_map(SEGMENT_SIZE, SEGMENT_SIZE, &mapped);
   if (!seg) return NULL;
   /* Fresh anonymous memory is zero: only the non-zero fields are set. */
   seg->kind = SEGMENT_NORMAL;
@@ -254,7 +266,7 @@ void *segment_huge_alloc(size_t size, size_t align, bool guarded) {
   bool reused = false;
   segment_t *seg = align <= SEGMENT_SIZE && !guarded ? huge_cache_reuse(total, &mapped) : NULL;
   if (seg) reused = true;
-  else seg = os_map_aligned(total, align > SEGMENT_SIZE ? align : SEGMENT_SIZE, &mapped);
+  else seg = segment_map(total, align > SEGMENT_SIZE ? align : SEGMENT_SIZE, &mapped);
   if (!seg) return NULL;
   if (reused) memset(seg, 0, sizeof *seg); /* as fresh as a new mapping's header */
   if (offset >= SEGMENT_SIZE) map_store((uint8_t *)seg + offset, (uint8_t)(1 + offset / SEGMENT_SIZE));
