@@ -20,7 +20,8 @@ ALL_OBJ  := $(ALL_SRC:src/%.c=$(BUILD)/obj/%.o)
 HEADERS  := $(wildcard src/*.h) include/alloy.h
 
 .PHONY: all run test test-quick bench bench-quick bench-instr clean
-all: $(BUILD)/liballoy.so $(BUILD)/liballoy.a $(BUILD)/liballoy_core.a $(BUILD)/alloy
+all: $(BUILD)/liballoy.so $(BUILD)/liballoy.a $(BUILD)/liballoy_core.a $(BUILD)/alloy \
+     $(BUILD)/liballoy-insecure.so
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -32,6 +33,15 @@ $(BUILD)/liballoy.so: $(ALL_OBJ)
 $(BUILD)/liballoy.a: $(ALL_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The same library with secure:false as its default, for measuring what
+# hardening costs: ALLOCATORS=alloy,alloy-insecure make bench.
+$(BUILD)/obj/options-insecure.o: src/options.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -DALLOY_SECURE_DEFAULT=false -c $< -o $@
+
+$(BUILD)/liballoy-insecure.so: $(filter-out $(BUILD)/obj/options.o,$(ALL_OBJ)) $(BUILD)/obj/options-insecure.o
+	$(CC) -shared -Wl,-soname,liballoy.so -Wl,-z,nodelete -o $@ $^ $(LDLIBS_LIB)
 
 # The allocator without the standard names: for tests that use alloy_* beside
 # libc's malloc, and for sanitizer builds (ASan/TSan own malloc there).

@@ -38,6 +38,9 @@ LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
 # name -> (preload library or None, Debian package providing it or None)
 ALLOCATORS = {
     "alloy": (None, None),  # filled in main(): BUILD/liballoy.so
+    # alloy with hardening off by default (BUILD/liballoy-insecure.so): run
+    # ALLOCATORS=alloy,alloy-insecure to measure what hardening costs
+    "alloy-insecure": (None, None),
     "glibc": (None, None),
     "jemalloc": (LIBDIR + "/libjemalloc.so.2", "libjemalloc2"),
     "mimalloc": (LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
@@ -806,7 +809,7 @@ def build_report(ctx, results, info):
 
 
 COLORS = {"alloy": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4", "mimalloc": "#2ca02c",
-          "tcmalloc": "#ff7f0e"}
+          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd"}
 
 
 def esc(s):
@@ -927,7 +930,8 @@ def run_all(quick, rounds, build, results_dir, snap):
     for a in want:
         if a not in ALLOCATORS:
             sys.exit("unknown allocator %r (known: %s)" % (a, ", ".join(ORDER)))
-        lib = os.path.join(build, "liballoy.so") if a == "alloy" else ALLOCATORS[a][0]
+        lib = (os.path.join(build, "liballoy.so") if a == "alloy" else
+               os.path.join(build, "liballoy-insecure.so") if a == "alloy-insecure" else ALLOCATORS[a][0])
         if lib and not os.path.exists(lib):
             if a == "alloy" and not os.environ.get("ALLOCATORS"):
                 log("WARNING: %s not built: benchmarking the peers only" % lib)

@@ -12,7 +12,7 @@
 
 _Atomic(int) alloy__process_ready; /* 0 not started, 1 running, 2 done */
 uint64_t alloy__secret;
-bool alloy__secure = true;
+bool alloy__secure = true; /* set from the options at process start */
 
 void process_init(void) {
   if (likely(atomic_load_explicit(&alloy__process_ready, memory_order_acquire) == 2)) return;
