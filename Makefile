@@ -19,7 +19,7 @@ CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 ALL_OBJ  := $(ALL_SRC:src/%.c=$(BUILD)/obj/%.o)
 HEADERS  := $(wildcard src/*.h) include/alloy.h
 
-.PHONY: all run test test-quick bench bench-quick bench-instr clean
+.PHONY: all run test bench bench-instr fuzz clean
 all: $(BUILD)/liballoy.so $(BUILD)/liballoy.a $(BUILD)/liballoy_core.a $(BUILD)/alloy \
      $(BUILD)/liballoy-insecure.so
 
@@ -65,6 +65,10 @@ bench: all
 
 bench-instr: all
 	@sh bench/instr.sh
+
+# libFuzzer against a reference model; FUZZ_TIME seconds (default 60).
+fuzz:
+	@BUILD=$(BUILD) sh fuzz/run.sh $(or $(FUZZ_TIME),60)
 
 clean:
 	rm -rf $(BUILD)

@@ -36,8 +36,8 @@ static inline __attribute__((always_inline)) void fast_free(void *p) {
     if (likely(alloy__secure)) {
       /* Misuse (an interior pointer, a block already free) goes to the slow
        * path, which reports it; one branch for both. */
-      if (unlikely(block_offset_is_interior(page, (uintptr_t)p - (uintptr_t)page->start) |
-                   block_is_marked_free(page, block))) {
+      if (unlikely((unsigned)block_offset_is_interior(page, (uintptr_t)p - (uintptr_t)page->start) |
+                   (unsigned)block_is_marked_free(page, block))) {
         free_generic(p, page);
         return;
       }

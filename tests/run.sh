@@ -13,7 +13,10 @@
 #
 # Groups: unit/* (tests/test_*.c on the prefixed API), stress/* (threads),
 # asan/* and tsan/* (sanitizer builds), edge/* (preloaded corner cases),
-# programs/* (real programs on glibc and on alloy, outputs compared).
+# misuse/* (double, invalid and wrong-size frees reported and aborted:
+# tests/misuse/), oom/* (out of memory: address-space limit and injected
+# mapping failures, tests/oom/), programs/* (real programs on glibc and on
+# alloy, outputs compared), fuzz/smoke (60 s of fuzz/run.sh).
 # A test script exits 77 after printing "SKIP: reason" when a tool it needs is
 # missing; so does the runner for tests whose tools are not installed.
 
@@ -41,7 +44,7 @@ start_all=$(date +%s)
 
 # ------------------------------------------------------------ test catalogue
 # name|timeout|kind|arg   (kind: unit, san, stress, stress-preload, edge-bin,
-# edge-sh, prog-sh); tools it needs are checked in needs().
+# edge-sh, misuse, oom, prog-sh, fuzz); tools it needs are checked in needs().
 UNITS=$(ls tests/test_*.c 2>/dev/null | sed 's|tests/||; s|\.c$||')
 
 catalogue() {
@@ -58,11 +61,18 @@ catalogue() {
   echo "edge/fork|180|edge-bin|fork"
   echo "edge/dlopen|120|edge-bin|dlopen"
   echo "edge/badfree|60|edge-bin|badfree"
+  echo "edge/guard|60|edge-bin|guard"
   echo "edge/cxx|120|edge-bin|cxx"
   echo "edge/exports|60|edge-sh|exports"
   echo "edge/launcher|120|edge-sh|launcher basic"
   echo "edge/launcher_stats|120|edge-sh|launcher stats"
-  for p in python sort gcc git sqlite; do echo "programs/$p|240|prog-sh|$p"; done
+  echo "misuse/core|180|misuse|core"
+  echo "misuse/preload|180|misuse|preload"
+  echo "misuse/cxx|120|misuse|cxx"
+  echo "oom/rlimit|180|oom|rlimit"
+  echo "oom/inject|120|oom|inject"
+  for p in python sort gcc git sqlite cpython; do echo "programs/$p|240|prog-sh|$p"; done
+  echo "fuzz/smoke|300|fuzz|60"
 }
 
 if [ -n "${TESTS_LIST:-}" ]; then
@@ -104,7 +114,7 @@ needs() {
     san|san-stress) san_usable "${3%% *}" || return 1 ;;
   esac
   case "$1" in
-    edge/cxx) have "${CXX:-g++}" || { why="g++ not installed"; return 1; } ;;
+    edge/cxx|misuse/cxx) have "${CXX:-g++}" || { why="g++ not installed"; return 1; } ;;
     edge/exports) { have nm && have readelf; } || { why="binutils (nm, readelf) not installed"; return 1; } ;;
   esac
   return 0
@@ -219,6 +229,32 @@ run_one() { # name timeout kind arg
       preload_ready || { fail "$why"; return; }
       run_cmd "$tmo" sh "tests/programs/$arg.sh"
       ;;
+    misuse)
+      M="$B/tests/misuse"
+      case "$arg" in
+        core)
+          build "$M/misuse" || { fail "build failed"; return; }
+          run_cmd "$tmo" "$M/misuse"
+          ;;
+        preload)
+          preload_ready || { fail "$why"; return; }
+          build "$M/misuse_preload" || { fail "build failed"; return; }
+          run_cmd "$tmo" env LD_PRELOAD="$ALLOY_SO" "$M/misuse_preload"
+          ;;
+        cxx)
+          preload_ready || { fail "$why"; return; }
+          build "$M/misuse_preload" "$M/misuse_cxx" || { fail "build failed"; return; }
+          run_cmd "$tmo" env LD_PRELOAD="$ALLOY_SO" "$M/misuse_preload" --cxx "$M/misuse_cxx"
+          ;;
+      esac
+      ;;
+    oom)
+      build "$B/tests/oom/$arg" || { fail "build failed"; return; }
+      run_cmd "$tmo" "$B/tests/oom/$arg"
+      ;;
+    fuzz) # fuzz/run.sh builds into $BUILD/fuzz and exits 77 without libFuzzer
+      run_cmd "$tmo" sh fuzz/run.sh "$arg"
+      ;;
   esac
   secs=$(($(date +%s) - t0))
   echo "$secs $name" >>"$LOGS/times.txt"
@@ -238,8 +274,8 @@ run_one() { # name timeout kind arg
 # still runs its own (then no-op) build so that a build error lands in its log.
 if [ -z "${TESTS:-}" ]; then
   jobs=$(nproc 2>/dev/null || echo 2)
-  targets="unit stress edge"
-  have "${CXX:-g++}" && targets="$targets cxx"
+  targets="unit stress edge misuse oom"
+  have "${CXX:-g++}" && targets="$targets cxx misuse-cxx"
   log="$LOGS/build.log"
   san_usable asan && targets="$targets asan"
   san_usable tsan && targets="$targets tsan"

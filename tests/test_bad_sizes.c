@@ -66,12 +66,16 @@ static void check_impossible_sizes(void)
               n, p, errno);
     errno = 0;
     p = alloy_aligned_alloc(64, n);
-    CHECK_MSG(p == NULL && errno == ENOMEM, "aligned_alloc(64, %zu) = %p errno %d, want NULL/ENOMEM",
-              n, p, errno);
+    CHECK_MSG(p == NULL && errno == ENOMEM,
+              "aligned_alloc(64, %zu) = %p errno %d, want NULL/ENOMEM", n, p, errno);
   }
   /* calloc: no overflow, but the product is above PTRDIFF_MAX. */
-  const size_t pairs[][2] = {{1, PMAX + 1}, {2, PMAX / 2 + 1}, {PMAX / 2 + 1, 2},
-                             {(size_t)1 << 31, (size_t)1 << 32}, {PMAX, 1}, {4096, (size_t)1 << 50}};
+  const size_t pairs[][2] = {{1, PMAX + 1},
+                             {2, PMAX / 2 + 1},
+                             {PMAX / 2 + 1, 2},
+                             {(size_t)1 << 31, (size_t)1 << 32},
+                             {PMAX, 1},
+                             {4096, (size_t)1 << 50}};
   for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
     errno = 0;
     void *p = alloy_calloc(pairs[i][0] + opaque_zero, pairs[i][1]);

@@ -46,7 +46,10 @@ struct chain {
   size_t count;
 };
 
-static inline uint64_t key_of(const void *p) { return (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ULL; }
+static inline uint64_t key_of(const void *p)
+{
+  return (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ULL;
+}
 
 static void blk_fill(unsigned char *p, size_t size, const void *keyed_at)
 {
@@ -365,8 +368,9 @@ static uint64_t phase_sequence(long n, uint64_t *nulls)
       slot[s] = NULL;
       continue;
     }
-    struct req rq = {"sequence", (enum kind)(op % 3 == 0 ? K_CALLOC : op % 3 == 1 ? K_MALLOC : K_ALIGNED),
-                     want, op % 3 == 2 ? (size_t)1 << (4 + (r >> 40) % 13) : 0};
+    enum kind kind = op % 3 == 0 ? K_CALLOC : op % 3 == 1 ? K_MALLOC : K_ALIGNED;
+    struct req rq = {"sequence", kind, want,
+                     kind == K_ALIGNED ? (size_t)1 << (4 + (r >> 40) % 13) : 0};
     int err;
     unsigned char *p = do_alloc(&rq, &err);
     if (!p) {
@@ -484,8 +488,9 @@ int main(void)
   alloy_collect();
   alloy_stats_get(&s2);
   CHECK_LE(s2.mapped, s1.mapped);
-  CHECK_MSG(s2.allocated == s1.allocated, "alloy_collect changed allocated: %" PRIu64 " -> %" PRIu64,
-            s1.allocated, s2.allocated);
+  CHECK_MSG(s2.allocated == s1.allocated,
+            "alloy_collect changed allocated: %" PRIu64 " -> %" PRIu64, s1.allocated,
+            s2.allocated);
   chain_free(&keep, "blocks kept from phases 1 and 2");
   alloy_stats_get(&s2);
   CHECK_MSG(s2.allocated <= 65536, "everything freed, yet allocated = %" PRIu64, s2.allocated);
