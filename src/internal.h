@@ -132,8 +132,7 @@ static inline bool block_is_marked_free(const page_t *page, const block_t *b) {
 /* True when `off` bytes into the page is not a block boundary, with one
  * multiplication: for off = q*size + r, the low 40 bits of off*magic are
  * r*magic + q*d (d = magic*size - 2^40 < size, q*d < page size), which is
- * below magic exactly when r == 0.  Pages of secure:false have magic 2^40,
- * which makes the test always false. */
+ * below magic exactly when r == 0; and (off*magic) >> 40 is q. */
 static inline bool block_offset_is_interior(const page_t *page, uintptr_t off) {
   return ((off * page->block_magic) & MAGIC_MASK) >= page->block_magic;
 }

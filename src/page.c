@@ -34,8 +34,7 @@ void page_init(page_t *page, unsigned cls, size_t block_size) {
   size_t area = (size_t)page->slice_count * SLICE_SIZE;
   page->block_size = block_size;
   page_set_key(page);
-  page->block_magic = alloy__options.secure ? (((uint64_t)1 << MAGIC_BITS) + block_size - 1) / block_size
-                                            : (uint64_t)1 << MAGIC_BITS;
+  page->block_magic = (((uint64_t)1 << MAGIC_BITS) + block_size - 1) / block_size;
   page->alloc_charge = alloc_charge_of(block_size);
   page->size_class = (uint8_t)cls;
   page->kind = block_size <= SMALL_MAX ? PAGE_SMALL : PAGE_MEDIUM;
@@ -140,11 +139,16 @@ void page_wait_notify_done(page_t *page) {
  * (live or free: telling those apart is the hardening layer's job). */
 const char *page_check_block(const page_t *page, const void *p) {
   if (page->slice_count == 0) return "inside an alloy region, in no page";
+  if ((const uint8_t *)p < page->start) return "outside the blocks of its page";
   size_t off = (size_t)((const uint8_t *)p - page->start);
+  /* Pages of a size class divide by multiplying (block_magic, see
+   * block_offset_is_interior): realloc and remote frees pass here. */
+  bool classed = page->kind <= PAGE_MEDIUM && page->block_magic != 0;
+  size_t index = classed ? (size_t)((off * page->block_magic) >> MAGIC_BITS) : off / page->block_size;
   /* capacity grows on the owner's thread while others free: read atomically */
-  if ((const uint8_t *)p < page->start ||
-      off / page->block_size >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED))
+  if (index >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED))
     return "outside the blocks of its page";
-  if (off % page->block_size != 0) return "not the start of a block (interior pointer)";
+  if (classed ? block_offset_is_interior(page, off) : off % page->block_size != 0)
+    return "not the start of a block (interior pointer)";
   return NULL;
 }

@@ -139,7 +139,7 @@ typedef struct alloy_page_s {
   size_t block_size;     /* class size (usable size of large/huge) */
   int64_t alloc_charge;  /* (block_size << CHARGE_SHIFT) + 1, see EVENT_INTERVAL */
   uintptr_t key;         /* encodes this page's free-list links and free marks */
-  uint64_t block_magic;  /* ceil(2^40 / block_size): interior-pointer test, see free */
+  uint64_t block_magic;  /* ceil(2^40 / block_size): division by multiplication (small/medium) */
   block_t *local_free;   /* owner's frees, swapped into `free` when it is empty */
   _Atomic(uintptr_t) xheap;       /* owning heap | XHEAP_FULL; 0 for huge/unused */
   _Atomic(uintptr_t) thread_free; /* remote frees | tf_state_t */
