@@ -396,19 +396,27 @@ static void *heap_alloc_large(heap_t *heap, size_t size, size_t align) {
 
 /* Everything the malloc fast path did not serve.  `align` is at most
  * ALIGNMENT_MIN except from alloy__aligned for large and huge blocks. */
-/* The second-tier fast path, for 1 KiB < size <= 64 KiB: the class's current
- * page by arithmetic instead of the direct table. */
-static inline void *heap_malloc_medium(size_t size, heap_t *heap) {
-  page_t *page = heap->queues[size_class_of(size)].first;
-  if (page == NULL || page->free == NULL) return NULL;
+/* The second-tier fast path, for sizes up to 64 KiB: the class's current
+ * page, whose allocation list may be empty while its owner's frees wait on
+ * local_free (a malloc/free loop on a few blocks lands here every few
+ * calls): swap them in without the whole slow path. */
+static inline void *heap_malloc_current(size_t size, heap_t *heap) {
+  page_t *page = size <= DIRECT_MAX ? heap->direct[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN]
+                                    : heap->queues[size_class_of(size)].first;
+  if (page == NULL) return NULL;
+  if (page->free == NULL) {
+    if (page->local_free == NULL) return NULL;
+    page->free = page->local_free;
+    page->local_free = NULL;
+  }
   block_t *block = page_pop_free(page);
   if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return heap_event(heap, block, size);
   return block;
 }
 
 NOINLINE void *heap_malloc_generic(size_t size, heap_t *heap, size_t align) {
-  if (likely(size <= MEDIUM_MAX && size > DIRECT_MAX && align <= ALIGNMENT_MIN)) {
-    void *p = heap_malloc_medium(size, heap); /* the empty heap has no pages: NULL */
+  if (likely(size <= MEDIUM_MAX && align <= ALIGNMENT_MIN)) {
+    void *p = heap_malloc_current(size, heap); /* the empty heap's pages have nothing: NULL */
     if (likely(p != NULL)) return p;
   }
   if (unlikely(heap == &alloy__heap_empty)) {
