@@ -36,5 +36,5 @@ $(F)/liballoy_fuzz.a: $(FUZZ_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(F)/fuzz_alloc: fuzz/fuzz_alloc.c include/alloy.h $(F)/liballoy_fuzz.a
+$(F)/fuzz_alloc: fuzz/fuzz_alloc.c tests/testutil.h include/alloy.h $(F)/liballoy_fuzz.a
 	$(FUZZ_CC) $(HARNESS_CFLAGS) -fsanitize=fuzzer -o $@ $< $(F)/liballoy_fuzz.a -pthread

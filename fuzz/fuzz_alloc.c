@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "alloy.h"
+#include "../tests/testutil.h" /* mix64, pat_word */
 
 #define NSLOTS 64
 #define KiB ((size_t)1024)
@@ -111,21 +112,6 @@ static size_t take_align(struct input *in)
 }
 
 /* ---------------------------------------------------------------- pattern */
-static inline uint64_t mix64(uint64_t x)
-{
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-
-__attribute__((always_inline)) static inline uint64_t word_at(uint64_t key, size_t i)
-{
-  return key ^ (i * 0x9E3779B97F4A7C15ULL);
-}
-
 /* The pattern covers the whole of a block up to 64 KiB; of a bigger block,
  * the first 64 KiB, the last 4 KiB and one word in every 32 KiB in between
  * (so huge blocks cost little, and a page lost or copied wrong still shows). */
@@ -152,7 +138,7 @@ __attribute__((always_inline)) static inline size_t next_cov(size_t i, size_t n)
 HOT_LOOP static void pat_fill(unsigned char *p, size_t n, uint64_t key)
 {
   for (size_t i = 0; i < n; i = next_cov(i + 8, n)) {
-    uint64_t w = word_at(key, i);
+    uint64_t w = pat_word(key, i);
     if (i + 8 <= n)
       __builtin_memcpy(p + i, &w, 8); /* a plain store, not a call */
     else
@@ -168,7 +154,7 @@ HOT_LOOP static size_t pat_check(const unsigned char *p, size_t n, size_t limit,
   if (limit > n)
     limit = n;
   for (size_t i = 0; i < limit; i = next_cov(i + 8, n)) {
-    uint64_t w = word_at(key, i), got;
+    uint64_t w = pat_word(key, i), got;
     if (i + 8 <= limit) {
       __builtin_memcpy(&got, p + i, 8);
       if (got == w)

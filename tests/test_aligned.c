@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "check.h"
+#include "testutil.h" /* all_bytes */
 
 enum api { API_ALIGNED_ALLOC, API_POSIX_MEMALIGN, API_MEMALIGN, API_COUNT };
 static const char *const api_name[API_COUNT] = {"aligned_alloc", "posix_memalign",
@@ -38,27 +39,6 @@ static void *alloc_with(enum api api, size_t align, size_t size)
   default:
     return NULL;
   }
-}
-
-/* True when every byte of [p, p+n) equals b (compared a word at a time:
- * the sanitizer builds instrument every load). */
-static bool all_bytes(const unsigned char *p, size_t n, unsigned char b)
-{
-  const uint64_t w = 0x0101010101010101ULL * b;
-  size_t i = 0;
-  for (; i < n && ((uintptr_t)(p + i) & 7); i++)
-    if (p[i] != b)
-      return false;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t v;
-    memcpy(&v, p + i, 8);
-    if (v != w)
-      return false;
-  }
-  for (; i < n; i++)
-    if (p[i] != b)
-      return false;
-  return true;
 }
 
 struct blk {

@@ -28,6 +28,7 @@
 
 #include "api.h"
 #include "check.h"
+#include "testutil.h" /* mix64 */
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
@@ -46,16 +47,6 @@
 
 static _Atomic(uintptr_t) slots[NSLOTS];
 static atomic_int bad_blocks, failed_allocs;
-
-static inline uint64_t mix64(uint64_t x)
-{
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
 
 /* A block: its size in the first 8 bytes, then bytes derived from it and
  * from its address. */

@@ -19,27 +19,7 @@
 
 #include "api.h"
 #include "check.h"
-
-/* True when every byte of [p, p+n) equals b (compared a word at a time:
- * the sanitizer builds instrument every load). */
-static bool all_bytes(const unsigned char *p, size_t n, unsigned char b)
-{
-  const uint64_t w = 0x0101010101010101ULL * b;
-  size_t i = 0;
-  for (; i < n && ((uintptr_t)(p + i) & 7); i++)
-    if (p[i] != b)
-      return false;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t v;
-    memcpy(&v, p + i, 8);
-    if (v != w)
-      return false;
-  }
-  for (; i < n; i++)
-    if (p[i] != b)
-      return false;
-  return true;
-}
+#include "testutil.h" /* all_bytes */
 
 /* Offset of the first non-zero byte in p[0..n), or SIZE_MAX. */
 static size_t first_nonzero(const unsigned char *p, size_t n)

@@ -40,7 +40,7 @@ LIB_HEADERS := $(wildcard src/*.h) include/alloy.h
 UNIT_SRC   := $(sort $(wildcard tests/test_*.c))
 UNIT_NAMES := $(UNIT_SRC:tests/%.c=%)
 UNIT_BIN   := $(UNIT_NAMES:%=$(T)/unit/%)
-TEST_HDRS  := tests/check.h tests/api.h
+TEST_HDRS  := tests/check.h tests/api.h tests/testutil.h
 
 EDGE_BIN := $(T)/edge/ctor_main $(T)/edge/libctor.so $(T)/edge/thread_exit $(T)/edge/fork \
             $(T)/edge/dlopen $(T)/edge/libdl_lib.so $(T)/edge/badfree $(T)/edge/guard
@@ -66,12 +66,12 @@ $(T)/unit/%: tests/%.c $(TEST_HDRS) $(BUILD)/liballoy_core.a
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread
 
 # -------------------------------------------------------------------- stress
-$(T)/stress/stress: tests/stress/stress.c $(BUILD)/liballoy_core.a
+$(T)/stress/stress: tests/stress/stress.c tests/testutil.h $(BUILD)/liballoy_core.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread -ldl
 
 # Plain malloc/free names: run with LD_PRELOAD=$(BUILD)/liballoy.so.
-$(T)/stress/stress_libc: tests/stress/stress.c
+$(T)/stress/stress_libc: tests/stress/stress.c tests/testutil.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -DUSE_LIBC_NAMES -o $@ $< -pthread -ldl
 
@@ -102,11 +102,11 @@ $(T)/edge/cxx: tests/edge/cxx.cpp tests/edge/preload.h
 # ------------------------------------------------------------------- misuse
 # The same source twice: the prefixed API, and the standard names (run under
 # LD_PRELOAD=$(BUILD)/liballoy.so); the C++ cases are a program of their own.
-$(T)/misuse/misuse: tests/misuse/misuse.c $(BUILD)/liballoy_core.a
+$(T)/misuse/misuse: tests/misuse/misuse.c tests/testutil.h $(BUILD)/liballoy_core.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread
 
-$(T)/misuse/misuse_preload: tests/misuse/misuse.c tests/edge/preload.h
+$(T)/misuse/misuse_preload: tests/misuse/misuse.c tests/testutil.h tests/edge/preload.h
 	@mkdir -p $(dir $@)
 	$(CC) $(EDGE_CFLAGS) -DUSE_LIBC_NAMES -o $@ $< -pthread -ldl
 
@@ -118,7 +118,7 @@ $(T)/misuse/misuse_cxx: tests/misuse/misuse_cxx.cpp
 # ---------------------------------------------------------------------- oom
 # Prefixed API with liballoy_core.a; inject.c uses the os_set_fail_after test
 # hook of src/internal.h (a hidden symbol: reachable in a static link).
-$(T)/oom/%: tests/oom/%.c tests/check.h $(BUILD)/liballoy_core.a
+$(T)/oom/%: tests/oom/%.c tests/check.h tests/testutil.h $(BUILD)/liballoy_core.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread
 
@@ -139,7 +139,7 @@ $$(BUILD)/$(1)/%: tests/%.c $$(TEST_HDRS) $$(BUILD)/$(1)/liballoy_core.a
 	@mkdir -p $$(dir $$@)
 	$$(SAN_CC) $$(TEST_CFLAGS) $(2) -O1 -o $$@ $$< $$(BUILD)/$(1)/liballoy_core.a -pthread
 
-$$(BUILD)/$(1)/stress: tests/stress/stress.c $$(BUILD)/$(1)/liballoy_core.a
+$$(BUILD)/$(1)/stress: tests/stress/stress.c tests/testutil.h $$(BUILD)/$(1)/liballoy_core.a
 	@mkdir -p $$(dir $$@)
 	$$(SAN_CC) $$(TEST_CFLAGS) $(2) -O1 -o $$@ $$< $$(BUILD)/$(1)/liballoy_core.a -pthread -ldl
 

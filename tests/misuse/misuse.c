@@ -89,6 +89,8 @@ extern void free_aligned_sized(void *ptr, size_t alignment, size_t size) __attri
 #define MODE_NAME "prefixed API (liballoy_core.a)"
 #endif
 
+#include "../testutil.h" /* mix64, pat_word */
+
 #define KiB ((size_t)1024)
 #define MiB (KiB * KiB)
 
@@ -124,22 +126,12 @@ static void tell(const void *p)
   addr_fd = -1;
 }
 
-static inline uint64_t mix64(uint64_t x)
-{
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-
 /* Fills / checks n bytes with a pattern keyed by k (a word at a time). */
 static void pat_fill(unsigned char *p, size_t n, uint64_t k)
 {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    uint64_t w = k ^ (i * 0x9E3779B97F4A7C15ULL);
+    uint64_t w = pat_word(k, i);
     memcpy(p + i, &w, 8);
   }
   for (; i < n; i++)
@@ -150,7 +142,7 @@ static bool pat_ok(const unsigned char *p, size_t n, uint64_t k)
 {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    uint64_t w = k ^ (i * 0x9E3779B97F4A7C15ULL), got;
+    uint64_t w = pat_word(k, i), got;
     memcpy(&got, p + i, 8);
     if (got != w)
       return false;

@@ -33,6 +33,7 @@
 
 #include "alloy.h"
 #include "../check.h"
+#include "../testutil.h" /* addr_key, xor_words_fill, xor_words_ok */
 #include "internal.h" /* os_set_fail_after */
 
 #define KiB ((size_t)1024)
@@ -46,45 +47,14 @@ struct chain {
   size_t count;
 };
 
-static inline uint64_t key_of(const void *p)
-{
-  return (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ULL;
-}
-
 static void blk_fill(unsigned char *p, size_t size, const void *keyed_at)
 {
   memcpy(p + 8, &size, 8);
-  uint64_t k = key_of(keyed_at);
+  uint64_t k = addr_key(keyed_at);
   size_t end = size < 4096 ? size : 4096; /* the head, and the tail below */
-  for (size_t i = 16; i + 8 <= end; i += 8) {
-    uint64_t w = k ^ i;
-    memcpy(p + i, &w, 8);
-  }
+  xor_words_fill(p, 16, end, k);
   if (size >= 4096 + 16)
     memcpy(p + size - 8, &k, 8);
-}
-
-static bool blk_ok(const unsigned char *p, size_t size, const void *keyed_at)
-{
-  size_t stored;
-  memcpy(&stored, p + 8, 8);
-  if (stored != size)
-    return false;
-  uint64_t k = key_of(keyed_at);
-  size_t end = size < 4096 ? size : 4096;
-  for (size_t i = 16; i + 8 <= end; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    if (w != (k ^ i))
-      return false;
-  }
-  if (size >= 4096 + 16) {
-    uint64_t w;
-    memcpy(&w, p + size - 8, 8);
-    if (w != k)
-      return false;
-  }
-  return true;
 }
 
 /* The first `keep` bytes of a block of `size` filled at `keyed_at` (what a
@@ -97,16 +67,12 @@ static bool prefix_ok(const unsigned char *p, size_t keep, size_t size, const vo
     if (stored != size)
       return false;
   }
-  uint64_t k = key_of(keyed_at);
+  uint64_t k = addr_key(keyed_at);
   size_t end = size < 4096 ? size : 4096;
   if (end > keep)
     end = keep;
-  for (size_t i = 16; i + 8 <= end; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    if (w != (k ^ i))
-      return false;
-  }
+  if (!xor_words_ok(p, 16, end, k))
+    return false;
   if (size >= 4096 + 16 && size <= keep) {
     uint64_t w;
     memcpy(&w, p + size - 8, 8);
@@ -114,6 +80,12 @@ static bool prefix_ok(const unsigned char *p, size_t keep, size_t size, const vo
       return false;
   }
   return true;
+}
+
+/* The whole block (every block here has room for the [1] size word). */
+static bool blk_ok(const unsigned char *p, size_t size, const void *keyed_at)
+{
+  return prefix_ok(p, size, size, keyed_at);
 }
 
 static void chain_add(struct chain *c, unsigned char *p, size_t size)

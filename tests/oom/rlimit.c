@@ -34,6 +34,7 @@
 
 #include "alloy.h"
 #include "../check.h"
+#include "../testutil.h" /* addr_key, xor_words_fill, xor_words_ok, all_bytes */
 
 #define KiB ((size_t)1024)
 #define MiB (KiB * KiB)
@@ -61,20 +62,11 @@ static const struct phase phases[] = {
 #define NPHASES (sizeof phases / sizeof phases[0])
 
 /* A block: [0] next block, [1] its size, then a pattern keyed by address. */
-static inline uint64_t key_of(const void *p)
-{
-  return (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ULL;
-}
-
 static void blk_fill(unsigned char *p, size_t size, void *next)
 {
   memcpy(p, &next, 8);
   memcpy(p + 8, &size, 8);
-  uint64_t k = key_of(p);
-  for (size_t i = 16; i + 8 <= size; i += 8) {
-    uint64_t w = k ^ i;
-    memcpy(p + i, &w, 8);
-  }
+  xor_words_fill(p, 16, size, addr_key(p));
 }
 
 /* The pattern written at address `at` (realloc may have moved it to p). */
@@ -84,25 +76,7 @@ static bool blk_ok_from(const unsigned char *p, size_t size, const void *at)
   memcpy(&stored, p + 8, 8);
   if (stored != size)
     return false;
-  uint64_t k = key_of(at);
-  for (size_t i = 16; i + 8 <= size; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    if (w != (k ^ i))
-      return false;
-  }
-  return true;
-}
-
-static bool all_zero(const unsigned char *p, size_t n)
-{
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t w = 0;
-    memcpy(&w, p + i, n - i < 8 ? n - i : 8);
-    if (w)
-      return false;
-  }
-  return true;
+  return xor_words_ok(p, 16, size, addr_key(at));
 }
 
 static bool blk_ok(const unsigned char *p, size_t size) { return blk_ok_from(p, size, p); }
@@ -217,7 +191,7 @@ static size_t exhaust(const struct phase *ph, bool verbose)
     if (!p)
       break;
     if (ph->kind == K_CALLOC && count % 16 == 0)
-      CHECK_MSG(all_zero(p, ph->size), "%s: block %zu not zeroed", ph->name, count);
+      CHECK_MSG(all_bytes(p, ph->size, 0), "%s: block %zu not zeroed", ph->name, count);
     if (ph->align)
       CHECK_ALIGNED(p, ph->align);
     blk_fill(p, ph->size, head);

@@ -87,6 +87,8 @@ static void a_free_aligned_sized(void *p, size_t a, size_t n)
 #define MODE_NAME "alloy_* API"
 #endif
 
+#include "../testutil.h" /* mix64 */
+
 #define MAX_SIZE ((size_t)4 << 20)
 #define MAX_ALIGN ((size_t)1 << 16)
 #define HDR 16
@@ -101,16 +103,6 @@ static atomic_int failed;
 static atomic_ulong n_allocs, n_frees, n_reallocs, n_cross_checked;
 
 /* ---- pattern ------------------------------------------------------------ */
-
-static inline uint64_t mix64(uint64_t x)
-{
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
 
 static inline uint64_t key_of(uintptr_t addr, size_t size)
 {
