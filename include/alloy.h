@@ -57,6 +57,8 @@ typedef struct alloy_stats_s {
   uint64_t huge_blocks;    /* live blocks in their own mappings */
   uint64_t threads;        /* thread heaps in use (not abandoned) */
   uint64_t abandoned;      /* heaps left by exited threads, not yet adopted */
+  uint64_t purged;         /* bytes given back to the OS with MADV_DONTNEED, ever */
+  uint64_t npurge;         /* madvise calls that did it */
 } alloy_stats_t;
 
 /* Folds the calling thread's counters, then fills *out. */

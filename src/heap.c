@@ -481,10 +481,13 @@ NOINLINE void *heap_event(heap_t *heap, void *block, size_t size) {
    * it even when no new thread comes to take it. */
   uint64_t now = atomic_fetch_add_explicit(&event_clock, 1, memory_order_relaxed);
   if (now >= ADOPT_AGE_EVENTS) heap_adopt_one_before(heap, now - ADOPT_AGE_EVENTS);
+  /* Decay passes every half dirty_decay_ms: a slice free at two passes in a
+   * row is purged, between one half and one whole period after its free. */
+  int decay = alloy__options.dirty_decay_ms;
   uint64_t ms = os_now_ms();
-  if (ms - heap->last_decay_ms >= DECAY_MS) {
+  if (decay >= 0 && ms - heap->last_decay_ms >= (uint64_t)decay / 2) {
     heap->last_decay_ms = ms;
-    segment_decay(heap);
+    segment_decay(heap, decay == 0);
     huge_cache_expire();
   }
   return block;

@@ -80,7 +80,7 @@ page_t *segment_alloc_page(heap_t *heap, size_t slices, size_t align_slices, seg
 bool segment_heap_has_any(const heap_t *heap);
 void segment_free_page(heap_t *heap, page_t *page);
 void segment_release_spare(heap_t *heap);
-void segment_decay(heap_t *heap);
+void segment_decay(heap_t *heap, bool now);
 void segment_move_all(heap_t *from, heap_t *to);
 void *segment_huge_alloc(size_t size, size_t align, bool guarded);
 void segment_huge_free(segment_t *seg);
@@ -184,6 +184,9 @@ void *os_map_aligned(size_t size, size_t align, size_t *mapped);
 bool os_unmap(void *p, size_t size);
 bool os_remap_in_place(void *p, size_t old_size, size_t new_size);
 void os_purge(void *p, size_t size);
+void os_purge_counts(uint64_t *bytes, uint64_t *calls);
+void os_advise_huge(void *p, size_t size, bool huge);
+void os_set_clock(uint64_t (*now_ms)(void)); /* test hook: a fake clock (NULL: the real one) */
 void os_protect(void *p, size_t size, bool accessible);
 size_t os_mapped_bytes(void);
 size_t os_mapped_peak(void);
@@ -213,10 +216,13 @@ typedef struct {
   bool abort_on_error;  /* abort after reporting misuse (default true) */
   bool guard;           /* guard pages after segments, large and huge blocks */
   int guard_sample;     /* bytes between sampled guarded allocations (0: off) */
+  int dirty_decay_ms;   /* freed pages go back to the OS after about this long; -1 never */
+  int thp;              /* thp_mode_t: transparent huge pages for segments */
   bool stats_summary;   /* print the short summary at exit */
   int summary_pid;      /* only in this process (the launcher's child) */
   bool verbose;
 } alloy_options_t;
+typedef enum { THP_DEFAULT, THP_ALWAYS, THP_NEVER } thp_mode_t;
 extern alloy_options_t alloy__options;
 void options_init(void);
 

@@ -15,9 +15,10 @@
 alloy_options_t alloy__options = {
     .secure = ALLOY_SECURE_DEFAULT,
     .abort_on_error = true,
+    .dirty_decay_ms = 1000,
 };
 
-typedef enum { OPT_BOOL, OPT_INT } opt_type_t;
+typedef enum { OPT_BOOL, OPT_INT, OPT_THP } opt_type_t;
 
 typedef struct {
   const char *name;
@@ -30,6 +31,8 @@ static const option_def_t option_table[] = {
     {"abort_on_error", OPT_BOOL, &alloy__options.abort_on_error},
     {"guard", OPT_BOOL, &alloy__options.guard},
     {"guard_sample", OPT_INT, &alloy__options.guard_sample},
+    {"dirty_decay_ms", OPT_INT, &alloy__options.dirty_decay_ms},
+    {"thp", OPT_THP, &alloy__options.thp},
     {"stats_summary", OPT_BOOL, &alloy__options.stats_summary},
     {"stats_summary_pid", OPT_INT, &alloy__options.summary_pid},
     {"verbose", OPT_BOOL, &alloy__options.verbose},
@@ -41,7 +44,9 @@ static bool parse_bool(const char *v, size_t n, bool *out) {
   return false;
 }
 
+/* A decimal integer; "-1" is the only negative value any option takes. */
 static bool parse_int(const char *v, size_t n, int *out) {
+  if (n == 2 && v[0] == '-' && v[1] == '1') return *out = -1, true;
   long long x = 0;
   if (n == 0 || n > 10) return false;
   for (size_t i = 0; i < n; i++) {
@@ -53,11 +58,20 @@ static bool parse_int(const char *v, size_t n, int *out) {
   return true;
 }
 
+static bool parse_thp(const char *v, size_t n, int *out) {
+  static const char *names[] = {"default", "always", "never"};
+  for (int i = 0; i < 3; i++)
+    if (strlen(names[i]) == n && memcmp(names[i], v, n) == 0) return *out = i, true;
+  return false;
+}
+
 static void option_set(const char *key, size_t klen, const char *val, size_t vlen) {
   for (size_t i = 0; i < sizeof option_table / sizeof option_table[0]; i++) {
     const option_def_t *o = &option_table[i];
     if (strlen(o->name) != klen || memcmp(o->name, key, klen) != 0) continue;
-    bool ok = o->type == OPT_BOOL ? parse_bool(val, vlen, o->target) : parse_int(val, vlen, o->target);
+    bool ok = o->type == OPT_BOOL  ? parse_bool(val, vlen, o->target)
+              : o->type == OPT_INT ? parse_int(val, vlen, o->target)
+                                   : parse_thp(val, vlen, o->target);
     if (!ok) report_message("alloy: bad value for option '%s' in ALLOY_CONF (ignored)", o->name);
     return;
   }

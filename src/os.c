@@ -128,7 +128,24 @@ void os_protect(void *p, size_t size, bool accessible) {
 /* Gives the pages back while keeping the range mapped: MADV_DONTNEED drops
  * them from RSS at once (MADV_FREE would leave them counted until memory
  * pressure, which monitoring reads as a leak). */
-void os_purge(void *p, size_t size) { madvise(p, size, MADV_DONTNEED); }
+static _Atomic(uint64_t) purged_bytes;
+static _Atomic(uint64_t) purge_calls;
+
+void os_purge(void *p, size_t size) {
+  madvise(p, size, MADV_DONTNEED);
+  atomic_fetch_add_explicit(&purged_bytes, size, memory_order_relaxed);
+  atomic_fetch_add_explicit(&purge_calls, 1, memory_order_relaxed);
+}
+
+void os_purge_counts(uint64_t *bytes, uint64_t *calls) {
+  *bytes = atomic_load_explicit(&purged_bytes, memory_order_relaxed);
+  *calls = atomic_load_explicit(&purge_calls, memory_order_relaxed);
+}
+
+/* thp:always / thp:never for a segment (2 MiB-aligned halves of 4 MiB). */
+void os_advise_huge(void *p, size_t size, bool huge) {
+  madvise(p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+}
 
 void os_write(int fd, const char *s, size_t n) {
   while (n > 0) {
@@ -167,7 +184,13 @@ const char *os_getenv(const char *name) {
 
 int os_getpid(void) { return (int)getpid(); }
 
+static uint64_t (*_Atomic clock_hook)(void);
+
+void os_set_clock(uint64_t (*now_ms)(void)) { atomic_store(&clock_hook, now_ms); }
+
 uint64_t os_now_ms(void) {
+  uint64_t (*hook)(void) = atomic_load_explicit(&clock_hook, memory_order_relaxed);
+  if (unlikely(hook != NULL)) return hook();
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;

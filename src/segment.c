@@ -75,6 +75,7 @@ static segment_t *segment_new(heap_t *heap) {
     seg->free_slices &= ~((uint64_t)1 << (SLICES_PER_SEGMENT - 1));
   }
   segment_set_slices(seg, 0, SLICES_PER_SEGMENT, &alloy__page_invalid);
+  if (alloy__options.thp != THP_DEFAULT) os_advise_huge(seg, SEGMENT_SIZE, alloy__options.thp == THP_ALWAYS);
   map_set(seg, true);
   atomic_fetch_add_explicit(&live_segments, 1, memory_order_relaxed);
   return seg;
@@ -184,8 +185,8 @@ void segment_release_spare(heap_t *heap) {
 
 /* Gives back to the OS the slices of one segment that have stayed free (and
  * dirty) since the previous pass, one madvise per run of slices. */
-static void segment_decay_one(segment_t *seg) {
-  uint64_t purge = seg->free_slices & seg->dirty_slices & seg->free_at_last_decay;
+static void segment_decay_one(segment_t *seg, bool now) {
+  uint64_t purge = seg->free_slices & seg->dirty_slices & (now ? ~(uint64_t)0 : seg->free_at_last_decay);
   while (purge) {
     unsigned first = (unsigned)__builtin_ctzll(purge);
     uint64_t run = purge >> first;
@@ -199,13 +200,14 @@ static void segment_decay_one(segment_t *seg) {
 }
 
 /* Decay: slices freed at least one pass ago (and not reused since) go back
- * to the OS, so memory a program stopped using leaves its RSS within one to
- * two DECAY_MS, while memory freed and reused quickly is never purged and
- * refaulted.  The spare segment decays too. */
-void segment_decay(heap_t *heap) {
+ * to the OS, so memory a program stopped using leaves its RSS within about
+ * dirty_decay_ms, while memory freed and reused quickly is never purged and
+ * refaulted (`now`: purge every free slice, dirty_decay_ms:0).  The spare
+ * segment decays too. */
+void segment_decay(heap_t *heap, bool now) {
   for (int list = 0; list < SEGMENT_LISTS; list++)
-    for (segment_t *seg = heap->segments[list]; seg; seg = seg->next) segment_decay_one(seg);
-  if (heap->spare) segment_decay_one(heap->spare);
+    for (segment_t *seg = heap->segments[list]; seg; seg = seg->next) segment_decay_one(seg, now);
+  if (heap->spare) segment_decay_one(heap->spare, now);
 }
 
 /* Moves every segment of `from` to `to` (adoption of an abandoned heap). */

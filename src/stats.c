@@ -71,6 +71,7 @@ __attribute__((visibility("default"))) void alloy_stats_get(alloy_stats_t *out) 
   out->nmalloc = atomic_load_explicit(&total_nmalloc, memory_order_relaxed);
   segment_count(&out->segments, &out->huge_blocks);
   heap_count_threads(&out->threads, &out->abandoned);
+  os_purge_counts(&out->purged, &out->npurge);
 }
 
 /* "12.3 MiB" */
@@ -105,6 +106,10 @@ __attribute__((visibility("default"))) void alloy_stats_print_summary(int fd) {
                  os_getpid(), (unsigned long long)s.nmalloc, (unsigned long long)s.segments,
                  (unsigned long long)s.huge_blocks, (unsigned long long)s.threads,
                  (unsigned long long)s.abandoned);
+  os_write(fd, line, n < sizeof line ? n : sizeof line - 1);
+  fmt_bytes(a, sizeof a, s.purged);
+  n = fmt_format(line, sizeof line, "alloy: pid %d: returned to the OS %s in %llu purges\n",
+                 os_getpid(), a, (unsigned long long)s.npurge);
   os_write(fd, line, n < sizeof line ? n : sizeof line - 1);
 }
 

@@ -97,9 +97,6 @@
 #define CHARGE_SHIFT 20
 #define EVENT_INTERVAL_BYTES (256 * ALLOY_KiB)
 #define EVENT_INTERVAL ((int64_t)EVENT_INTERVAL_BYTES << CHARGE_SHIFT)
-/* A heap checks its segments for slices to purge at its events, at most
- * once per DECAY_MS: a slice free for one to two periods is purged. */
-#define DECAY_MS 500
 #define CHARGE_MAX_BYTES ((size_t)1 << 40) /* larger blocks are folded at once */
 
 /* A free block: its first word links the free list, encoded with the page's
