@@ -41,6 +41,17 @@ ALLOY_ALLOC_ATTR void *alloy_memalign(size_t alignment, size_t size);
 ALLOY_ALLOC_ATTR void *alloy_valloc(size_t size);
 ALLOY_ALLOC_ATTR void *alloy_pvalloc(size_t size);
 
+/* jemalloc's extended API with its flag encoding: MALLOCX_LG_ALIGN(la) in the
+ * low 6 bits, MALLOCX_ZERO = 0x40; tcache and arena bits are accepted and
+ * ignored (no explicit arenas yet).  Also exported as mallocx, rallocx, ... */
+ALLOY_ALLOC_ATTR void *alloy_mallocx(size_t size, int flags);
+void *alloy_rallocx(void *ptr, size_t size, int flags);
+size_t alloy_xallocx(void *ptr, size_t size, size_t extra, int flags);
+size_t alloy_sallocx(const void *ptr, int flags);
+void alloy_dallocx(void *ptr, int flags);
+void alloy_sdallocx(void *ptr, size_t size, int flags);
+size_t alloy_nallocx(size_t size, int flags);
+
 /* Bytes usable at ptr: at least what was asked for. 0 for NULL. */
 size_t alloy_usable_size(const void *ptr);
 

@@ -109,6 +109,14 @@ static bool resize_in_place(page_t *page, const void *p, size_t size) {
   return true;
 }
 
+/* xallocx: grows or shrinks p where it stands; false when it cannot. */
+bool alloy__resize_in_place(void *p, size_t size) {
+  page_t *page = block_page(p, "resize of an invalid pointer");
+  if (page == NULL) return false;
+  if (size <= page->block_size) return true;
+  return resize_in_place(page, p, size);
+}
+
 EXPORT void *alloy_realloc(void *p, size_t size) {
   if (p == NULL) return fast_malloc(size);
   page_t *page = block_page(p, "realloc of an invalid pointer");
@@ -199,7 +207,7 @@ EXPORT void *alloy_pvalloc(size_t size) {
 
 /* Frees p after checking the size the program says it had (free_sized,
  * sized operator delete).  0 means "size not known" (aligned delete). */
-static void free_checked_size(void *p, size_t size) {
+void alloy__free_checked_size(void *p, size_t size) {
   if (p != NULL && size != 0) {
     page_t *page = segment_page_lookup(p);
     if (page && !page_check_block(page, p) && !size_fits_block(page, size)) {
@@ -211,7 +219,7 @@ static void free_checked_size(void *p, size_t size) {
   fast_free(p);
 }
 
-EXPORT void alloy_free_sized(void *p, size_t size) { free_checked_size(p, size); }
+EXPORT void alloy_free_sized(void *p, size_t size) { alloy__free_checked_size(p, size); }
 
 /* An aligned block of a size class was sized up to a multiple of its
  * alignment first (alloy__aligned); large and huge ones were not. */
@@ -219,7 +227,7 @@ EXPORT void alloy_free_aligned_sized(void *p, size_t align, size_t size) {
   size_t rounded = size;
   if (align > ALIGNMENT_MIN && is_pow2(align) && size <= (size_t)PTRDIFF_MAX)
     rounded = (size + align - 1) & ~(align - 1);
-  free_checked_size(p, rounded <= MEDIUM_MAX ? rounded : size);
+  alloy__free_checked_size(p, rounded <= MEDIUM_MAX ? rounded : size);
 }
 
 /* Also from a thread that never allocated: it takes a heap to adopt into. */

@@ -83,6 +83,7 @@ void segment_release_spare(heap_t *heap);
 void segment_decay(heap_t *heap, bool now);
 void segment_move_all(heap_t *from, heap_t *to);
 void *segment_huge_alloc(size_t size, size_t align, bool guarded);
+size_t segment_huge_usable_for(size_t size, size_t align);
 void segment_huge_free(segment_t *seg);
 bool segment_huge_recently_freed(const void *p);
 void guard_quarantine(segment_t *seg);
@@ -172,6 +173,8 @@ size_t alloy__usable_size(const void *p);
 void alloy__free_sized(void *p, size_t size);
 void alloy__free_aligned_sized(void *p, size_t align, size_t size);
 void alloy__collect(void);
+void alloy__free_checked_size(void *p, size_t size); /* 0: size unknown */
+bool alloy__resize_in_place(void *p, size_t size);
 /* Blocks aligned to `align` (a power of two); NULL and ENOMEM when impossible. */
 void *alloy__aligned(size_t align, size_t size);
 size_t alloy__large_usable(size_t size);

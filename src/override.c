@@ -10,6 +10,7 @@
  */
 #include "fastpath.h"
 
+#include <alloy.h>
 #include <errno.h>
 #include <stdbool.h>
 
@@ -44,6 +45,18 @@ EXPORT int malloc_trim(size_t pad) {
   alloy__collect();
   return 1;
 }
+
+/* jemalloc's extended API (src/mallocx.c), so a program linked against
+ * libjemalloc that is run on alloy never hands alloy a block of jemalloc's. */
+EXPORT void *mallocx(size_t size, int flags) { return alloy_mallocx(size, flags); }
+EXPORT void *rallocx(void *p, size_t size, int flags) { return alloy_rallocx(p, size, flags); }
+EXPORT size_t xallocx(void *p, size_t size, size_t extra, int flags) {
+  return alloy_xallocx(p, size, extra, flags);
+}
+EXPORT size_t sallocx(const void *p, int flags) { return alloy_sallocx(p, flags); }
+EXPORT void dallocx(void *p, int flags) { alloy_dallocx(p, flags); }
+EXPORT void sdallocx(void *p, size_t size, int flags) { alloy_sdallocx(p, size, flags); }
+EXPORT size_t nallocx(size_t size, int flags) { return alloy_nallocx(size, flags); }
 
 /* glibc's internal names, called by some programs and by libc itself. */
 void *__libc_malloc(size_t size) ALIAS(malloc);

@@ -233,6 +233,15 @@ bool segment_heap_has_any(const heap_t *heap) {
 
 /* ----------------------------------------------------------- huge blocks */
 
+/* The usable size segment_huge_alloc gives a block (unguarded), or 0. */
+size_t segment_huge_usable_for(size_t size, size_t align) {
+  size_t ps = os_page_size();
+  if (align < ps) align = ps;
+  size_t offset = (header_size() + align - 1) & ~(align - 1);
+  if (size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return 0;
+  return ((offset + size + ps - 1) & ~(ps - 1)) - offset;
+}
+
 /* A cached mapping resized in place to `total` bytes, or NULL.  The pages it
  * keeps are already faulted in; a tail beyond `total` goes back to the OS. */
 static segment_t *huge_cache_reuse(size_t total, size_t *mapped) {

@@ -1,0 +1,106 @@
+/*
+ * mallocx.c - jemalloc's extended allocation API under alloy's prefix
+ * (alloy_mallocx, alloy_rallocx, ...), with jemalloc's flag encoding:
+ * MALLOCX_LG_ALIGN(la) in the low 6 bits, MALLOCX_ZERO = 0x40, the tcache
+ * bits (8..19) and the arena bits (20..) above.  alloy has no explicit
+ * arenas or thread caches yet (issue #4): those bits are accepted and
+ * ignored, every block comes from the calling thread's heap.  override.c
+ * exports these under jemalloc's names, so programs linked against
+ * libjemalloc never mix its blocks with alloy's under LD_PRELOAD.
+ */
+#include "internal.h"
+
+#include <alloy.h>
+#include <errno.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+#define FLAG_LG_ALIGN_MASK 0x3f
+#define FLAG_ZERO 0x40
+
+static size_t flag_align(int flags) {
+  unsigned la = (unsigned)flags & FLAG_LG_ALIGN_MASK;
+  return la == 0 ? 0 : (size_t)1 << la;
+}
+
+EXPORT void *alloy_mallocx(size_t size, int flags) {
+  size_t align = flag_align(flags);
+  void *p = align > ALIGNMENT_MIN ? alloy__aligned(align, size) : alloy__malloc(size);
+  /* The whole usable size: a later growing rallocx zeroes only from there. */
+  if (p != NULL && (flags & FLAG_ZERO)) memset(p, 0, alloy__usable_size(p));
+  return p;
+}
+
+/* The usable size a request would get, without allocating (0: impossible). */
+EXPORT size_t alloy_nallocx(size_t size, int flags) {
+  size_t align = flag_align(flags);
+  if (size > (size_t)PTRDIFF_MAX) return 0;
+  if (align <= ALIGNMENT_MIN) {
+    if (size <= MEDIUM_MAX) return size_class_size(size_class_of(size));
+    if (size <= LARGE_MAX) return alloy__large_usable(size);
+    return segment_huge_usable_for(size, 0);
+  }
+  size_t rounded = (size + align - 1) & ~(align - 1);
+  if (rounded == 0) rounded = align;
+  if (rounded <= MEDIUM_MAX && align <= SLICE_SIZE) return size_class_size(size_class_of(rounded));
+  if (size <= LARGE_MAX && align < LARGE_MAX) return alloy__large_usable(size == 0 ? 1 : size);
+  return segment_huge_usable_for(size == 0 ? 1 : size, align);
+}
+
+EXPORT size_t alloy_sallocx(const void *p, int flags) {
+  (void)flags;
+  return alloy__usable_size(p);
+}
+
+/* Like realloc, but keeps the alignment the flags ask for and, with
+ * MALLOCX_ZERO, zeroes what lies beyond the old usable size (jemalloc's
+ * rule); NULL (p intact) on failure. */
+EXPORT void *alloy_rallocx(void *p, size_t size, int flags) {
+  size_t align = flag_align(flags);
+  size_t old = alloy__usable_size(p);
+  if (old == 0) return NULL; /* reported: not a live block */
+  void *q;
+  if (align > ALIGNMENT_MIN && ((uintptr_t)p & (align - 1)) != 0) {
+    q = alloy__aligned(align, size);
+    if (q == NULL) return NULL;
+    memcpy(q, p, old < size ? old : size);
+    alloy__free(p);
+  } else {
+    q = alloy__realloc(p, size == 0 ? 1 : size);
+    if (q == NULL) return NULL;
+    if (align > ALIGNMENT_MIN && ((uintptr_t)q & (align - 1)) != 0) { /* moved: re-align */
+      void *r = alloy__aligned(align, size);
+      if (r == NULL) return NULL; /* q still holds the data: give it back */
+      memcpy(r, q, old < size ? old : size);
+      alloy__free(q);
+      q = r;
+    }
+  }
+  size_t now = alloy__usable_size(q);
+  if ((flags & FLAG_ZERO) && now > old) memset((char *)q + old, 0, now - old);
+  return q;
+}
+
+/* Resizes in place to at least `size` (at most size + extra); returns the
+ * block's usable size afterwards, which is below `size` when it could not
+ * grow. */
+EXPORT size_t alloy_xallocx(void *p, size_t size, size_t extra, int flags) {
+  size_t old = alloy__usable_size(p);
+  if (old == 0) return 0;
+  size_t want = extra > (size_t)PTRDIFF_MAX - size ? size : size + extra;
+  if (!alloy__resize_in_place(p, want) && want != size) alloy__resize_in_place(p, size);
+  size_t now = alloy__usable_size(p);
+  if ((flags & FLAG_ZERO) && now > old) memset((char *)p + old, 0, now - old);
+  return now;
+}
+
+EXPORT void alloy_dallocx(void *p, int flags) {
+  (void)flags;
+  alloy__free(p);
+}
+
+EXPORT void alloy_sdallocx(void *p, size_t size, int flags) {
+  size_t align = flag_align(flags);
+  if (align > ALIGNMENT_MIN) alloy__free_aligned_sized(p, align, size);
+  else alloy__free_checked_size(p, size);
+}
