@@ -88,7 +88,6 @@ void segment_huge_free(segment_t *seg);
 bool segment_huge_recently_freed(const void *p);
 void guard_quarantine(segment_t *seg);
 bool segment_huge_resize(segment_t *seg, size_t size);
-size_t segment_huge_usable(const segment_t *seg);
 void segment_count(uint64_t *segments, uint64_t *huge);
 
 /* -------------------------------------------------------------- huge cache */
@@ -108,7 +107,6 @@ uint32_t page_take_thread_free(page_t *page);
 void page_set_tf_state(page_t *page, tf_state_t state);
 void page_wait_notify_done(page_t *page);
 const char *page_check_block(const page_t *page, const void *p);
-static inline uint8_t *page_start(const page_t *page) { return page->start; }
 static inline heap_t *page_heap(const page_t *page) {
   return (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_relaxed) & ~XHEAP_FULL);
 }
@@ -146,12 +144,6 @@ static inline block_t *page_pop_free(page_t *page) {
   return block;
 }
 void page_set_key(page_t *page);
-
-/* The block a (possibly interior) pointer of this page belongs to. */
-static inline block_t *page_block_of(const page_t *page, const void *p) {
-  size_t off = (size_t)((const uint8_t *)p - page->start);
-  return (block_t *)(page->start + off - off % page->block_size);
-}
 
 /* -------------------------------------------------------------------- free */
 void free_generic(void *p, page_t *page);
@@ -223,7 +215,6 @@ typedef struct {
   int thp;              /* thp_mode_t: transparent huge pages for segments */
   bool stats_summary;   /* print the short summary at exit */
   int summary_pid;      /* only in this process (the launcher's child) */
-  bool verbose;
 } alloy_options_t;
 typedef enum { THP_DEFAULT, THP_ALWAYS, THP_NEVER } thp_mode_t;
 extern alloy_options_t alloy__options;

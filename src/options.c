@@ -35,7 +35,6 @@ static const option_def_t option_table[] = {
     {"thp", OPT_THP, &alloy__options.thp},
     {"stats_summary", OPT_BOOL, &alloy__options.stats_summary},
     {"stats_summary_pid", OPT_INT, &alloy__options.summary_pid},
-    {"verbose", OPT_BOOL, &alloy__options.verbose},
 };
 
 static bool parse_bool(const char *v, size_t n, bool *out) {
