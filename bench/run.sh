@@ -12,28 +12,15 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 export BUILD
 
-LIB=/usr/lib/x86_64-linux-gnu
-missing=""
-[ -e "$LIB/libjemalloc.so.2" ] || missing="$missing libjemalloc2"
-[ -e "$LIB/libmimalloc.so.2" ] || missing="$missing libmimalloc2.0"
-[ -e "$LIB/libtcmalloc_minimal.so.4" ] || missing="$missing libtcmalloc-minimal4"
+. bench/peers.sh
+missing=$(peers_missing)
 if [ "${REAL:-1}" != 0 ]; then
     command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
     command -v redis-benchmark >/dev/null 2>&1 || missing="$missing redis-tools"
     command -v sqlite3 >/dev/null 2>&1 || missing="$missing sqlite3"
     [ -x /usr/bin/python3 ] || missing="$missing python3"
 fi
-if [ -n "$missing" ]; then
-    echo "bench: installing missing packages:$missing"
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        apt-get update -qq
-        # shellcheck disable=SC2086
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing ||
-            echo "bench: WARNING: apt-get install failed; missing pieces will be skipped"
-    else
-        echo "bench: WARNING: not root or no apt-get; missing pieces will be skipped"
-    fi
-fi
+install_missing bench "$missing"
 
 # Debian's redis-server package starts a system instance on port 6379; the
 # benchmark never uses it (it starts its own server on a random loopback port).
