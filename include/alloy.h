@@ -52,6 +52,17 @@ void alloy_dallocx(void *ptr, int flags);
 void alloy_sdallocx(void *ptr, size_t size, int flags);
 size_t alloy_nallocx(size_t size, int flags);
 
+/* jemalloc's control interface, by name or by MIB, with its error codes
+ * (ENOENT, EINVAL, EPERM, EFAULT).  Names so far: version, epoch,
+ * config.{debug,prof,stats}, opt.{abort,dirty_decay_ms,guard,guard_sample,
+ * narenas,secure,thp}, thread.{allocated,deallocated}, arenas.{narenas,nbins,
+ * page,quantum,bin.<j>.{size,nregs,slab_size}}, arena.<i>.{purge,decay},
+ * stats.{allocated,mapped}.  Not yet exported as mallctl (issue #4). */
+int alloy_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
+int alloy_mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp);
+int alloy_mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp,
+                       size_t newlen);
+
 /* Bytes usable at ptr: at least what was asked for. 0 for NULL. */
 size_t alloy_usable_size(const void *ptr);
 

@@ -1,0 +1,124 @@
+/*
+ * test_ctl.c - the control namespace (src/ctl.c) through alloy_mallctl*:
+ * values and their types, jemalloc's error codes (ENOENT, EINVAL, EPERM,
+ * EFAULT), name-to-MIB translation with patched indices, epoch-refreshed
+ * statistics, exact per-thread byte counts, and purge on demand.
+ */
+#include "check.h"
+#include "internal.h"
+
+#include <alloy.h>
+#include <sys/types.h>
+
+static size_t read_size(const char *name) {
+  size_t v = 0, len = sizeof v;
+  CHECK_EQ(alloy_mallctl(name, &v, &len, NULL, 0), 0);
+  return v;
+}
+
+static uint64_t read_u64(const char *name) {
+  uint64_t v = 0;
+  size_t len = sizeof v;
+  CHECK_EQ(alloy_mallctl(name, &v, &len, NULL, 0), 0);
+  return v;
+}
+
+static void refresh(void) {
+  uint64_t e = 1;
+  CHECK_EQ(alloy_mallctl("epoch", NULL, NULL, &e, sizeof e), 0);
+}
+
+static void test_values(void) {
+  const char *version = NULL;
+  size_t len = sizeof version;
+  CHECK_EQ(alloy_mallctl("version", &version, &len, NULL, 0), 0);
+  REQUIRE(version != NULL);
+  CHECK(strstr(version, "alloy") != NULL);
+  bool b = false;
+  len = sizeof b;
+  CHECK_EQ(alloy_mallctl("config.stats", &b, &len, NULL, 0), 0);
+  CHECK(b);
+  CHECK_EQ(alloy_mallctl("opt.secure", &b, &len, NULL, 0), 0);
+  CHECK_EQ(b, alloy__options.secure);
+  ssize_t decay = 0;
+  len = sizeof decay;
+  CHECK_EQ(alloy_mallctl("opt.dirty_decay_ms", &decay, &len, NULL, 0), 0);
+  CHECK_EQ_INT(decay, alloy__options.dirty_decay_ms);
+  unsigned n = 0;
+  len = sizeof n;
+  CHECK_EQ(alloy_mallctl("arenas.nbins", &n, &len, NULL, 0), 0);
+  CHECK_EQ(n, SIZE_CLASSES);
+  CHECK_EQ(read_size("arenas.quantum"), 16);
+  CHECK_EQ(read_size("arenas.page"), os_page_size());
+  CHECK_EQ(read_size("arenas.bin.0.size"), 16);
+  CHECK_EQ(read_size("arenas.bin.79.size"), 65536);
+}
+
+static void test_errors(void) {
+  size_t v = 0, len = sizeof v;
+  CHECK_EQ(alloy_mallctl("no.such.name", &v, &len, NULL, 0), ENOENT);
+  CHECK_EQ(alloy_mallctl("arenas", &v, &len, NULL, 0), ENOENT); /* an inner node */
+  CHECK_EQ(alloy_mallctl("arenas.bin.80.size", &v, &len, NULL, 0), ENOENT);
+  CHECK_EQ(alloy_mallctl("arenas.bin.x.size", &v, &len, NULL, 0), ENOENT);
+  len = 4; /* stats.allocated is a size_t */
+  CHECK_EQ(alloy_mallctl("stats.allocated", &v, &len, NULL, 0), EINVAL);
+  size_t w = 5;
+  len = sizeof v;
+  CHECK_EQ(alloy_mallctl("stats.allocated", &v, &len, &w, sizeof w), EPERM);
+  CHECK_EQ(alloy_mallctl("epoch", NULL, NULL, &w, 2), EINVAL);
+  CHECK_EQ(alloy_mallctl("arena.7.purge", NULL, NULL, NULL, 0), EFAULT);
+  CHECK_EQ(alloy_mallctl("arena.0.purge", &v, &len, NULL, 0), EINVAL); /* takes no value */
+}
+
+static void test_mib(void) {
+  size_t mib[8], miblen = 8;
+  CHECK_EQ(alloy_mallctlnametomib("arenas.bin.0.size", mib, &miblen), 0);
+  CHECK_EQ(miblen, 4);
+  for (size_t j = 0; j < SIZE_CLASSES; j++) {
+    mib[2] = j; /* patch the bin number, as jemalloc's callers do */
+    size_t v = 0, len = sizeof v;
+    CHECK_EQ(alloy_mallctlbymib(mib, miblen, &v, &len, NULL, 0), 0);
+    CHECK_EQ(v, size_class_size((unsigned)j));
+    uint32_t nregs = 0;
+    size_t nlen = sizeof nregs, nmib[8], nmiblen = 8;
+    CHECK_EQ(alloy_mallctlnametomib("arenas.bin.0.nregs", nmib, &nmiblen), 0);
+    nmib[2] = j;
+    CHECK_EQ(alloy_mallctlbymib(nmib, nmiblen, &nregs, &nlen, NULL, 0), 0);
+    CHECK_GE(nregs, 8);
+  }
+  miblen = 2;
+  CHECK_EQ(alloy_mallctlnametomib("arenas.bin.0.size", mib, &miblen), EINVAL); /* too short */
+  size_t pmib[4], pmiblen = 4;
+  CHECK_EQ(alloy_mallctlnametomib("arena.0.purge", pmib, &pmiblen), 0);
+  pmib[1] = 4096; /* MALLCTL_ARENAS_ALL */
+  CHECK_EQ(alloy_mallctlbymib(pmib, pmiblen, NULL, NULL, NULL, 0), 0);
+}
+
+static void test_stats(void) {
+  refresh();
+  size_t before = read_size("stats.allocated");
+  uint64_t t0 = read_u64("thread.allocated"), d0 = read_u64("thread.deallocated");
+  enum { N = 1000 };
+  static void *p[N];
+  for (int i = 0; i < N; i++) p[i] = alloy_malloc(10000);
+  uint64_t t1 = read_u64("thread.allocated");
+  CHECK_EQ(t1 - t0, (uint64_t)N * alloy_usable_size(p[0])); /* exact, not sampled */
+  refresh();
+  size_t during = read_size("stats.allocated");
+  CHECK_GE(during - before, (size_t)N * 10000);
+  CHECK_GE(read_size("stats.mapped"), during);
+  for (int i = 0; i < N; i++) alloy_free(p[i]);
+  CHECK_EQ(read_u64("thread.deallocated") - d0, (uint64_t)N * 10240);
+  CHECK_EQ(alloy_mallctl("arena.0.purge", NULL, NULL, NULL, 0), 0);
+  CHECK_EQ(alloy_mallctl("arena.1.decay", NULL, NULL, NULL, 0), 0); /* arenas.narenas: all */
+  refresh();
+  CHECK_LE(read_size("stats.allocated"), before + 64 * 1024);
+}
+
+int main(void) {
+  test_values();
+  test_errors();
+  test_mib();
+  test_stats();
+  return check_done();
+}
