@@ -63,6 +63,12 @@ int alloy_mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp);
 int alloy_mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp,
                        size_t newlen);
 
+/* jemalloc's statistics report: text, or JSON with 'J' in opts ('g' leaves
+ * out version and options, 'b' the size classes); write_cb NULL: stderr.
+ * Not yet exported as malloc_stats_print (issue #4). */
+void alloy_malloc_stats_print(void (*write_cb)(void *, const char *), void *cbopaque,
+                              const char *opts);
+
 /* Bytes usable at ptr: at least what was asked for. 0 for NULL. */
 size_t alloy_usable_size(const void *ptr);
 

@@ -1,0 +1,81 @@
+/*
+ * test_stats_print.c - the statistics report (src/stats_print.c): the text
+ * report has its sections and the size-class table, JSON is well nested and
+ * carries the same totals, and the option letters leave sections out.
+ */
+#include "check.h"
+#include "internal.h"
+
+#include <alloy.h>
+
+static char buf[64 * 1024];
+static size_t len;
+
+static void collect(void *opaque, const char *s) {
+  CHECK_EQ_PTR(opaque, &len);
+  size_t n = strlen(s);
+  if (len + n < sizeof buf) {
+    memcpy(buf + len, s, n);
+    len += n;
+    buf[len] = 0;
+  }
+}
+
+static const char *report(const char *opts) {
+  len = 0;
+  buf[0] = 0;
+  alloy_malloc_stats_print(collect, &len, opts);
+  return buf;
+}
+
+static size_t count(const char *s, const char *what) {
+  size_t n = 0;
+  for (const char *p = s; (p = strstr(p, what)) != NULL; p += strlen(what)) n++;
+  return n;
+}
+
+/* Braces and brackets balance and never go negative, outside strings. */
+static bool json_nested(const char *s) {
+  int depth = 0;
+  bool in_string = false;
+  for (; *s; s++) {
+    if (*s == '"') in_string = !in_string;
+    if (in_string) continue;
+    if (*s == '{' || *s == '[') depth++;
+    if (*s == '}' || *s == ']') depth--;
+    if (depth < 0) return false;
+  }
+  return depth == 0 && !in_string;
+}
+
+int main(void) {
+  void *p = alloy_malloc(1 << 20);
+  const char *t = report(NULL);
+  CHECK(strstr(t, "___ Begin alloy statistics ___") != NULL);
+  CHECK(strstr(t, "___ End alloy statistics ___") != NULL);
+  CHECK(strstr(t, "Version: \"5.3.0-0-alloy-") != NULL);
+  CHECK(strstr(t, "opt.dirty_decay_ms: ") != NULL);
+  CHECK(strstr(t, "Allocated: ") != NULL);
+  CHECK(strstr(t, "\t65536\t8\t524288\n") != NULL); /* the last class: 8 per 512 KiB page */
+  alloy_stats_t s;
+  alloy_stats_get(&s);
+  CHECK_GE(s.allocated, (uint64_t)1 << 20);
+
+  t = report("gb");
+  CHECK(strstr(t, "Version") == NULL);
+  CHECK(strstr(t, "bins:") == NULL);
+  CHECK(strstr(t, "Allocated: ") != NULL);
+
+  t = report("J");
+  CHECK_EQ(t[0], '{');
+  CHECK(json_nested(t));
+  CHECK(strstr(t, "\"jemalloc\": {") != NULL);
+  CHECK(strstr(t, "\"allocated\": ") != NULL);
+  CHECK_EQ(count(t, "\"slab_size\""), SIZE_CLASSES);
+  t = report("Jgb");
+  CHECK(json_nested(t));
+  CHECK(strstr(t, "\"version\"") == NULL);
+  CHECK(strstr(t, "\"bin\"") == NULL);
+  alloy_free(p);
+  return check_done();
+}
