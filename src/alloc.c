@@ -37,7 +37,7 @@ static page_t *block_page(const void *p, const char *what) {
   const char *bad = page_check_block(page, p);
   if (bad) {
     /* A freed large block's slices are no page any more; it started one. */
-    if (page->slice_count == 0 && ((uintptr_t)p % SLICE_SIZE) == 0)
+    if (page_was_large_block(page, p))
       bad = "already freed (double free): its pages were released";
     report_misuse(what, p, bad);
     return NULL;

@@ -133,7 +133,7 @@ NOINLINE void free_generic(void *p, page_t *page) {
   const char *bad = page_check_block(page, p);
   if (unlikely(bad != NULL)) {
     /* A freed large block's slices are no page any more; it started one. */
-    if (page->slice_count == 0 && ((uintptr_t)p % SLICE_SIZE) == 0) report_double_free(p, page);
+    if (page_was_large_block(page, p)) report_double_free(p, page);
     else report_misuse("free of an invalid pointer", p, bad);
     return;
   }

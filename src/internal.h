@@ -107,6 +107,10 @@ uint32_t page_take_thread_free(page_t *page);
 void page_set_tf_state(page_t *page, tf_state_t state);
 void page_wait_notify_done(page_t *page);
 const char *page_check_block(const page_t *page, const void *p);
+/* p starts a slice that belongs to no page: a large block already freed. */
+static inline bool page_was_large_block(const page_t *page, const void *p) {
+  return page->slice_count == 0 && ((uintptr_t)p % SLICE_SIZE) == 0;
+}
 static inline heap_t *page_heap(const page_t *page) {
   return (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_relaxed) & ~XHEAP_FULL);
 }
