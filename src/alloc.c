@@ -82,7 +82,7 @@ EXPORT void *alloy_calloc(size_t n, size_t size) {
 /* Counts a block's change of usable size against the calling thread. */
 static void count_resize(size_t old_usable, size_t new_usable) {
   heap_t *heap = heap_get();
-  if (heap == &alloy__heap_empty) return;
+  if (heap_is_sentinel(heap)) return;
   if (new_usable > old_usable)
     heap->event_countdown -= (int64_t)(new_usable - old_usable) << CHARGE_SHIFT;
   else
@@ -153,13 +153,8 @@ void *alloy__aligned(size_t align, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  /* Blocks of a class lie at multiples of the class size from a 64 KiB
-   * aligned page start, and the class of a multiple of a power of two
-   * `align` is itself a multiple of it (see size_class.c): rounding the size
-   * up gives an aligned block from the ordinary path. */
-  size_t rounded = (size + align - 1) & ~(align - 1);
-  if (rounded == 0) rounded = align;
-  if (rounded <= MEDIUM_MAX && align <= SLICE_SIZE) return fast_malloc(rounded);
+  size_t small = aligned_small_size(size, align);
+  if (small) return fast_malloc(small);
   return heap_malloc_generic(size, heap_get(), align);
 }
 
@@ -232,7 +227,7 @@ EXPORT void alloy_free_aligned_sized(void *p, size_t align, size_t size) {
 
 /* Also from a thread that never allocated: it takes a heap to adopt into. */
 EXPORT void alloy_collect(void) {
-  heap_t *heap = heap_get();
+  heap_t *heap = arena_home_heap();
   if (heap == &alloy__heap_empty) heap = heap_init_thread();
   if (heap) heap_collect(heap);
 }

@@ -6,10 +6,12 @@
  * for any number.  Errors as jemalloc: ENOENT unknown name, EINVAL wrong
  * length or value, EPERM write to a read-only name, EFAULT no such arena.
  *
- * Only the prefixed alloy_mallctl* names exist so far: exporting `mallctl`
- * before the namespace covers what libjemalloc's clients call (arenas.create
- * for bind9, stats.* for redis) would break them under preload (issue #4).
- * Nothing here is on a fast path; reads fold the caller's counters first.
+ * override.c exports these as mallctl, mallctlnametomib and mallctlbymib.
+ * Nothing here is on a fast path.  Statistics are snapshots: an `epoch`
+ * write folds and publishes the caller's heap and explicit arenas at once,
+ * other threads' heaps at their next event (stats.c), as jemalloc's are
+ * refreshed by epoch; process totals (stats.*) are kept current by atomics
+ * updated per page, never per block.
  */
 #include "internal.h"
 
@@ -20,8 +22,6 @@
 
 #define EXPORT __attribute__((visibility("default")))
 #define CTL_MAX_DEPTH 8
-#define ARENAS_ALL 4096 /* MALLCTL_ARENAS_ALL */
-#define NARENAS 1       /* the thread heaps together; explicit arenas: issue #4 */
 
 typedef int (*ctl_handler_t)(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
                              void *newp, size_t newlen);
@@ -60,68 +60,217 @@ static int ctl_read(void *oldp, size_t *oldlenp, const void *newp, const void *v
     return ctl_read(oldp, oldlenp, newp, &value, sizeof value);                           \
   }
 
-static heap_t *ctl_heap(void) {
-  heap_t *heap = heap_get();
-  if (heap != &alloy__heap_empty) stats_fold(heap);
-  return heap;
-}
-
-static alloy_stats_t ctl_stats(void) {
-  alloy_stats_t s;
-  alloy_stats_get(&s);
-  return s;
-}
-
 static uint64_t thread_allocated(void) {
-  heap_t *heap = heap_get();
+  heap_t *heap = arena_home_heap();
   if (heap == &alloy__heap_empty) return 0;
   uint64_t charged = (uint64_t)(heap->event_period - heap->event_countdown);
   return heap->counters.alloc_bytes + (charged >> CHARGE_SHIFT);
 }
 
 static uint64_t thread_deallocated(void) {
-  heap_t *heap = heap_get();
+  heap_t *heap = arena_home_heap();
   return heap == &alloy__heap_empty ? 0 : heap->counters.freed_bytes;
 }
+
+/* A read-write value: returns the old value (if asked), then stores the new
+ * one (if given, exactly `size` bytes) through `set`, which may refuse it. */
+static int ctl_rw(void *oldp, size_t *oldlenp, const void *newp, size_t newlen, const void *old,
+                  size_t size) {
+  if (newp != NULL && newlen != size) return EINVAL;
+  return ctl_read(oldp, oldlenp, NULL, old, size);
+}
+
+/* A name that is an action: no value in or out. */
+static int ctl_action(const void *oldp, const size_t *oldlenp, const void *newp) {
+  return oldp != NULL || oldlenp != NULL || newp != NULL ? EINVAL : 0;
+}
+
+#define HANDLER(fn)                                                                          \
+  static int fn(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp, \
+                size_t newlen)
+#define UNUSED_ARGS (void)mib, (void)miblen, (void)newlen
 
 /* ---------------------------------------------------------------- leaves */
 
 static const char *const version_string = "5.3.0-0-alloy-" ALLOY_VERSION_STRING;
 static const char *const thp_names[] = {"default", "always", "never"};
+static const char *const purge_names[] = {"dontneed", "free"};
 static _Atomic(uint64_t) epoch;
+static __thread bool thread_tcache_enabled = true;
+
+static stats_memory_t ctl_memory(void) {
+  stats_memory_t m;
+  stats_memory(&m);
+  return m;
+}
 
 READ_ONLY(ctl_version, const char *, version_string)
 READ_ONLY(ctl_config_debug, bool, false)
-READ_ONLY(ctl_config_stats, bool, true)
 READ_ONLY(ctl_config_prof, bool, false)
+READ_ONLY(ctl_config_stats, bool, true)
+READ_ONLY(ctl_config_malloc_conf, const char *, "")
 READ_ONLY(ctl_opt_abort, bool, alloy__options.abort_on_error)
+READ_ONLY(ctl_opt_abort_conf, bool, alloy__options.abort_conf)
+READ_ONLY(ctl_opt_background_thread, bool, alloy__options.background_thread)
 READ_ONLY(ctl_opt_secure, bool, alloy__options.secure)
 READ_ONLY(ctl_opt_guard, bool, alloy__options.guard)
 READ_ONLY(ctl_opt_guard_sample, ssize_t, alloy__options.guard_sample)
 READ_ONLY(ctl_opt_dirty_decay_ms, ssize_t, alloy__options.dirty_decay_ms)
+READ_ONLY(ctl_opt_muzzy_decay_ms, ssize_t, alloy__options.muzzy_decay_ms)
 READ_ONLY(ctl_opt_thp, const char *, thp_names[alloy__options.thp])
-READ_ONLY(ctl_opt_narenas, unsigned, NARENAS)
+READ_ONLY(ctl_opt_purge, const char *, purge_names[alloy__options.purge])
+READ_ONLY(ctl_opt_narenas, unsigned, alloy__options.narenas ? (unsigned)alloy__options.narenas : 1)
+READ_ONLY(ctl_opt_tcache, bool, alloy__options.tcache)
+READ_ONLY(ctl_opt_tcache_max, size_t, 32 * ALLOY_KiB)
+READ_ONLY(ctl_opt_stats_print, bool, alloy__options.stats_print)
+READ_ONLY(ctl_opt_stats_print_opts, const char *, alloy__options.stats_print_opts)
 READ_ONLY(ctl_thread_allocated, uint64_t, thread_allocated())
 READ_ONLY(ctl_thread_deallocated, uint64_t, thread_deallocated())
-READ_ONLY(ctl_arenas_narenas, unsigned, NARENAS)
+READ_ONLY(ctl_arenas_narenas, unsigned, arena_count())
 READ_ONLY(ctl_arenas_page, size_t, os_page_size())
 READ_ONLY(ctl_arenas_quantum, size_t, ALIGNMENT_MIN)
+READ_ONLY(ctl_arenas_tcache_max, size_t, 32 * ALLOY_KiB)
 READ_ONLY(ctl_arenas_nbins, unsigned, SIZE_CLASSES)
-READ_ONLY(ctl_stats_allocated, size_t, (size_t)ctl_stats().allocated)
-READ_ONLY(ctl_stats_mapped, size_t, (size_t)ctl_stats().mapped)
+READ_ONLY(ctl_arenas_nlextents, unsigned, LEXTENTS)
+READ_ONLY(ctl_stats_allocated, size_t, (size_t)ctl_memory().allocated)
+READ_ONLY(ctl_stats_active, size_t, (size_t)ctl_memory().active)
+READ_ONLY(ctl_stats_metadata, size_t, (size_t)ctl_memory().metadata)
+READ_ONLY(ctl_stats_resident, size_t, (size_t)ctl_memory().resident)
+READ_ONLY(ctl_stats_mapped, size_t, (size_t)ctl_memory().mapped)
+READ_ONLY(ctl_stats_retained, size_t, (size_t)ctl_memory().retained)
 
-/* epoch: writing any uint64_t refreshes the statistics; reading returns it. */
-static int ctl_epoch(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp,
-                     size_t newlen) {
+/* epoch: writing any uint64_t refreshes the statistics (the caller's heap
+ * and explicit arenas now, other threads at their next event); reading
+ * returns the epoch. */
+HANDLER(ctl_epoch) {
   (void)mib;
   (void)miblen;
   if (newp != NULL) {
     if (newlen != sizeof(uint64_t)) return EINVAL;
-    ctl_heap();
+    stats_refresh();
     atomic_fetch_add(&epoch, 1);
   }
   uint64_t e = atomic_load(&epoch);
   return ctl_read(oldp, oldlenp, NULL, &e, sizeof e);
+}
+
+/* ------------------------------------------------------------- thread.* */
+
+/* The calling thread's own heap, set up if it has none yet. */
+static heap_t *thread_heap(void) {
+  heap_t *heap = arena_home_heap();
+  if (heap == &alloy__heap_empty) heap = heap_init_thread();
+  return heap;
+}
+
+HANDLER(ctl_thread_arena) {
+  UNUSED_ARGS;
+  unsigned old = arena_thread_index();
+  if (newp != NULL && newlen != sizeof(unsigned)) return EINVAL;
+  int err = ctl_read(oldp, oldlenp, NULL, &old, sizeof old);
+  if (err == 0 && newp != NULL) err = arena_bind_thread(*(const unsigned *)newp);
+  return err;
+}
+
+/* Pointers to the thread's counters: deallocatedp is exact at every moment;
+ * allocatedp is brought up to date at the thread's events, so it lags by at
+ * most 256 KiB of allocation (thread.allocated is always exact). */
+HANDLER(ctl_thread_allocatedp) {
+  UNUSED_ARGS;
+  heap_t *heap = thread_heap();
+  if (heap == NULL) return EAGAIN;
+  stats_fold(heap);
+  uint64_t *p = &heap->counters.alloc_bytes;
+  return ctl_read(oldp, oldlenp, newp, &p, sizeof p);
+}
+
+HANDLER(ctl_thread_deallocatedp) {
+  UNUSED_ARGS;
+  heap_t *heap = thread_heap();
+  if (heap == NULL) return EAGAIN;
+  uint64_t *p = &heap->counters.freed_bytes;
+  return ctl_read(oldp, oldlenp, newp, &p, sizeof p);
+}
+
+/* alloy's thread cache is the thread heap: the flag is kept and reported,
+ * and flushing gives the heap's empty pages back. */
+HANDLER(ctl_thread_tcache_enabled) {
+  UNUSED_ARGS;
+  bool old = thread_tcache_enabled;
+  int err = ctl_rw(oldp, oldlenp, newp, newlen, &old, sizeof old);
+  if (err == 0 && newp != NULL) thread_tcache_enabled = *(const bool *)newp;
+  return err;
+}
+
+HANDLER(ctl_thread_tcache_flush) {
+  UNUSED_ARGS;
+  int err = ctl_action(oldp, oldlenp, newp);
+  if (err == 0) heap_flush(arena_home_heap());
+  return err;
+}
+
+HANDLER(ctl_thread_peak_read) {
+  UNUSED_ARGS;
+  heap_t *heap = thread_heap();
+  uint64_t v = heap ? stats_thread_peak(heap, false) : 0;
+  return ctl_read(oldp, oldlenp, newp, &v, sizeof v);
+}
+
+HANDLER(ctl_thread_peak_reset) {
+  UNUSED_ARGS;
+  int err = ctl_action(oldp, oldlenp, newp);
+  heap_t *heap = err == 0 ? thread_heap() : NULL;
+  if (heap) stats_thread_peak(heap, true);
+  return err;
+}
+
+/* ------------------------------------------------------------- tcache.* */
+
+HANDLER(ctl_tcache_create) {
+  UNUSED_ARGS;
+  if (newp != NULL) return EPERM;
+  if (oldp == NULL || oldlenp == NULL || *oldlenp != sizeof(unsigned)) return EINVAL;
+  unsigned id;
+  int err = tcache_create(&id);
+  return err ? err : ctl_read(oldp, oldlenp, NULL, &id, sizeof id);
+}
+
+/* tcache.flush / tcache.destroy: write the identifier. */
+static int tcache_op(void *oldp, const size_t *oldlenp, const void *newp, size_t newlen, bool destroy) {
+  if (oldp != NULL || oldlenp != NULL || newp == NULL || newlen != sizeof(unsigned)) return EINVAL;
+  unsigned id = *(const unsigned *)newp;
+  return destroy ? tcache_destroy(id) : tcache_flush(id);
+}
+
+HANDLER(ctl_tcache_flush) {
+  (void)mib, (void)miblen;
+  return tcache_op(oldp, oldlenp, newp, newlen, false);
+}
+
+HANDLER(ctl_tcache_destroy) {
+  (void)mib, (void)miblen;
+  return tcache_op(oldp, oldlenp, newp, newlen, true);
+}
+
+/* -------------------------------------------------------------- arenas.* */
+
+HANDLER(ctl_arenas_create) {
+  UNUSED_ARGS;
+  if (newp != NULL) return EINVAL; /* custom extent hooks: not supported */
+  if (oldp == NULL || oldlenp == NULL || *oldlenp != sizeof(unsigned)) return EINVAL;
+  unsigned index = arena_create();
+  if (index == 0) return EAGAIN;
+  return ctl_read(oldp, oldlenp, NULL, &index, sizeof index);
+}
+
+/* Write a pointer, read the index of the arena that holds it. */
+HANDLER(ctl_arenas_lookup) {
+  UNUSED_ARGS;
+  if (newp == NULL || newlen != sizeof(void *)) return EINVAL;
+  int index = arena_of(*(void *const *)newp);
+  if (index < 0) return EINVAL;
+  unsigned v = (unsigned)index;
+  return ctl_read(oldp, oldlenp, NULL, &v, sizeof v);
 }
 
 /* arenas.bin.<j>.*: mib[2] is the class. */
@@ -131,8 +280,11 @@ static bool bin_index(const size_t *mib, size_t miblen, unsigned *cls) {
   return true;
 }
 
-static int ctl_bin_size(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp,
-                        size_t newlen) {
+static size_t bin_slab_size(unsigned cls) {
+  return size_class_size(cls) <= SMALL_MAX ? SLICE_SIZE : MEDIUM_PAGE_SLICES * SLICE_SIZE;
+}
+
+HANDLER(ctl_bin_size) {
   (void)newlen;
   unsigned cls;
   if (!bin_index(mib, miblen, &cls)) return ENOENT;
@@ -140,12 +292,7 @@ static int ctl_bin_size(const size_t *mib, size_t miblen, void *oldp, size_t *ol
   return ctl_read(oldp, oldlenp, newp, &v, sizeof v);
 }
 
-static size_t bin_slab_size(unsigned cls) {
-  return size_class_size(cls) <= SMALL_MAX ? SLICE_SIZE : MEDIUM_PAGE_SLICES * SLICE_SIZE;
-}
-
-static int ctl_bin_slab_size(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
-                             void *newp, size_t newlen) {
+HANDLER(ctl_bin_slab_size) {
   (void)newlen;
   unsigned cls;
   if (!bin_index(mib, miblen, &cls)) return ENOENT;
@@ -153,8 +300,7 @@ static int ctl_bin_slab_size(const size_t *mib, size_t miblen, void *oldp, size_
   return ctl_read(oldp, oldlenp, newp, &v, sizeof v);
 }
 
-static int ctl_bin_nregs(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp,
-                         size_t newlen) {
+HANDLER(ctl_bin_nregs) {
   (void)newlen;
   unsigned cls;
   if (!bin_index(mib, miblen, &cls)) return ENOENT;
@@ -162,30 +308,182 @@ static int ctl_bin_nregs(const size_t *mib, size_t miblen, void *oldp, size_t *o
   return ctl_read(oldp, oldlenp, newp, &v, sizeof v);
 }
 
-/* arena.<i>.purge / decay: <i> is 0, arenas.narenas or MALLCTL_ARENAS_ALL. */
-static int arena_action(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
-                        const void *newp, bool now) {
-  if (oldp != NULL || oldlenp != NULL || newp != NULL) return EINVAL; /* takes no value */
-  size_t i = miblen >= 2 ? mib[1] : 0;
-  if (i != 0 && i != NARENAS && i != ARENAS_ALL) return EFAULT;
-  heap_t *heap = ctl_heap();
-  if (heap == &alloy__heap_empty) heap = heap_init_thread();
-  if (heap == NULL) return EFAULT;
-  if (now) heap_collect(heap); /* adopts exited threads' heaps, purges what is free */
-  else segment_decay(heap, false);
+HANDLER(ctl_lextent_size) {
+  (void)newlen;
+  if (miblen < 3 || mib[2] >= LEXTENTS) return ENOENT;
+  size_t v = stats_lextent_size((unsigned)mib[2]);
+  return ctl_read(oldp, oldlenp, newp, &v, sizeof v);
+}
+
+/* One decay schedule serves every arena (alloy keeps no per-arena one):
+ * arenas.dirty_decay_ms and arena.<i>.dirty_decay_ms read and set it. */
+static int decay_ms_rw(void *oldp, size_t *oldlenp, const void *newp, size_t newlen, int *target) {
+  ssize_t old = __atomic_load_n(target, __ATOMIC_RELAXED);
+  int err = ctl_rw(oldp, oldlenp, newp, newlen, &old, sizeof old);
+  if (err || newp == NULL) return err;
+  ssize_t v = *(const ssize_t *)newp;
+  if (v < -1 || v > 0x7fffffff) return EINVAL;
+  __atomic_store_n(target, (int)v, __ATOMIC_RELAXED);
   return 0;
 }
 
-static int ctl_arena_purge(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
-                           void *newp, size_t newlen) {
-  (void)newlen;
-  return arena_action(mib, miblen, oldp, oldlenp, newp, true);
+HANDLER(ctl_dirty_decay_ms) {
+  (void)mib, (void)miblen;
+  return decay_ms_rw(oldp, oldlenp, newp, newlen, &alloy__options.dirty_decay_ms);
 }
 
-static int ctl_arena_decay(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
-                           void *newp, size_t newlen) {
+/* Accepted and kept: alloy purges freed pages straight to the OS, it has no
+ * "muzzy" stage for this to time. */
+HANDLER(ctl_muzzy_decay_ms) {
+  (void)mib, (void)miblen;
+  return decay_ms_rw(oldp, oldlenp, newp, newlen, &alloy__options.muzzy_decay_ms);
+}
+
+/* --------------------------------------------------------------- arena.* */
+
+/* <i> of arena.<i>: the arena, or ARENAS_ALL for "all" (MALLCTL_ARENAS_ALL,
+ * or arenas.narenas as Redis writes it). */
+static size_t arena_index_of(const size_t *mib, size_t miblen) {
+  size_t i = miblen >= 2 ? mib[1] : 0;
+  return i == arena_count() ? ARENAS_ALL : i;
+}
+
+/* purge: adopt what exited threads left, give back empty segments, and
+ * purge every free slice; decay: one pass of the schedule. */
+static void heap_purge_cb(heap_t *heap, void *arg) {
+  bool now = *(bool *)arg;
+  if (now && heap->arena_index == 0) heap_collect(heap);
+  segment_decay(heap, now);
+}
+
+/* purge (now) or decay (the schedule, now) on the caller's heap (which
+ * adopts exited threads' heaps first), or on an explicit arena under its
+ * lock.  Other live threads' heaps are purged by their own decay. */
+static int arena_purge(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
+                       const void *newp, bool now) {
+  int err = ctl_action(oldp, oldlenp, newp);
+  if (err) return err;
+  size_t i = arena_index_of(mib, miblen);
+  if (i != 0 && i != ARENAS_ALL) return arena_with_heap((unsigned)i, heap_purge_cb, &now) ? 0 : EFAULT;
+  heap_t *heap = thread_heap();
+  if (heap == NULL) return EFAULT;
+  heap_purge_cb(heap, &now);
+  if (i == ARENAS_ALL)
+    for (unsigned a = 1; a < arena_count(); a++) arena_with_heap(a, heap_purge_cb, &now);
+  return 0;
+}
+
+HANDLER(ctl_arena_purge) {
   (void)newlen;
-  return arena_action(mib, miblen, oldp, oldlenp, newp, false);
+  return arena_purge(mib, miblen, oldp, oldlenp, newp, true);
+}
+
+HANDLER(ctl_arena_decay) {
+  (void)newlen;
+  return arena_purge(mib, miblen, oldp, oldlenp, newp, false);
+}
+
+static int arena_reset_op(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
+                          const void *newp, bool destroy) {
+  int err = ctl_action(oldp, oldlenp, newp);
+  if (err) return err;
+  size_t i = arena_index_of(mib, miblen);
+  return i == 0 || i >= ARENAS_MAX ? EFAULT : arena_reset((unsigned)i, destroy);
+}
+
+HANDLER(ctl_arena_reset) {
+  (void)newlen;
+  return arena_reset_op(mib, miblen, oldp, oldlenp, newp, false);
+}
+
+HANDLER(ctl_arena_destroy) {
+  (void)newlen;
+  return arena_reset_op(mib, miblen, oldp, oldlenp, newp, true);
+}
+
+/* --------------------------------------------------------- stats.arenas.* */
+
+/* stats.arenas.<i>: mib[2]; ENOENT for an arena that does not exist. */
+static int arena_stats_of(const size_t *mib, size_t miblen, arena_stats_t *st) {
+  if (miblen < 3) return ENOENT;
+  size_t i = mib[2] == arena_count() ? ARENAS_ALL : mib[2];
+  if (i > ARENAS_ALL || !arena_stats((unsigned)i, st)) return ENOENT;
+  return 0;
+}
+
+typedef struct {
+  uint64_t allocated, nmalloc, curregs;
+} small_totals_t;
+
+static small_totals_t small_totals(const arena_stats_t *st) {
+  small_totals_t t = {0, 0, 0};
+  for (unsigned c = 0; c < SIZE_CLASSES; c++) {
+    t.allocated += st->heap.bins[c].curregs * size_class_size(c);
+    t.nmalloc += st->heap.bins[c].nfills;
+    t.curregs += st->heap.bins[c].curregs;
+  }
+  return t;
+}
+
+static uint64_t purge_count(bool bytes) {
+  uint64_t purged, calls;
+  os_purge_counts(&purged, &calls);
+  return bytes ? purged / os_page_size() : calls;
+}
+
+#define ARENA_STAT(fn, type, expr)                                     \
+  HANDLER(fn) {                                                        \
+    (void)newlen;                                                      \
+    arena_stats_t st;                                                  \
+    int err = arena_stats_of(mib, miblen, &st);                        \
+    if (err) return err;                                               \
+    type value = (type)(expr);                                         \
+    return ctl_read(oldp, oldlenp, newp, &value, sizeof value);        \
+  }
+
+/* Purges are counted process-wide: reported for every arena index. */
+ARENA_STAT(ctl_sa_nthreads, unsigned, st.nthreads)
+ARENA_STAT(ctl_sa_pactive, size_t, st.heap.pactive + st.huge_bytes / os_page_size())
+ARENA_STAT(ctl_sa_pdirty, size_t, st.heap.pdirty)
+ARENA_STAT(ctl_sa_pmuzzy, size_t, 0)
+ARENA_STAT(ctl_sa_dirty_npurge, uint64_t, purge_count(false))
+ARENA_STAT(ctl_sa_dirty_nmadvise, uint64_t, purge_count(false))
+ARENA_STAT(ctl_sa_dirty_purged, uint64_t, purge_count(true))
+ARENA_STAT(ctl_sa_small_allocated, size_t, small_totals(&st).allocated)
+ARENA_STAT(ctl_sa_small_nmalloc, uint64_t, small_totals(&st).nmalloc)
+ARENA_STAT(ctl_sa_small_ndalloc, uint64_t, small_totals(&st).nmalloc - small_totals(&st).curregs)
+ARENA_STAT(ctl_sa_large_allocated, size_t, st.heap.large_allocated + st.huge_bytes)
+ARENA_STAT(ctl_sa_large_nmalloc, uint64_t, st.heap.large_nmalloc + st.huge_nmalloc)
+ARENA_STAT(ctl_sa_large_ndalloc, uint64_t,
+           st.heap.large_ndalloc + (st.huge_nmalloc >= st.huge_count ? st.huge_nmalloc - st.huge_count : 0))
+
+/* stats.arenas.<i>.bins.<j>.* and lextents.<j>.*: mib[4] is j. */
+#define BIN_STAT(fn, type, expr)                                       \
+  HANDLER(fn) {                                                        \
+    (void)newlen;                                                      \
+    arena_stats_t st;                                                  \
+    int err = arena_stats_of(mib, miblen, &st);                        \
+    if (err) return err;                                               \
+    if (miblen < 5 || mib[4] >= SIZE_CLASSES) return ENOENT;           \
+    const bin_stats_t *b = &st.heap.bins[mib[4]];                      \
+    type value = (type)(expr);                                         \
+    return ctl_read(oldp, oldlenp, newp, &value, sizeof value);        \
+  }
+
+BIN_STAT(ctl_sab_curregs, size_t, b->curregs)
+BIN_STAT(ctl_sab_curslabs, size_t, b->curslabs)
+BIN_STAT(ctl_sab_nonfull_slabs, size_t, b->nonfull_slabs)
+BIN_STAT(ctl_sab_nmalloc, uint64_t, b->nfills)
+BIN_STAT(ctl_sab_ndalloc, uint64_t, b->nfills - b->curregs)
+
+HANDLER(ctl_sal_curlextents) {
+  (void)newlen;
+  arena_stats_t st;
+  int err = arena_stats_of(mib, miblen, &st);
+  if (err) return err;
+  if (miblen < 5 || mib[4] >= LEXTENTS) return ENOENT;
+  size_t value = st.heap.curlextents[mib[4]];
+  return ctl_read(oldp, oldlenp, newp, &value, sizeof value);
 }
 
 /* ------------------------------------------------------------------ tree */
@@ -195,29 +493,74 @@ static int ctl_arena_decay(const size_t *mib, size_t miblen, void *oldp, size_t 
 #define INDEXED(n, c) {n, c, 1, NULL, true}
 
 static const ctl_node_t config_nodes[] = {
-    LEAF("debug", ctl_config_debug), LEAF("prof", ctl_config_prof), LEAF("stats", ctl_config_stats)};
+    LEAF("debug", ctl_config_debug), LEAF("malloc_conf", ctl_config_malloc_conf),
+    LEAF("prof", ctl_config_prof), LEAF("stats", ctl_config_stats)};
 static const ctl_node_t opt_nodes[] = {
-    LEAF("abort", ctl_opt_abort), LEAF("dirty_decay_ms", ctl_opt_dirty_decay_ms),
-    LEAF("guard", ctl_opt_guard), LEAF("guard_sample", ctl_opt_guard_sample),
-    LEAF("narenas", ctl_opt_narenas), LEAF("secure", ctl_opt_secure), LEAF("thp", ctl_opt_thp)};
+    LEAF("abort", ctl_opt_abort), LEAF("abort_conf", ctl_opt_abort_conf),
+    LEAF("background_thread", ctl_opt_background_thread),
+    LEAF("dirty_decay_ms", ctl_opt_dirty_decay_ms), LEAF("guard", ctl_opt_guard),
+    LEAF("guard_sample", ctl_opt_guard_sample), LEAF("muzzy_decay_ms", ctl_opt_muzzy_decay_ms),
+    LEAF("narenas", ctl_opt_narenas), LEAF("purge", ctl_opt_purge), LEAF("secure", ctl_opt_secure),
+    LEAF("stats_print", ctl_opt_stats_print), LEAF("stats_print_opts", ctl_opt_stats_print_opts),
+    LEAF("tcache", ctl_opt_tcache), LEAF("tcache_max", ctl_opt_tcache_max), LEAF("thp", ctl_opt_thp)};
+static const ctl_node_t thread_tcache_nodes[] = {
+    LEAF("enabled", ctl_thread_tcache_enabled), LEAF("flush", ctl_thread_tcache_flush)};
+static const ctl_node_t thread_peak_nodes[] = {
+    LEAF("read", ctl_thread_peak_read), LEAF("reset", ctl_thread_peak_reset)};
 static const ctl_node_t thread_nodes[] = {
-    LEAF("allocated", ctl_thread_allocated), LEAF("deallocated", ctl_thread_deallocated)};
+    LEAF("allocated", ctl_thread_allocated), LEAF("allocatedp", ctl_thread_allocatedp),
+    LEAF("arena", ctl_thread_arena), LEAF("deallocated", ctl_thread_deallocated),
+    LEAF("deallocatedp", ctl_thread_deallocatedp), NODE("peak", thread_peak_nodes),
+    NODE("tcache", thread_tcache_nodes)};
+static const ctl_node_t tcache_nodes[] = {
+    LEAF("create", ctl_tcache_create), LEAF("destroy", ctl_tcache_destroy),
+    LEAF("flush", ctl_tcache_flush)};
 static const ctl_node_t bin_nodes[] = {
     LEAF("nregs", ctl_bin_nregs), LEAF("size", ctl_bin_size), LEAF("slab_size", ctl_bin_slab_size)};
 static const ctl_node_t bin_index_node[] = {NODE(NULL, bin_nodes)};
+static const ctl_node_t lextent_nodes[] = {LEAF("size", ctl_lextent_size)};
+static const ctl_node_t lextent_index_node[] = {NODE(NULL, lextent_nodes)};
 static const ctl_node_t arenas_nodes[] = {
-    INDEXED("bin", bin_index_node), LEAF("narenas", ctl_arenas_narenas),
-    LEAF("nbins", ctl_arenas_nbins), LEAF("page", ctl_arenas_page),
-    LEAF("quantum", ctl_arenas_quantum)};
+    INDEXED("bin", bin_index_node), LEAF("create", ctl_arenas_create),
+    LEAF("dirty_decay_ms", ctl_dirty_decay_ms), INDEXED("lextent", lextent_index_node),
+    LEAF("lookup", ctl_arenas_lookup), LEAF("muzzy_decay_ms", ctl_muzzy_decay_ms),
+    LEAF("narenas", ctl_arenas_narenas), LEAF("nbins", ctl_arenas_nbins),
+    LEAF("nlextents", ctl_arenas_nlextents), LEAF("page", ctl_arenas_page),
+    LEAF("quantum", ctl_arenas_quantum), LEAF("tcache_max", ctl_arenas_tcache_max)};
 static const ctl_node_t arena_nodes[] = {
-    LEAF("decay", ctl_arena_decay), LEAF("purge", ctl_arena_purge)};
+    LEAF("decay", ctl_arena_decay), LEAF("destroy", ctl_arena_destroy),
+    LEAF("dirty_decay_ms", ctl_dirty_decay_ms), LEAF("muzzy_decay_ms", ctl_muzzy_decay_ms),
+    LEAF("purge", ctl_arena_purge), LEAF("reset", ctl_arena_reset)};
 static const ctl_node_t arena_index_node[] = {NODE(NULL, arena_nodes)};
+static const ctl_node_t sa_bin_nodes[] = {
+    LEAF("curregs", ctl_sab_curregs), LEAF("curslabs", ctl_sab_curslabs),
+    LEAF("ndalloc", ctl_sab_ndalloc), LEAF("nmalloc", ctl_sab_nmalloc),
+    LEAF("nonfull_slabs", ctl_sab_nonfull_slabs), LEAF("nrequests", ctl_sab_nmalloc)};
+static const ctl_node_t sa_bin_index_node[] = {NODE(NULL, sa_bin_nodes)};
+static const ctl_node_t sa_lextent_nodes[] = {LEAF("curlextents", ctl_sal_curlextents)};
+static const ctl_node_t sa_lextent_index_node[] = {NODE(NULL, sa_lextent_nodes)};
+static const ctl_node_t sa_small_nodes[] = {
+    LEAF("allocated", ctl_sa_small_allocated), LEAF("ndalloc", ctl_sa_small_ndalloc),
+    LEAF("nmalloc", ctl_sa_small_nmalloc), LEAF("nrequests", ctl_sa_small_nmalloc)};
+static const ctl_node_t sa_large_nodes[] = {
+    LEAF("allocated", ctl_sa_large_allocated), LEAF("ndalloc", ctl_sa_large_ndalloc),
+    LEAF("nmalloc", ctl_sa_large_nmalloc), LEAF("nrequests", ctl_sa_large_nmalloc)};
+static const ctl_node_t stats_arena_nodes[] = {
+    INDEXED("bins", sa_bin_index_node), LEAF("dirty_nmadvise", ctl_sa_dirty_nmadvise),
+    LEAF("dirty_npurge", ctl_sa_dirty_npurge), LEAF("dirty_purged", ctl_sa_dirty_purged),
+    NODE("large", sa_large_nodes), INDEXED("lextents", sa_lextent_index_node),
+    LEAF("nthreads", ctl_sa_nthreads), LEAF("pactive", ctl_sa_pactive),
+    LEAF("pdirty", ctl_sa_pdirty), LEAF("pmuzzy", ctl_sa_pmuzzy), NODE("small", sa_small_nodes)};
+static const ctl_node_t stats_arena_index_node[] = {NODE(NULL, stats_arena_nodes)};
 static const ctl_node_t stats_nodes[] = {
-    LEAF("allocated", ctl_stats_allocated), LEAF("mapped", ctl_stats_mapped)};
+    LEAF("active", ctl_stats_active), LEAF("allocated", ctl_stats_allocated),
+    INDEXED("arenas", stats_arena_index_node), LEAF("mapped", ctl_stats_mapped),
+    LEAF("metadata", ctl_stats_metadata), LEAF("resident", ctl_stats_resident),
+    LEAF("retained", ctl_stats_retained)};
 static const ctl_node_t root_nodes[] = {
     INDEXED("arena", arena_index_node), NODE("arenas", arenas_nodes), NODE("config", config_nodes),
     LEAF("epoch", ctl_epoch), NODE("opt", opt_nodes), NODE("stats", stats_nodes),
-    NODE("thread", thread_nodes), LEAF("version", ctl_version)};
+    NODE("tcache", tcache_nodes), NODE("thread", thread_nodes), LEAF("version", ctl_version)};
 static const ctl_node_t root = NODE("", root_nodes);
 
 /* A number component of a name ("12"), or false. */

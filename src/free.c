@@ -96,7 +96,7 @@ static void free_remote(page_t *page, block_t *block) {
 /* Counts a free against the calling thread (its heap, or the process total
  * for a thread that never allocated). */
 static void count_free(heap_t *heap, size_t bytes) {
-  if (heap == &alloy__heap_empty) {
+  if (heap_is_sentinel(heap)) {
     stats_orphan_free(bytes);
   } else {
     heap->counters.freed_bytes += bytes;

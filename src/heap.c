@@ -115,6 +115,14 @@ void heap_page_unfull(heap_t *heap, page_t *page) {
   class_queue_add(heap, page, false);
 }
 
+/* Gives an empty page back to its segment, remembering how many blocks it
+ * carved (the bin statistics' nmalloc, stats.c). */
+static void heap_release_page(heap_t *heap, page_t *page) {
+  if (page->kind <= PAGE_MEDIUM) heap->retired_carved[page->size_class] += page->capacity;
+  else heap->large_ndalloc++;
+  segment_free_page(heap, page);
+}
+
 /* A page whose last block came back.  The page serving its class now stays
  * (a malloc/free loop around one block must not map and unmap a page each
  * time); any other goes back to its segment. */
@@ -127,7 +135,7 @@ void heap_page_now_free(heap_t *heap, page_t *page) {
   if (page->kind == PAGE_LARGE) queue_remove(&heap->large, page);
   else if (page_is_full(page)) queue_remove(&heap->full, page);
   else class_queue_remove(heap, page);
-  segment_free_page(heap, page);
+  heap_release_page(heap, page);
 }
 
 void heap_collect_delayed(heap_t *heap) {
@@ -144,8 +152,12 @@ void heap_collect_delayed(heap_t *heap) {
 
 /* ------------------------------------------------------------ heap lists */
 
-static void heap_reset(heap_t *heap) {
+/* Empties a heap; its statistics snapshot (never freed) stays attached. */
+void heap_reset(heap_t *heap) {
+  heap_stats_t *published = heap->published;
   memset(heap, 0, sizeof *heap);
+  heap->published = published;
+  if (published) memset(published, 0, sizeof *published);
   for (size_t w = 0; w < DIRECT_SLOTS; w++) heap->direct[w] = &alloy__page_empty;
   heap->event_countdown = heap->event_period = stats_event_interval();
 }
@@ -204,10 +216,8 @@ heap_t *heap_init_thread(void) {
 
 /* ------------------------------------------------------------- adoption */
 
-typedef void (*page_visit_fn)(heap_t *heap, page_t *page, void *arg);
-
 /* Calls fn on every page of the heap; fn may move or free the page. */
-static void heap_visit_pages(heap_t *heap, page_visit_fn fn, void *arg) {
+void heap_visit_pages(heap_t *heap, void (*fn)(heap_t *heap, page_t *page, void *arg), void *arg) {
   for (unsigned c = 0; c < SIZE_CLASSES; c++)
     for (page_t *p = heap->queues[c].first, *next; p; p = next) {
       next = p->next;
@@ -281,7 +291,7 @@ static void page_release_if_empty(heap_t *heap, page_t *page, void *arg) {
   if (page->used != 0) return;
   if (page_is_full(page)) queue_remove(&heap->full, page);
   else class_queue_remove(heap, page);
-  segment_free_page(heap, page);
+  heap_release_page(heap, page);
 }
 
 /* Gives every empty page back to its segment and empty segments to the OS. */
@@ -295,10 +305,12 @@ static void heap_release_empty(heap_t *heap) {
  * handed over, release what is empty, and leave the rest for an adopter. */
 void heap_thread_done(heap_t *heap) {
   if (heap == &alloy__heap_empty) return;
+  if (alloy__tls_heap == &alloy__heap_bound) arena_bind_thread(0);
   heap_collect_delayed(heap);
   heap_visit_pages(heap, page_abandon, NULL);
   heap_release_empty(heap); /* also takes blocks handed over before NEVER took effect */
   stats_fold(heap);
+  stats_publish(heap); /* its last figures stay readable until it is adopted */
   alloy__tls_heap = &alloy__heap_empty;
   if (!segment_heap_has_any(heap)) {
     heap_recycle(heap);
@@ -388,6 +400,7 @@ static void *heap_alloc_large(heap_t *heap, size_t size, size_t align) {
   if (guard) os_protect(page->start + usable, guard, false);
   page->alloc_charge = alloc_charge_of(usable);
   page->reserved = page->capacity = page->used = 1;
+  heap->large_nmalloc++;
   page_set_owner(page, heap, true);
   atomic_store_explicit(&page->thread_free, TF_NOTIFY, memory_order_release);
   queue_push_back(&heap->large, page);
@@ -419,6 +432,7 @@ NOINLINE void *heap_malloc_generic(size_t size, heap_t *heap, size_t align) {
     void *p = heap_malloc_current(size, heap); /* the empty heap's pages have nothing: NULL */
     if (likely(p != NULL)) return p;
   }
+  if (unlikely(heap == &alloy__heap_bound)) return arena_malloc_bound(size, align);
   if (unlikely(heap == &alloy__heap_empty)) {
     heap = heap_init_thread();
     if (!heap) {
@@ -445,6 +459,8 @@ NOINLINE void *heap_malloc_generic(size_t size, heap_t *heap, size_t align) {
     errno = ENOMEM;
     return NULL;
   }
+  if (unlikely(heap->arena_index != 0) && segment_of(segment_page_lookup(p))->kind == SEGMENT_HUGE)
+    arena_track_huge(heap, p);
   if (unlikely(usable >= CHARGE_MAX_BYTES)) { /* would overflow the charge: count directly */
     heap->counters.alloc_bytes += usable;
     heap->counters.nmalloc++;
@@ -476,11 +492,15 @@ static void *heap_sample_guarded(heap_t *heap, void *block, size_t size) {
 
 NOINLINE void *heap_event(heap_t *heap, void *block, size_t size) {
   stats_fold(heap);
-  if (alloy__options.guard_sample > 0) block = heap_sample_guarded(heap, block, size);
+  stats_maybe_publish(heap);
   /* Threads that exited leave memory others may have freed since: reclaim
-   * it even when no new thread comes to take it. */
+   * it even when no new thread comes to take it.  Not into an explicit
+   * arena, whose memory is its own. */
   uint64_t now = atomic_fetch_add_explicit(&event_clock, 1, memory_order_relaxed);
-  if (now >= ADOPT_AGE_EVENTS) heap_adopt_one_before(heap, now - ADOPT_AGE_EVENTS);
+  if (heap->arena_index == 0) {
+    if (alloy__options.guard_sample > 0) block = heap_sample_guarded(heap, block, size);
+    if (now >= ADOPT_AGE_EVENTS) heap_adopt_one_before(heap, now - ADOPT_AGE_EVENTS);
+  }
   /* Decay passes every half dirty_decay_ms: a slice free at two passes in a
    * row is purged, between one half and one whole period after its free. */
   int decay = alloy__options.dirty_decay_ms;
@@ -501,6 +521,48 @@ void heap_fork_child(void) {
   /* Only the forking thread lives on; the other threads' heaps stay
    * registered (their state may be mid-update, so they are not adopted). */
   os_unlock(&heaps_lock);
+}
+
+/* Bytes in the heap's live blocks, after collecting every remote free (so
+ * nothing is counted both as freed and as live): arena.<i>.reset. */
+static void page_add_live(heap_t *heap, page_t *page, void *arg) {
+  (void)heap;
+  *(uint64_t *)arg += (uint64_t)page->used * page->block_size;
+}
+
+static void page_take_remote(heap_t *heap, page_t *page, void *arg) {
+  (void)heap;
+  (void)arg;
+  /* A full page's remote frees arrive through delayed_free; taking them
+   * here would leave free blocks in a page the allocation path skips. */
+  if (page->kind != PAGE_LARGE && !page_is_full(page)) page_take_thread_free(page);
+}
+
+/* Brings every remote free into the heap's counts: statistics then count
+ * a block freed by another thread as freed at once, as jemalloc does. */
+void heap_collect_remote(heap_t *heap) {
+  heap_collect_delayed(heap);
+  heap_visit_pages(heap, page_take_remote, NULL);
+}
+
+uint64_t heap_live_bytes(heap_t *heap) {
+  heap_collect_remote(heap);
+  uint64_t live = 0;
+  heap_visit_pages(heap, page_add_live, &live);
+  return live;
+}
+
+/* Visits every heap some thread owns or left (not explicit arenas). */
+void heap_for_each(void (*fn)(heap_t *heap, void *arg), void *arg) {
+  os_lock(&heaps_lock);
+  for (heap_t *h = registry; h; h = h->registry_next) fn(h, arg);
+  os_unlock(&heaps_lock);
+}
+
+/* thread.tcache.flush: alloy's thread cache is the heap itself; flushing
+ * gives its empty pages back to their segments and empty segments to the OS. */
+void heap_flush(heap_t *heap) {
+  if (!heap_is_sentinel(heap)) heap_release_empty(heap);
 }
 
 void heap_count_threads(uint64_t *in_use, uint64_t *n_abandoned) {

@@ -2,12 +2,13 @@
  * init.c - process and thread life cycle: one-time process initialisation
  * (from whichever malloc comes first, even the dynamic loader's), the thread
  * exit hook that abandons a thread's heap, fork handlers, and the exit-time
- * summary.  Initialisation never allocates; what libc may allocate on our
+ * reports.  Initialisation never allocates; what libc may allocate on our
  * behalf (pthread_key_create, pthread_atfork) is called only once the
  * calling thread has its heap, so a malloc from inside them is served.
  */
 #include "internal.h"
 
+#include <alloy.h>
 #include <pthread.h>
 
 _Atomic(int) alloy__process_ready; /* 0 not started, 1 running, 2 done */
@@ -39,6 +40,7 @@ static os_lock_t thread_key_lock = OS_LOCK_INIT;
 static void thread_done(void *value) { heap_thread_done((heap_t *)value); }
 
 static void fork_prepare(void) {
+  arena_fork_prepare();
   heap_fork_prepare();
   huge_cache_fork_prepare();
   os_fork_prepare();
@@ -47,11 +49,13 @@ static void fork_parent(void) {
   os_fork_parent();
   huge_cache_fork_release();
   heap_fork_parent();
+  arena_fork_release();
 }
 static void fork_child(void) {
   os_fork_child();
   huge_cache_fork_release();
   heap_fork_child();
+  arena_fork_release();
 }
 
 void init_thread_register(heap_t *heap) {
@@ -68,7 +72,12 @@ void init_thread_register(heap_t *heap) {
   pthread_setspecific(thread_key, heap);
 }
 
+/* The exit-time reports: the summary (stats_summary) and jemalloc's full
+ * report (stats_print, with stats_print_opts), only if the process ever
+ * initialised alloy, i.e. read its options. */
 __attribute__((destructor)) static void process_done(void) {
-  if (atomic_load_explicit(&alloy__process_ready, memory_order_acquire) == 2)
-    stats_print_at_exit();
+  if (atomic_load_explicit(&alloy__process_ready, memory_order_acquire) != 2) return;
+  stats_print_at_exit();
+  if (alloy__options.stats_print)
+    alloy_malloc_stats_print(NULL, NULL, alloy__options.stats_print_opts);
 }

@@ -22,6 +22,12 @@ extern page_t alloy__page_empty;  /* no free blocks: direct[] of the empty heap 
 extern page_t alloy__page_invalid; /* descriptor of free slices */
 
 static inline heap_t *heap_get(void) { return alloy__tls_heap; }
+extern heap_t alloy__heap_bound; /* TLS heap of a thread bound to an explicit arena (arena.c) */
+/* The two shared heaps a TLS pointer may hold that own nothing and must
+ * never be written. */
+static inline bool heap_is_sentinel(const heap_t *heap) {
+  return heap == &alloy__heap_empty || heap == &alloy__heap_bound;
+}
 
 heap_t *heap_init_thread(void);            /* the calling thread's real heap, or NULL */
 void heap_thread_done(heap_t *heap);       /* thread exit: abandon */
@@ -36,6 +42,48 @@ void heap_fork_prepare(void);
 void heap_fork_parent(void);
 void heap_fork_child(void);
 void heap_count_threads(uint64_t *in_use, uint64_t *abandoned);
+void heap_reset(heap_t *heap);
+void heap_visit_pages(heap_t *heap, void (*fn)(heap_t *heap, page_t *page, void *arg), void *arg);
+void heap_for_each(void (*fn)(heap_t *heap, void *arg), void *arg);
+uint64_t heap_live_bytes(heap_t *heap);
+void heap_collect_remote(heap_t *heap);
+void heap_flush(heap_t *heap);
+
+/* ------------------------------------------------------------------ arena */
+#define ARENAS_MAX 4096       /* explicit arenas are 1..ARENAS_MAX-1 */
+#define ARENAS_ALL 4096       /* MALLCTL_ARENAS_ALL */
+unsigned arena_count(void);      /* arenas.narenas: 1 + explicit arenas ever made */
+unsigned arena_create(void);     /* 0: none could be made */
+heap_t *arena_heap(unsigned index);
+void *arena_malloc(unsigned index, size_t size, size_t align);
+void *arena_malloc_bound(size_t size, size_t align);
+void arena_track_huge(heap_t *heap, void *block);
+void arena_untrack_huge(segment_t *seg);
+int arena_reset(unsigned index, bool destroy);
+int arena_of(const void *p);
+int arena_bind_thread(unsigned index);
+heap_t *arena_home_heap(void);
+unsigned arena_thread_index(void);
+unsigned arena_nthreads(unsigned index);
+bool arena_with_heap(unsigned index, void (*fn)(heap_t *heap, void *arg), void *arg);
+typedef struct {
+  heap_stats_t heap;     /* pages: bins, large blocks, pactive, pdirty */
+  uint64_t huge_count;   /* live huge blocks */
+  uint64_t huge_bytes;
+  uint64_t huge_nmalloc; /* ever (arena 0 and all only) */
+  uint32_t nthreads;
+} arena_stats_t;
+bool arena_stats(unsigned index, arena_stats_t *out);
+void arena_fork_prepare(void);
+void arena_fork_release(void);
+
+/* ----------------------------------------------------------------- tcache */
+#define TCACHES_MAX 4093      /* jemalloc's MALLOCX_TCACHE_MAX */
+int tcache_create(unsigned *id);
+int tcache_flush(unsigned id);
+int tcache_destroy(unsigned id);
+void *tcache_malloc(unsigned id, size_t size, unsigned arena);
+bool tcache_free(unsigned id, void *p);
 
 /* ------------------------------------------------------------ size classes */
 void size_class_init(void);
@@ -49,6 +97,18 @@ static inline unsigned size_class_of(size_t size) {
   return 8u + (b - 7u) * 8u + (unsigned)(((size - 1) >> (b - 3)) & 7u);
 }
 static inline size_t size_class_size(unsigned cls) { return alloy__class_size[cls]; }
+/* Blocks of a class lie at multiples of the class size from a 64 KiB
+ * aligned page start, and the class of a multiple of a power of two `align`
+ * is itself a multiple of it (see size_class.c): rounding the size up gives
+ * an aligned block from the ordinary small path.  Returns that size, or 0
+ * when the request needs the large or huge path's alignment. */
+static inline size_t aligned_small_size(size_t size, size_t align) {
+  if (size > MEDIUM_MAX) return 0;
+  if (align <= ALIGNMENT_MIN) return size <= MEDIUM_MAX ? (size ? size : 1) : 0;
+  size_t rounded = (size + align - 1) & ~(align - 1);
+  if (rounded == 0) rounded = align;
+  return rounded <= MEDIUM_MAX && align <= SLICE_SIZE ? rounded : 0;
+}
 
 /* ----------------------------------------------------------------- segment */
 extern uint8_t alloy__segment_map[SEGMENT_MAP_SIZE];
@@ -89,6 +149,11 @@ bool segment_huge_recently_freed(const void *p);
 void guard_quarantine(segment_t *seg);
 bool segment_huge_resize(segment_t *seg, size_t size);
 void segment_count(uint64_t *segments, uint64_t *huge);
+void segment_bytes(uint64_t *active, uint64_t *dirty, uint64_t *headers);
+void segment_heap_usage(const heap_t *heap, uint64_t *active, uint64_t *dirty);
+void segment_discard_all(heap_t *heap);
+void segment_huge_totals(uint64_t *live, uint64_t *bytes, uint64_t *nmalloc);
+void segment_huge_discard(segment_t *seg);
 
 /* -------------------------------------------------------------- huge cache */
 bool huge_cache_put(segment_t *seg);
@@ -197,6 +262,7 @@ int os_getpid(void);
 uint64_t os_now_ms(void); /* monotonic */
 void os_yield(void);
 void *os_meta_alloc(size_t size); /* zeroed, never freed: heaps and such */
+size_t os_meta_bytes(void);
 void os_set_fail_after(long n);   /* test hook: fail the n-th next mapping */
 void os_fork_prepare(void);
 void os_fork_parent(void);
@@ -219,8 +285,17 @@ typedef struct {
   int thp;              /* thp_mode_t: transparent huge pages for segments */
   bool stats_summary;   /* print the short summary at exit */
   int summary_pid;      /* only in this process (the launcher's child) */
+  bool abort_conf;      /* an unknown key or bad value is fatal (jemalloc's abort_conf) */
+  bool stats_print;     /* print the full report (alloy_malloc_stats_print) at exit */
+  char stats_print_opts[16]; /* its jemalloc letters ("Jgmdablxeh" at most), NUL-terminated */
+  bool background_thread; /* purge from a background thread (default false) */
+  int muzzy_decay_ms;   /* jemalloc's; stored and reported only: alloy has no muzzy state */
+  unsigned narenas;     /* jemalloc's; 0 automatic (alloy's automatic arenas are thread heaps) */
+  bool tcache;          /* jemalloc's; stored only (default true) */
+  int purge;            /* purge_mode_t: how freed pages go back to the OS */
 } alloy_options_t;
 typedef enum { THP_DEFAULT, THP_ALWAYS, THP_NEVER } thp_mode_t;
+typedef enum { PURGE_DONTNEED, PURGE_FREE } purge_mode_t; /* MADV_DONTNEED or MADV_FREE */
 extern alloy_options_t alloy__options;
 void options_init(void);
 
@@ -240,6 +315,17 @@ void stats_fold(heap_t *heap);
 int64_t stats_event_interval(void);
 void stats_orphan_free(size_t bytes);
 void stats_print_at_exit(void);
+typedef struct {
+  uint64_t allocated, active, metadata, resident, mapped, retained, dirty;
+} stats_memory_t;
+void stats_memory(stats_memory_t *m);
+void stats_publish(heap_t *heap);
+void stats_maybe_publish(heap_t *heap);
+void stats_refresh(void);
+void stats_heap_add(const heap_t *heap, heap_stats_t *sum);
+uint64_t stats_thread_peak(heap_t *heap, bool reset);
+size_t stats_lextent_size(unsigned j);
+unsigned stats_lextent_of(size_t size);
 
 /* ------------------------------------------------------------------- init */
 extern _Atomic(int) alloy__process_ready;

@@ -2,11 +2,12 @@
  * mallocx.c - jemalloc's extended allocation API under alloy's prefix
  * (alloy_mallocx, alloy_rallocx, ...), with jemalloc's flag encoding:
  * MALLOCX_LG_ALIGN(la) in the low 6 bits, MALLOCX_ZERO = 0x40, the tcache
- * bits (8..19) and the arena bits (20..) above.  alloy has no explicit
- * arenas or thread caches yet (issue #4): those bits are accepted and
- * ignored, every block comes from the calling thread's heap.  override.c
- * exports these under jemalloc's names, so programs linked against
- * libjemalloc never mix its blocks with alloy's under LD_PRELOAD.
+ * field in bits 8..19 (0: the thread's, 1: MALLOCX_TCACHE_NONE, tc + 2: the
+ * explicit tcache tc) and the arena field from bit 20 (a + 1: arena a).
+ * Blocks of an explicit arena come from that arena (arena.c), explicit
+ * tcaches from tcache.c.  override.c exports these under jemalloc's names,
+ * so programs linked against libjemalloc never mix its blocks with alloy's
+ * under LD_PRELOAD.
  */
 #include "internal.h"
 
@@ -17,15 +18,40 @@
 #define EXPORT __attribute__((visibility("default")))
 #define FLAG_LG_ALIGN_MASK 0x3f
 #define FLAG_ZERO 0x40
+#define FLAG_TCACHE_SHIFT 8
+#define FLAG_TCACHE_MASK 0xfff00
+#define FLAG_ARENA_SHIFT 20
 
 static size_t flag_align(int flags) {
   unsigned la = (unsigned)flags & FLAG_LG_ALIGN_MASK;
   return la == 0 ? 0 : (size_t)1 << la;
 }
+/* The explicit arena the flags name, 0 for none. */
+static unsigned flag_arena(int flags) { return (unsigned)flags >> FLAG_ARENA_SHIFT; }
+/* The explicit tcache + 1 the flags name; 0 for none (default or NONE). */
+static unsigned flag_tcache(int flags) {
+  unsigned field = ((unsigned)flags & FLAG_TCACHE_MASK) >> FLAG_TCACHE_SHIFT;
+  return field >= 2 ? field - 1 : 0;
+}
+static bool flag_routed(int flags) { return flag_arena(flags) != 0 || flag_tcache(flags) != 0; }
+
+/* An allocation the flags send to an explicit arena or tcache.
+ * MALLOCX_ARENA(a) stores a + 1; alloy's explicit arenas are numbered from 1
+ * (arena 0 is the thread heaps), so MALLOCX_ARENA(0) is the thread's heap. */
+static void *routed_malloc(size_t size, size_t align, int flags) {
+  unsigned arena = flag_arena(flags) ? flag_arena(flags) - 1 : 0;
+  unsigned tc = flag_tcache(flags);
+  if (tc != 0 && align <= ALIGNMENT_MIN) return tcache_malloc(tc - 1, size, arena);
+  if (arena == 0) return align > ALIGNMENT_MIN ? alloy__aligned(align, size) : alloy__malloc(size);
+  size_t small = aligned_small_size(size, align);
+  return small ? arena_malloc(arena, small, 0) : arena_malloc(arena, size, align);
+}
 
 EXPORT void *alloy_mallocx(size_t size, int flags) {
   size_t align = flag_align(flags);
-  void *p = align > ALIGNMENT_MIN ? alloy__aligned(align, size) : alloy__malloc(size);
+  void *p;
+  if (unlikely(flag_routed(flags))) p = routed_malloc(size, align, flags);
+  else p = align > ALIGNMENT_MIN ? alloy__aligned(align, size) : alloy__malloc(size);
   /* The whole usable size: a later growing rallocx zeroes only from there. */
   if (p != NULL && (flags & FLAG_ZERO)) memset(p, 0, alloy__usable_size(p));
   return p;
@@ -60,7 +86,19 @@ EXPORT void *alloy_rallocx(void *p, size_t size, int flags) {
   size_t old = alloy__usable_size(p);
   if (old == 0) return NULL; /* reported: not a live block */
   void *q;
-  if (align > ALIGNMENT_MIN && ((uintptr_t)p & (align - 1)) != 0) {
+  if (flag_routed(flags)) {
+    /* Stays where it is when it fits, else moves into the arena or tcache
+     * the flags name (plain realloc would move it to the thread's heap). */
+    bool fits = size <= old && size >= old / 2 && ((uintptr_t)p & (align ? align - 1 : 0)) == 0;
+    if (fits || (size > old && (align <= ALIGNMENT_MIN || old >= LARGE_MAX) && alloy__resize_in_place(p, size))) {
+      q = p;
+    } else {
+      q = routed_malloc(size, align, flags);
+      if (q == NULL) return NULL;
+      memcpy(q, p, old < size ? old : size);
+      alloy_dallocx(p, flags);
+    }
+  } else if (align > ALIGNMENT_MIN && ((uintptr_t)p & (align - 1)) != 0) {
     q = alloy__aligned(align, size);
     if (q == NULL) return NULL;
     memcpy(q, p, old < size ? old : size);
@@ -95,12 +133,15 @@ EXPORT size_t alloy_xallocx(void *p, size_t size, size_t extra, int flags) {
 }
 
 EXPORT void alloy_dallocx(void *p, int flags) {
-  (void)flags;
+  unsigned tc = flag_tcache(flags);
+  if (tc != 0 && tcache_free(tc - 1, p)) return;
   alloy__free(p);
 }
 
 EXPORT void alloy_sdallocx(void *p, size_t size, int flags) {
   size_t align = flag_align(flags);
+  unsigned tc = flag_tcache(flags);
+  if (tc != 0 && alloy__usable_size(p) >= size && tcache_free(tc - 1, p)) return;
   if (align > ALIGNMENT_MIN) alloy__free_aligned_sized(p, align, size);
   else alloy__free_checked_size(p, size);
 }

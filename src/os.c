@@ -215,6 +215,9 @@ void os_unlock(os_lock_t *l) { atomic_store_explicit(&l->locked, 0, memory_order
 static os_lock_t meta_lock = OS_LOCK_INIT;
 static uint8_t *meta_cur, *meta_end;
 
+static _Atomic(size_t) meta_bytes; /* mapped for os_meta_alloc: never returned */
+size_t os_meta_bytes(void) { return atomic_load_explicit(&meta_bytes, memory_order_relaxed); }
+
 void *os_meta_alloc(size_t size) {
   size = (size + 63) & ~(size_t)63;
   os_lock(&meta_lock);
@@ -226,6 +229,7 @@ void *os_meta_alloc(size_t size) {
       return NULL;
     }
     mapped_add(chunk);
+    atomic_fetch_add_explicit(&meta_bytes, chunk, memory_order_relaxed);
     meta_cur = p;
     meta_end = p + chunk;
   }

@@ -57,6 +57,22 @@ EXPORT size_t sallocx(const void *p, int flags) { return alloy_sallocx(p, flags)
 EXPORT void dallocx(void *p, int flags) { alloy_dallocx(p, flags); }
 EXPORT void sdallocx(void *p, size_t size, int flags) { alloy_sdallocx(p, size, flags); }
 EXPORT size_t nallocx(size_t size, int flags) { return alloy_nallocx(size, flags); }
+/* jemalloc's control and statistics interface (src/ctl.c, src/stats_print.c):
+ * with these exported, Redis's INFO and MEMORY commands and bind9's arenas
+ * talk to alloy, not to the libjemalloc they were linked with. */
+EXPORT int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen) {
+  return alloy_mallctl(name, oldp, oldlenp, newp, newlen);
+}
+EXPORT int mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp) {
+  return alloy_mallctlnametomib(name, mibp, miblenp);
+}
+EXPORT int mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp,
+                        size_t newlen) {
+  return alloy_mallctlbymib(mib, miblen, oldp, oldlenp, newp, newlen);
+}
+EXPORT void malloc_stats_print(void (*write_cb)(void *, const char *), void *cbopaque, const char *opts) {
+  alloy_malloc_stats_print(write_cb, cbopaque, opts);
+}
 
 /* glibc's internal names, called by some programs and by libc itself. */
 void *__libc_malloc(size_t size) ALIAS(malloc);

@@ -14,6 +14,21 @@
 uint8_t alloy__segment_map[SEGMENT_MAP_SIZE];
 static _Atomic(uint64_t) live_segments;
 static _Atomic(uint64_t) live_huge;
+static _Atomic(uint64_t) huge_bytes;   /* usable bytes of live huge blocks */
+static _Atomic(uint64_t) huge_nmalloc; /* huge blocks ever allocated */
+/* Bytes in pages and huge mappings in use, and bytes of free slices not yet
+ * purged: jemalloc's stats.active and the dirty part of stats.resident.
+ * Updated per page and per huge block, never per block. */
+static _Atomic(uint64_t) active_bytes;
+static _Atomic(uint64_t) dirty_bytes;
+
+static void count_active(int64_t delta) {
+  atomic_fetch_add_explicit(&active_bytes, (uint64_t)delta, memory_order_relaxed);
+}
+static void count_dirty(int64_t delta) {
+  atomic_fetch_add_explicit(&dirty_bytes, (uint64_t)delta, memory_order_relaxed);
+}
+static int64_t slice_bytes(uint64_t bits) { return (int64_t)__builtin_popcountll(bits) * (int64_t)SLICE_SIZE; }
 
 /* Header bytes, rounded to the OS page: a huge block starts right after. */
 static size_t header_size(void) {
@@ -73,6 +88,7 @@ static segment_t *segment_new(heap_t *heap) {
     size_t ps = os_page_size();
     os_protect((uint8_t *)seg + SEGMENT_SIZE - ps, ps, false);
     seg->free_slices &= ~((uint64_t)1 << (SLICES_PER_SEGMENT - 1));
+    seg->guarded = true;
   }
   segment_set_slices(seg, 0, SLICES_PER_SEGMENT, &alloy__page_invalid);
   if (alloy__options.thp != THP_DEFAULT) os_advise_huge(seg, SEGMENT_SIZE, alloy__options.thp == THP_ALWAYS);
@@ -81,7 +97,15 @@ static segment_t *segment_new(heap_t *heap) {
   return seg;
 }
 
+/* Slices that belong to a page (not the header, not the guard slice). */
+static uint64_t segment_page_slices(const segment_t *seg) {
+  uint64_t not_pages = seg->free_slices | 1 | (seg->guarded ? (uint64_t)1 << (SLICES_PER_SEGMENT - 1) : 0);
+  return ~not_pages;
+}
+
 static void segment_unmap(segment_t *seg) {
+  count_active(-slice_bytes(segment_page_slices(seg))); /* none, except when an arena is discarded */
+  count_dirty(-slice_bytes(seg->free_slices & seg->dirty_slices));
   map_set(seg, false);
   atomic_fetch_sub_explicit(&live_segments, 1, memory_order_relaxed);
   os_unmap(seg, seg->mapped_size);
@@ -116,6 +140,8 @@ static page_t *segment_take(segment_t *seg, size_t first, size_t count) {
   uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
   page_t *page = &seg->pages[first];
   bool fresh = (seg->dirty_slices & bits) == 0;
+  count_dirty(-slice_bytes(seg->dirty_slices & bits));
+  count_active((int64_t)count * (int64_t)SLICE_SIZE);
   seg->free_slices &= ~bits;
   seg->dirty_slices |= bits;
   seg->used_pages++;
@@ -168,6 +194,9 @@ void segment_free_page(heap_t *heap, page_t *page) {
   uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
   segment_set_slices(seg, first, count, &alloy__page_invalid);
   memset(page, 0, sizeof *page);
+  count_active(-(int64_t)count * (int64_t)SLICE_SIZE);
+  count_dirty(slice_bytes(bits & ~seg->free_slices)); /* every slice of a page was used */
+  seg->dirty_slices |= bits;
   seg->free_slices |= bits;
   if (--seg->used_pages > 0) return;
   heap_unlink_segment(heap, seg);
@@ -192,6 +221,7 @@ static void segment_decay_one(segment_t *seg, bool now) {
     uint64_t run = purge >> first;
     unsigned count = run == ~(uint64_t)0 ? 64 : (unsigned)__builtin_ctzll(~run);
     os_purge((uint8_t *)seg + (size_t)first * SLICE_SIZE, (size_t)count * SLICE_SIZE);
+    count_dirty(-(int64_t)count * (int64_t)SLICE_SIZE);
     uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
     seg->dirty_slices &= ~bits;
     purge &= ~bits;
@@ -223,6 +253,30 @@ void segment_move_all(heap_t *from, heap_t *to) {
     from->segments[list] = NULL;
   }
   segment_release_spare(from);
+}
+
+/* Unmaps every segment of the heap, live blocks and all (arena.<i>.reset). */
+void segment_discard_all(heap_t *heap) {
+  for (int list = 0; list < SEGMENT_LISTS; list++) {
+    while (heap->segments[list]) {
+      segment_t *seg = heap->segments[list];
+      heap_unlink_segment(heap, seg);
+      segment_unmap(seg);
+    }
+  }
+  segment_release_spare(heap);
+}
+
+/* Pages in use and free slices not yet purged, in bytes, over the heap's
+ * segments (per-arena pactive and pdirty). */
+void segment_heap_usage(const heap_t *heap, uint64_t *active, uint64_t *dirty) {
+  *active = *dirty = 0;
+  for (int list = 0; list < SEGMENT_LISTS; list++)
+    for (const segment_t *seg = heap->segments[list]; seg; seg = seg->next) {
+      *active += (uint64_t)slice_bytes(segment_page_slices(seg));
+      *dirty += (uint64_t)slice_bytes(seg->free_slices & seg->dirty_slices);
+    }
+  if (heap->spare) *dirty += (uint64_t)slice_bytes(heap->spare->free_slices & heap->spare->dirty_slices);
 }
 
 bool segment_heap_has_any(const heap_t *heap) {
@@ -296,6 +350,9 @@ void *segment_huge_alloc(size_t size, size_t align, bool guarded) {
   segment_set_slices(seg, 0, SLICES_PER_SEGMENT, page);
   map_set(seg, true);
   atomic_fetch_add_explicit(&live_huge, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&huge_nmalloc, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&huge_bytes, page->block_size, memory_order_relaxed);
+  count_active((int64_t)(mapped - header_size())); /* the header is metadata */
   return page->start;
 }
 
@@ -311,7 +368,8 @@ bool segment_huge_recently_freed(const void *p) {
   return false;
 }
 
-void segment_huge_free(segment_t *seg) {
+/* Unmaps (or caches, when `cache`) a huge block's mapping. */
+static void segment_huge_release(segment_t *seg, bool cache) {
   unsigned slot = atomic_fetch_add_explicit(&recent_huge_next, 1, memory_order_relaxed);
   atomic_store_explicit(&recent_huge[slot % RECENT_HUGE], (uintptr_t)seg->pages[0].start,
                         memory_order_relaxed);
@@ -319,13 +377,23 @@ void segment_huge_free(segment_t *seg) {
   if (offset >= SEGMENT_SIZE) map_store(seg->pages[0].start, 0);
   map_set(seg, false);
   atomic_fetch_sub_explicit(&live_huge, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&huge_bytes, seg->pages[0].block_size, memory_order_relaxed);
+  count_active(-(int64_t)(seg->mapped_size - header_size()));
   if (seg->guarded) {
     guard_quarantine(seg);
     return;
   }
-  if (offset < SEGMENT_SIZE && huge_cache_put(seg)) return;
+  if (cache && offset < SEGMENT_SIZE && huge_cache_put(seg)) return;
   os_unmap(seg, seg->mapped_size);
 }
+
+void segment_huge_free(segment_t *seg) {
+  if (seg->heap) arena_untrack_huge(seg); /* an explicit arena's block */
+  segment_huge_release(seg, true);
+}
+
+/* arena.<i>.reset: the block dies with its arena, its mapping goes back now. */
+void segment_huge_discard(segment_t *seg) { segment_huge_release(seg, false); }
 
 /* A freed guarded block stays mapped but inaccessible for a while, so a use
  * after free faults instead of reading or writing recycled memory. */
@@ -352,6 +420,8 @@ bool segment_huge_resize(segment_t *seg, size_t size) {
   size_t total = (offset + size + ps - 1) & ~(ps - 1);
   if (total < SEGMENT_SIZE / 2) return false; /* small enough to live in a segment */
   if (!os_remap_in_place(seg, seg->mapped_size, total)) return false;
+  count_active((int64_t)total - (int64_t)seg->mapped_size);
+  atomic_fetch_add_explicit(&huge_bytes, (uint64_t)(total - offset - page->block_size), memory_order_relaxed);
   seg->mapped_size = total;
   page->block_size = total - offset;
   return true;
@@ -360,4 +430,19 @@ bool segment_huge_resize(segment_t *seg, size_t size) {
 void segment_count(uint64_t *segments, uint64_t *huge) {
   *segments = atomic_load_explicit(&live_segments, memory_order_relaxed);
   *huge = atomic_load_explicit(&live_huge, memory_order_relaxed);
+}
+
+/* Live huge blocks, their usable bytes, and huge blocks ever allocated. */
+void segment_huge_totals(uint64_t *live, uint64_t *bytes, uint64_t *nmalloc) {
+  *live = atomic_load_explicit(&live_huge, memory_order_relaxed);
+  *bytes = atomic_load_explicit(&huge_bytes, memory_order_relaxed);
+  *nmalloc = atomic_load_explicit(&huge_nmalloc, memory_order_relaxed);
+}
+
+void segment_bytes(uint64_t *active, uint64_t *dirty, uint64_t *headers) {
+  *active = atomic_load_explicit(&active_bytes, memory_order_relaxed);
+  *dirty = atomic_load_explicit(&dirty_bytes, memory_order_relaxed);
+  uint64_t segs, huge;
+  segment_count(&segs, &huge);
+  *headers = (segs + huge) * header_size();
 }

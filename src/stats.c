@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <alloy.h>
+#include <string.h>
 
 static _Atomic(uint64_t) total_alloc;
 static _Atomic(uint64_t) total_freed;
@@ -55,6 +56,107 @@ void stats_fold(heap_t *heap) {
   heap->folded_freed = heap->counters.freed_bytes;
   heap->folded_nmalloc = heap->counters.nmalloc;
   peak_update();
+  int64_t net = (int64_t)(heap->counters.alloc_bytes - heap->counters.freed_bytes - heap->peak_base);
+  if (net > 0 && (uint64_t)net > heap->peak_net) heap->peak_net = (uint64_t)net;
+}
+
+/* ------------------------------------------------- per-heap snapshots */
+
+/* Bumped by an `epoch` write: every heap takes a fresh snapshot at its next
+ * event, so readers never walk another thread's pages. */
+static _Atomic(uint64_t) stats_generation;
+
+static void put(uint64_t *field, uint64_t v) { __atomic_store_n(field, v, __ATOMIC_RELAXED); }
+static uint64_t get(const uint64_t *field) { return __atomic_load_n(field, __ATOMIC_RELAXED); }
+
+static void page_tally(heap_t *heap, page_t *page, void *arg) {
+  (void)heap;
+  heap_stats_t *t = arg;
+  if (page->kind == PAGE_LARGE) {
+    t->large_allocated += page->block_size;
+    t->large_count++;
+    t->curlextents[stats_lextent_of(page->block_size)]++;
+    return;
+  }
+  bin_stats_t *b = &t->bins[page->size_class];
+  b->curregs += page->used;
+  b->curslabs++;
+  b->nonfull_slabs += page->used < page->reserved;
+  b->nfills += page->capacity;
+}
+
+/* lextent j holds large blocks of at most stats_lextent_size(j) bytes. */
+size_t stats_lextent_size(unsigned j) {
+  size_t base = MEDIUM_MAX << (j / 4);
+  return base + base / 4 * (j % 4 + 1);
+}
+
+unsigned stats_lextent_of(size_t size) {
+  unsigned j = 0;
+  while (j < LEXTENTS - 1 && stats_lextent_size(j) < size) j++;
+  return j;
+}
+
+/* Takes the heap's snapshot now: its owner's thread, or under its lock. */
+void stats_publish(heap_t *heap) {
+  heap_stats_t *out = heap->published;
+  if (out == NULL) out = heap->published = os_meta_alloc(sizeof *out);
+  if (out == NULL) return;
+  heap->published_gen = atomic_load_explicit(&stats_generation, memory_order_relaxed);
+  heap_stats_t t; /* 2.6 KiB of stack, at a rare event */
+  memset(&t, 0, sizeof t);
+  heap_collect_remote(heap);
+  heap_visit_pages(heap, page_tally, &t);
+  for (unsigned c = 0; c < SIZE_CLASSES; c++) t.bins[c].nfills += heap->retired_carved[c];
+  uint64_t active, dirty;
+  segment_heap_usage(heap, &active, &dirty);
+  t.pactive = active / os_page_size();
+  t.pdirty = dirty / os_page_size();
+  t.nmalloc = heap->counters.nmalloc;
+  t.large_nmalloc = heap->large_nmalloc;
+  t.large_ndalloc = heap->large_ndalloc;
+  const uint64_t *src = (const uint64_t *)&t;
+  uint64_t *dst = (uint64_t *)out;
+  for (size_t i = 0; i < sizeof t / sizeof(uint64_t); i++) put(&dst[i], src[i]);
+}
+
+void stats_maybe_publish(heap_t *heap) {
+  if (heap->published_gen != atomic_load_explicit(&stats_generation, memory_order_relaxed))
+    stats_publish(heap);
+}
+
+/* An `epoch` write: the caller's heap now, other threads at their next event. */
+void stats_refresh(void) {
+  atomic_fetch_add_explicit(&stats_generation, 1, memory_order_relaxed);
+  heap_t *heap = arena_home_heap();
+  if (heap != &alloy__heap_empty) {
+    stats_fold(heap);
+    stats_publish(heap);
+  }
+}
+
+/* Adds a heap's last snapshot into `sum`. */
+void stats_heap_add(const heap_t *heap, heap_stats_t *sum) {
+  const heap_stats_t *p = __atomic_load_n(&heap->published, __ATOMIC_ACQUIRE);
+  if (p == NULL) return;
+  const uint64_t *src = (const uint64_t *)p;
+  uint64_t *dst = (uint64_t *)sum;
+  for (size_t i = 0; i < sizeof *sum / sizeof(uint64_t); i++) dst[i] += get(&src[i]);
+}
+
+/* thread.peak: the highest allocated - deallocated of the thread since the
+ * last reset, sampled at its events and at each read. */
+uint64_t stats_thread_peak(heap_t *heap, bool reset) {
+  stats_fold(heap);
+  uint64_t net = heap->counters.alloc_bytes - heap->counters.freed_bytes; /* may wrap: thread frees others' */
+  if (reset) {
+    heap->peak_base = net;
+    heap->peak_net = 0;
+    return 0;
+  }
+  int64_t now = (int64_t)(net - heap->peak_base);
+  if (now > 0 && (uint64_t)now > heap->peak_net) heap->peak_net = (uint64_t)now;
+  return heap->peak_net;
 }
 
 void stats_orphan_free(size_t bytes) {
@@ -62,7 +164,7 @@ void stats_orphan_free(size_t bytes) {
 }
 
 __attribute__((visibility("default"))) void alloy_stats_get(alloy_stats_t *out) {
-  heap_t *heap = heap_get();
+  heap_t *heap = arena_home_heap();
   if (heap != &alloy__heap_empty) stats_fold(heap);
   out->allocated = in_use_now();
   out->peak_allocated = atomic_load_explicit(&peak_allocated, memory_order_relaxed);
@@ -72,6 +174,25 @@ __attribute__((visibility("default"))) void alloy_stats_get(alloy_stats_t *out) 
   segment_count(&out->segments, &out->huge_blocks);
   heap_count_threads(&out->threads, &out->abandoned);
   os_purge_counts(&out->purged, &out->npurge);
+}
+
+/* stats.{allocated,active,metadata,resident,mapped,retained}, jemalloc's
+ * meanings: active = bytes of pages and huge blocks in use; metadata =
+ * segment headers and heap structures; resident = active + dirty (freed, not
+ * yet purged, including the huge cache) + metadata, an upper bound as
+ * jemalloc's is (untouched parts of pages are counted); retained = mapped
+ * but purged. */
+void stats_memory(stats_memory_t *m) {
+  alloy_stats_t s;
+  alloy_stats_get(&s);
+  uint64_t headers;
+  segment_bytes(&m->active, &m->dirty, &headers);
+  m->dirty += huge_cache_bytes();
+  m->allocated = s.allocated;
+  m->metadata = headers + os_meta_bytes();
+  m->resident = m->active + m->dirty + m->metadata;
+  m->mapped = s.mapped;
+  m->retained = m->mapped > m->resident ? m->mapped - m->resident : 0;
 }
 
 /* "12.3 MiB" */

@@ -211,7 +211,44 @@ struct alloy_heap_s {
   uint64_t folded_alloc;         /* counters.* already added to the totals */
   uint64_t folded_freed;
   uint64_t folded_nmalloc;
+  uint64_t retired_carved[SIZE_CLASSES]; /* blocks carved in pages since released */
+  uint64_t large_nmalloc;        /* large blocks allocated and released by this heap */
+  uint64_t large_ndalloc;
+  uint64_t peak_net;             /* thread.peak: highest allocated - freed seen at events */
+  uint64_t peak_base;            /* allocated - freed when thread.peak.reset was written */
+  struct alloy_heap_stats_s *published; /* statistics snapshot for other threads (stats.c) */
+  uint64_t published_gen;        /* the stats generation it was taken for */
+  uint32_t arena_index;          /* 0: a thread heap; n: explicit arena n (arena.c) */
   bool in_use;                   /* a thread owns it */
 };
+
+/* A heap's statistics, taken by its owner (or under its arena's lock) when
+ * a reader asks for fresh ones (an `epoch` write), read by any thread with
+ * relaxed atomics (stats.c).  Per size class, jemalloc's bin statistics:
+ * curregs and curslabs exact at the time taken; nfills counts blocks the
+ * bin carved for the allocation lists, its "nmalloc". */
+typedef struct {
+  uint64_t curregs;
+  uint64_t curslabs;
+  uint64_t nonfull_slabs;
+  uint64_t nfills;
+} bin_stats_t;
+
+/* jemalloc's "lextents": large sizes in 4 classes per doubling from 64 KiB
+ * to LARGE_MAX (alloy rounds large blocks to the OS page; a block counts in
+ * the first lextent at least as big). */
+#define LEXTENTS 20
+
+typedef struct alloy_heap_stats_s {
+  bin_stats_t bins[SIZE_CLASSES];
+  uint64_t curlextents[LEXTENTS];
+  uint64_t large_allocated;  /* bytes in large blocks */
+  uint64_t large_count;      /* live large blocks */
+  uint64_t large_nmalloc;
+  uint64_t large_ndalloc;
+  uint64_t pactive;          /* slices in pages, in OS pages */
+  uint64_t pdirty;           /* free slices not yet purged, in OS pages */
+  uint64_t nmalloc;          /* allocations of the heap, all sizes */
+} heap_stats_t;
 
 #endif /* ALLOY_TYPES_H */

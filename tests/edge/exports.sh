@@ -13,6 +13,8 @@ for sym in _Znwm _Znam _ZdlPv _ZdaPv _ZdlPvm _ZdaPvm _ZnwmRKSt9nothrow_t _ZnamRK
   malloc free calloc realloc reallocarray aligned_alloc posix_memalign memalign valloc \
   pvalloc malloc_usable_size free_sized free_aligned_sized \
   __libc_malloc __libc_free __libc_calloc __libc_realloc __libc_memalign \
+  mallocx rallocx xallocx sallocx dallocx sdallocx nallocx \
+  mallctl mallctlnametomib mallctlbymib malloc_stats_print \
   alloy_malloc alloy_free alloy_stats_get; do
   if printf '%s\n' "$defined" | grep -qx -- "$sym"; then
     :
@@ -32,7 +34,7 @@ for lib in $needed; do
 done
 # Internal symbols stay hidden: nothing but the public API, the standard
 # names and the C++ operators is exported.
-extra=$(printf '%s\n' "$defined" | grep -Ev '^(alloy_|_Zn|_Zd|__libc_|__posix_memalign$|malloc|free|calloc$|realloc|reallocarray$|aligned_alloc$|posix_memalign$|memalign$|valloc$|pvalloc$|_init$|_fini$|mallopt$|mallinfo2?$|malloc_trim$|malloc_stats$|cfree$|mallocx$|rallocx$|xallocx$|sallocx$|dallocx$|sdallocx$|nallocx$)' || true)
+extra=$(printf '%s\n' "$defined" | grep -Ev '^(alloy_|_Zn|_Zd|__libc_|__posix_memalign$|malloc|free|calloc$|realloc|reallocarray$|aligned_alloc$|posix_memalign$|memalign$|valloc$|pvalloc$|_init$|_fini$|mallopt$|mallinfo2?$|malloc_trim$|malloc_stats$|cfree$|mallocx$|rallocx$|xallocx$|sallocx$|dallocx$|sdallocx$|nallocx$|mallctl$|mallctlnametomib$|mallctlbymib$|malloc_stats_print$|malloc_conf$)' || true)
 if [ -n "$extra" ]; then
   echo "FAILED: unexpected exported symbols:"
   printf '%s\n' "$extra" | head -n 20

@@ -1,0 +1,75 @@
+#!/bin/sh
+# jemalloc_api.sh - alloy as a link-time replacement for libjemalloc:
+# tests/programs/jemalloc_api.c, compiled against Debian's
+# <jemalloc/jemalloc.h>, is linked once with -ljemalloc (the reference: its
+# checks must all hold on jemalloc, which keeps the test honest) and once with
+# -lalloy instead.  The alloy build must not load libjemalloc (ldd), its
+# jemalloc symbols must resolve to liballoy.so (the program checks with dladdr,
+# and LD_DEBUG=bindings must show mallctl bound to liballoy), and every check
+# of the extended API, mallctl, MIBs, error codes, malloc_stats_print and the
+# redis and bind9 call sequences must pass.  Env: ALLOY_SO, TEST_TMP.
+. "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+CC=${CC:-cc}
+skip_unless "$CC"
+if [ ! -f /usr/include/jemalloc/jemalloc.h ]; then
+  echo "SKIP: /usr/include/jemalloc/jemalloc.h missing (libjemalloc-dev not installed)"
+  exit 77
+fi
+LIBDIR=$(cd "$(dirname "$ALLOY_SO")" && pwd)
+CFLAGS="-std=gnu11 -Wall -Wextra -O1 -g"
+SRC="$HERE/jemalloc_api.c"
+
+# The reference, on jemalloc (libjemalloc-dev provides libjemalloc.so).
+if "$CC" $CFLAGS -o "$T/api_jemalloc" "$SRC" -ljemalloc -ldl >"$T/build_jemalloc.log" 2>&1; then
+  if JEMALLOC_API_EXPECT=jemalloc "$T/api_jemalloc" >"$T/jemalloc.out" 2>&1; then
+    echo "on jemalloc: $(tail -n 1 "$T/jemalloc.out")"
+  else
+    bad "the reference run on jemalloc failed (the test expects what jemalloc does not):"
+    grep -E '^FAIL|checks' "$T/jemalloc.out" | head -n 20
+  fi
+else
+  bad "cannot build the reference with -ljemalloc:"
+  tail -n 20 "$T/build_jemalloc.log"
+fi
+
+# The same source linked with -lalloy instead.
+if ! "$CC" $CFLAGS -o "$T/api_alloy" "$SRC" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -lalloy -ldl \
+  >"$T/build_alloy.log" 2>&1; then
+  bad "cannot link jemalloc_api.c with -lalloy instead of -ljemalloc:"
+  grep -o "undefined reference to \`[^']*'" "$T/build_alloy.log" | sort -u | head -n 20
+  finish
+  exit
+fi
+libs=$(ldd "$T/api_alloy")
+if printf '%s\n' "$libs" | grep -q 'libjemalloc'; then
+  bad "the -lalloy build loads libjemalloc:"
+  printf '%s\n' "$libs" | grep libjemalloc
+fi
+if ! printf '%s\n' "$libs" | grep -q "$LIBDIR/liballoy.so"; then
+  bad "the -lalloy build does not load $LIBDIR/liballoy.so:"
+  printf '%s\n' "$libs"
+fi
+JEMALLOC_API_EXPECT=alloy "$T/api_alloy" >"$T/alloy.out" 2>"$T/alloy.err"
+rc=$?
+cat "$T/alloy.out"
+if [ "$rc" -ne 0 ]; then
+  bad "jemalloc_api on alloy exited with status $rc"
+  tail -n 20 "$T/alloy.err"
+fi
+if grep -q '^alloy:' "$T/alloy.err"; then
+  bad "alloy reported a problem:"
+  grep '^alloy:' "$T/alloy.err" | head -n 10
+fi
+# The loader's own word on where mallctl and mallocx are bound.
+LD_DEBUG=bindings LD_DEBUG_OUTPUT="$T/bindings" JEMALLOC_API_EXPECT=alloy "$T/api_alloy" \
+  >/dev/null 2>&1
+for sym in mallctl mallocx malloc_stats_print; do
+  to=$(cat "$T"/bindings.* 2>/dev/null | grep "normal symbol \`$sym'" |
+    sed -n "s/.* to \([^ ]*\) \[.*/\1/p" | sort -u)
+  case "$to" in
+    *liballoy.so*) echo "$sym bound to $to" ;;
+    *) bad "$sym bound to '${to:-nothing}', not to liballoy.so" ;;
+  esac
+done
+finish
