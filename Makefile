@@ -13,7 +13,7 @@ LDLIBS_LIB := -pthread
 
 # One file, one concept; override.c alone carries the standard names.
 CORE_SRC := src/os.c src/size_class.c src/segment.c src/page.c src/heap.c src/alloc.c \
-            src/free.c src/huge_cache.c src/arena.c src/tcache.c src/mallocx.c src/ctl.c src/stats.c src/stats_print.c src/options.c src/report.c src/init.c
+            src/free.c src/huge_cache.c src/arena.c src/tcache.c src/background.c src/mallocx.c src/ctl.c src/stats.c src/stats_print.c src/options.c src/report.c src/init.c
 ALL_SRC  := $(CORE_SRC) src/override.c
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 ALL_OBJ  := $(ALL_SRC:src/%.c=$(BUILD)/obj/%.o)

@@ -154,6 +154,26 @@ HANDLER(ctl_epoch) {
   return ctl_read(oldp, oldlenp, NULL, &e, sizeof e);
 }
 
+/* background_thread: read whether the thread runs; write to start or stop. */
+HANDLER(ctl_background_thread) {
+  UNUSED_ARGS;
+  bool old = background_running();
+  int err = ctl_rw(oldp, oldlenp, newp, newlen, &old, sizeof old);
+  if (err == 0 && newp != NULL) err = background_set(*(const bool *)newp);
+  return err;
+}
+
+static uint64_t background_stat(int which) {
+  uint64_t v[3];
+  background_counts(&v[0], &v[1], &v[2]);
+  return v[which];
+}
+
+READ_ONLY(ctl_stats_bg_num_threads, size_t, background_stat(0))
+READ_ONLY(ctl_stats_bg_num_runs, uint64_t, background_stat(1))
+READ_ONLY(ctl_stats_bg_run_interval, uint64_t, background_stat(2))
+READ_ONLY(ctl_max_background_threads, size_t, 1)
+
 /* ------------------------------------------------------------- thread.* */
 
 /* The calling thread's own heap, set up if it has none yet. */
@@ -552,14 +572,20 @@ static const ctl_node_t stats_arena_nodes[] = {
     LEAF("nthreads", ctl_sa_nthreads), LEAF("pactive", ctl_sa_pactive),
     LEAF("pdirty", ctl_sa_pdirty), LEAF("pmuzzy", ctl_sa_pmuzzy), NODE("small", sa_small_nodes)};
 static const ctl_node_t stats_arena_index_node[] = {NODE(NULL, stats_arena_nodes)};
+static const ctl_node_t stats_bg_nodes[] = {
+    LEAF("num_runs", ctl_stats_bg_num_runs), LEAF("num_threads", ctl_stats_bg_num_threads),
+    LEAF("run_interval", ctl_stats_bg_run_interval)};
 static const ctl_node_t stats_nodes[] = {
     LEAF("active", ctl_stats_active), LEAF("allocated", ctl_stats_allocated),
-    INDEXED("arenas", stats_arena_index_node), LEAF("mapped", ctl_stats_mapped),
+    INDEXED("arenas", stats_arena_index_node), NODE("background_thread", stats_bg_nodes),
+    LEAF("mapped", ctl_stats_mapped),
     LEAF("metadata", ctl_stats_metadata), LEAF("resident", ctl_stats_resident),
     LEAF("retained", ctl_stats_retained)};
 static const ctl_node_t root_nodes[] = {
-    INDEXED("arena", arena_index_node), NODE("arenas", arenas_nodes), NODE("config", config_nodes),
-    LEAF("epoch", ctl_epoch), NODE("opt", opt_nodes), NODE("stats", stats_nodes),
+    INDEXED("arena", arena_index_node), NODE("arenas", arenas_nodes),
+    LEAF("background_thread", ctl_background_thread), NODE("config", config_nodes),
+    LEAF("epoch", ctl_epoch), LEAF("max_background_threads", ctl_max_background_threads),
+    NODE("opt", opt_nodes), NODE("stats", stats_nodes),
     NODE("tcache", tcache_nodes), NODE("thread", thread_nodes), LEAF("version", ctl_version)};
 static const ctl_node_t root = NODE("", root_nodes);
 

@@ -162,38 +162,38 @@ void heap_reset(heap_t *heap) {
   heap->event_countdown = heap->event_period = stats_event_interval();
 }
 
+/* in_use, registry_next and a heap's reset change under heaps_lock: the
+ * background thread and statistics readers walk the registry under it. */
 static heap_t *heap_new(void) {
   os_lock(&heaps_lock);
   heap_t *heap = idle;
-  if (heap) idle = heap->pool_next;
+  if (heap) {
+    idle = heap->pool_next;
+    heap->in_use = true;
+  }
   os_unlock(&heaps_lock);
   if (!heap) {
     heap = os_meta_alloc(sizeof(heap_t));
     if (!heap) return NULL;
     heap_reset(heap);
     os_lock(&heaps_lock);
+    heap->in_use = true;
     heap->registry_next = registry;
     registry = heap;
     os_unlock(&heaps_lock);
   }
-  heap->in_use = true;
   return heap;
-}
-
-static void heap_push(heap_t **list, heap_t *heap) {
-  os_lock(&heaps_lock);
-  heap->in_use = false;
-  heap->pool_next = *list;
-  *list = heap;
-  os_unlock(&heaps_lock);
 }
 
 /* Empties a heap for the next thread, keeping its place in the registry. */
 static void heap_recycle(heap_t *heap) {
+  os_lock(&heaps_lock);
   heap_t *reg = heap->registry_next;
-  heap_reset(heap);
+  heap_reset(heap); /* in_use false */
   heap->registry_next = reg;
-  heap_push(&idle, heap);
+  heap->pool_next = idle;
+  idle = heap;
+  os_unlock(&heaps_lock);
 }
 
 static bool heap_adopt_one(heap_t *heap);
@@ -262,13 +262,14 @@ static void page_adopt(heap_t *src, page_t *page, void *arg) {
 }
 
 /* Takes every page and segment of one abandoned heap abandoned at or before
- * event `before` (the oldest first), if there is one. */
-static bool heap_adopt_one_before(heap_t *heap, uint64_t before) {
+ * event `before` and millisecond `before_ms` (the oldest first), if there is
+ * one. */
+static bool heap_adopt_one_when(heap_t *heap, uint64_t before, uint64_t before_ms) {
   if (atomic_load_explicit(&abandoned_count, memory_order_relaxed) == 0) return false;
   os_lock(&heaps_lock);
   heap_t **oldest = NULL;
   for (heap_t **link = &abandoned; *link; link = &(*link)->pool_next)
-    if ((*link)->abandoned_at <= before) oldest = link;
+    if ((*link)->abandoned_at <= before && (*link)->abandoned_ms <= before_ms) oldest = link;
   heap_t *src = oldest ? *oldest : NULL;
   if (src) {
     *oldest = src->pool_next;
@@ -280,6 +281,10 @@ static bool heap_adopt_one_before(heap_t *heap, uint64_t before) {
   heap_visit_pages(src, page_adopt, heap);
   heap_recycle(src);
   return true;
+}
+
+static bool heap_adopt_one_before(heap_t *heap, uint64_t before) {
+  return heap_adopt_one_when(heap, before, UINT64_MAX);
 }
 
 static bool heap_adopt_one(heap_t *heap) { return heap_adopt_one_before(heap, UINT64_MAX); }
@@ -318,6 +323,7 @@ void heap_thread_done(heap_t *heap) {
     os_lock(&heaps_lock);
     heap->in_use = false;
     heap->abandoned_at = atomic_load_explicit(&event_clock, memory_order_relaxed);
+    heap->abandoned_ms = os_now_ms();
     heap->pool_next = abandoned;
     abandoned = heap;
     atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
@@ -501,16 +507,46 @@ NOINLINE void *heap_event(heap_t *heap, void *block, size_t size) {
     if (alloy__options.guard_sample > 0) block = heap_sample_guarded(heap, block, size);
     if (now >= ADOPT_AGE_EVENTS) heap_adopt_one_before(heap, now - ADOPT_AGE_EVENTS);
   }
-  /* Decay passes every half dirty_decay_ms: a slice free at two passes in a
-   * row is purged, between one half and one whole period after its free. */
-  int decay = alloy__options.dirty_decay_ms;
-  uint64_t ms = os_now_ms();
-  if (decay >= 0 && ms - heap->last_decay_ms >= (uint64_t)decay / 2) {
-    heap->last_decay_ms = ms;
-    segment_decay(heap, decay == 0);
+  if (heap_decay_due(heap, os_now_ms())) {
+    segment_decay(heap, alloy__options.dirty_decay_ms == 0);
     huge_cache_expire();
   }
+  if (unlikely(heap->arena_index == 0 && background_wanted())) background_start();
   return block;
+}
+
+/* Decay passes every half dirty_decay_ms: a slice free at two passes in a
+ * row is purged, between one half and one whole period after its free.
+ * The owner (at its events) and the background thread (on an idle heap)
+ * claim the next pass here, so passes never come closer together. */
+bool heap_decay_due(heap_t *heap, uint64_t now_ms) {
+  int decay = __atomic_load_n(&alloy__options.dirty_decay_ms, __ATOMIC_RELAXED);
+  if (decay < 0) return false;
+  uint64_t last = atomic_load_explicit(&heap->last_decay_ms, memory_order_relaxed);
+  if (now_ms - last < (uint64_t)decay / 2) return false;
+  return atomic_compare_exchange_strong_explicit(&heap->last_decay_ms, &last, now_ms,
+                                                 memory_order_relaxed, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------ background pass */
+
+/* One pass of the background thread (background.c), whose own heap is
+ * `self`: it adopts heaps abandoned more than a decay period ago (a new
+ * thread would have taken them by then) and gives back what is empty in
+ * them, then runs a due decay pass on every live heap whose owner is not in
+ * a page operation right now.  An idle program's RSS thus falls without any
+ * allocation to trigger it. */
+void heap_background_pass(heap_t *self, uint64_t now_ms) {
+  int decay = __atomic_load_n(&alloy__options.dirty_decay_ms, __ATOMIC_RELAXED);
+  if (decay < 0) return;
+  while (heap_adopt_one_when(self, UINT64_MAX, now_ms - (uint64_t)decay)) {
+  }
+  heap_release_empty(self);
+  os_lock(&heaps_lock);
+  for (heap_t *h = registry; h; h = h->registry_next)
+    if (h->in_use && h != self && heap_decay_due(h, now_ms)) segment_decay_try(h);
+  os_unlock(&heaps_lock);
+  if (heap_decay_due(self, now_ms)) segment_decay(self, decay == 0);
 }
 
 /* ------------------------------------------------------------------ fork */

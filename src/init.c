@@ -56,6 +56,7 @@ static void fork_child(void) {
   huge_cache_fork_release();
   heap_fork_child();
   arena_fork_release();
+  background_fork_child();
 }
 
 void init_thread_register(heap_t *heap) {

@@ -47,6 +47,16 @@ void heap_visit_pages(heap_t *heap, void (*fn)(heap_t *heap, page_t *page, void 
 void heap_for_each(void (*fn)(heap_t *heap, void *arg), void *arg);
 uint64_t heap_live_bytes(heap_t *heap);
 void heap_collect_remote(heap_t *heap);
+bool heap_decay_due(heap_t *heap, uint64_t now_ms);
+void heap_background_pass(heap_t *self, uint64_t now_ms);
+
+/* ------------------------------------------------------------- background */
+bool background_wanted(void);  /* enabled and not running: start it */
+void background_start(void);
+int background_set(bool on);   /* the `background_thread` mallctl */
+bool background_running(void);
+void background_counts(uint64_t *threads, uint64_t *runs, uint64_t *avg_interval_ns);
+void background_fork_child(void);
 void heap_flush(heap_t *heap);
 
 /* ------------------------------------------------------------------ arena */
@@ -150,7 +160,8 @@ void guard_quarantine(segment_t *seg);
 bool segment_huge_resize(segment_t *seg, size_t size);
 void segment_count(uint64_t *segments, uint64_t *huge);
 void segment_bytes(uint64_t *active, uint64_t *dirty, uint64_t *headers);
-void segment_heap_usage(const heap_t *heap, uint64_t *active, uint64_t *dirty);
+void segment_heap_usage(heap_t *heap, uint64_t *active, uint64_t *dirty);
+bool segment_decay_try(heap_t *heap);
 void segment_discard_all(heap_t *heap);
 void segment_huge_totals(uint64_t *live, uint64_t *bytes, uint64_t *nmalloc);
 void segment_huge_discard(segment_t *seg);
@@ -268,11 +279,8 @@ void os_fork_prepare(void);
 void os_fork_parent(void);
 void os_fork_child(void);
 
-typedef struct {
-  _Atomic(int) locked;
-} os_lock_t;
-#define OS_LOCK_INIT {0}
 void os_lock(os_lock_t *l);
+bool os_trylock(os_lock_t *l);
 void os_unlock(os_lock_t *l);
 
 /* ---------------------------------------------------------------- options */

@@ -130,8 +130,12 @@ void os_protect(void *p, size_t size, bool accessible) {
 static _Atomic(uint64_t) purged_bytes;
 static _Atomic(uint64_t) purge_calls;
 
+/* purge:free uses MADV_FREE (the kernel takes the pages only under memory
+ * pressure, so RSS does not drop at once); otherwise, or where the kernel
+ * lacks it, MADV_DONTNEED. */
 void os_purge(void *p, size_t size) {
-  madvise(p, size, MADV_DONTNEED);
+  if (alloy__options.purge != PURGE_FREE || madvise(p, size, MADV_FREE) != 0)
+    madvise(p, size, MADV_DONTNEED);
   atomic_fetch_add_explicit(&purged_bytes, size, memory_order_relaxed);
   atomic_fetch_add_explicit(&purge_calls, 1, memory_order_relaxed);
 }
@@ -206,6 +210,11 @@ void os_lock(os_lock_t *l) {
     if (!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)) return;
     while (atomic_load_explicit(&l->locked, memory_order_relaxed)) os_yield();
   }
+}
+
+bool os_trylock(os_lock_t *l) {
+  return !atomic_load_explicit(&l->locked, memory_order_relaxed) &&
+         !atomic_exchange_explicit(&l->locked, 1, memory_order_acquire);
 }
 
 void os_unlock(os_lock_t *l) { atomic_store_explicit(&l->locked, 0, memory_order_release); }

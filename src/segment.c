@@ -3,9 +3,12 @@
  * huge blocks in segments of their own.  Owns the process-wide segment map
  * (which 4 MiB frames are alloy's) and the slice bookkeeping of each segment.
  *
- * Called by the owning heap's thread only, except for huge blocks, which any
- * thread frees directly.  Never takes a lock: the map is updated with atomic
- * bit operations.
+ * Called by the owning heap's thread (or under its arena's lock), except for
+ * huge blocks, which any thread frees directly, and for decay passes, which
+ * the background thread may run on an idle heap.  The map is updated with
+ * atomic operations; a heap's segment lists and slice bits are guarded by
+ * its seg_lock, which its owner takes once per page operation (never per
+ * block) so the background thread can purge under it.
  */
 #include "internal.h"
 
@@ -139,7 +142,8 @@ static int find_free_run(uint64_t free, size_t count, size_t align) {
 static page_t *segment_take(segment_t *seg, size_t first, size_t count) {
   uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
   page_t *page = &seg->pages[first];
-  bool fresh = (seg->dirty_slices & bits) == 0;
+  bool fresh = ((seg->dirty_slices | seg->unknown_slices) & bits) == 0;
+  seg->unknown_slices &= ~bits; /* dirty from now on */
   count_dirty(-slice_bytes(seg->dirty_slices & bits));
   count_active((int64_t)count * (int64_t)SLICE_SIZE);
   seg->free_slices &= ~bits;
@@ -160,8 +164,7 @@ static page_t *segment_take(segment_t *seg, size_t first, size_t count) {
  * the segments with room, the fullest wins: sparse segments then drain and
  * go back to the OS instead of every segment staying partly used (measured:
  * first-fit left 20 segments per heap one-sixth used on a server workload). */
-page_t *segment_alloc_page(heap_t *heap, size_t slices, size_t align_slices, segment_list_t list) {
-  if (slices == 0 || slices >= SLICES_PER_SEGMENT) return NULL;
+static page_t *alloc_page_locked(heap_t *heap, size_t slices, size_t align_slices, segment_list_t list) {
   segment_t *best = NULL;
   int best_at = -1, best_free = 65;
   for (segment_t *seg = heap->segments[list]; seg; seg = seg->next) {
@@ -185,10 +188,23 @@ page_t *segment_alloc_page(heap_t *heap, size_t slices, size_t align_slices, seg
   return i < 0 ? NULL : segment_take(seg, (size_t)i, slices);
 }
 
+page_t *segment_alloc_page(heap_t *heap, size_t slices, size_t align_slices, segment_list_t list) {
+  if (slices == 0 || slices >= SLICES_PER_SEGMENT) return NULL;
+  os_lock(&heap->seg_lock);
+  page_t *page = alloc_page_locked(heap, slices, align_slices, list);
+  os_unlock(&heap->seg_lock);
+  return page;
+}
+
 /* Returns a page's slices to its segment; an empty segment becomes the heap's
  * spare (one is kept so a heap oscillating around a segment boundary does not
  * map and unmap 4 MiB every time) or goes back to the OS. */
-void segment_free_page(heap_t *heap, page_t *page) {
+static void release_spare_locked(heap_t *heap) {
+  if (heap->spare) segment_unmap(heap->spare);
+  heap->spare = NULL;
+}
+
+static void free_page_locked(heap_t *heap, page_t *page) {
   segment_t *seg = segment_of(page);
   size_t first = page->slice_index, count = page->slice_count;
   uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
@@ -207,9 +223,16 @@ void segment_free_page(heap_t *heap, page_t *page) {
   }
 }
 
+void segment_free_page(heap_t *heap, page_t *page) {
+  os_lock(&heap->seg_lock);
+  free_page_locked(heap, page);
+  os_unlock(&heap->seg_lock);
+}
+
 void segment_release_spare(heap_t *heap) {
-  if (heap->spare) segment_unmap(heap->spare);
-  heap->spare = NULL;
+  os_lock(&heap->seg_lock);
+  release_spare_locked(heap);
+  os_unlock(&heap->seg_lock);
 }
 
 /* Gives back to the OS the slices of one segment that have stayed free (and
@@ -224,6 +247,7 @@ static void segment_decay_one(segment_t *seg, bool now) {
     count_dirty(-(int64_t)count * (int64_t)SLICE_SIZE);
     uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
     seg->dirty_slices &= ~bits;
+    if (alloy__options.purge == PURGE_FREE) seg->unknown_slices |= bits;
     purge &= ~bits;
   }
   seg->free_at_last_decay = seg->free_slices & seg->dirty_slices;
@@ -234,14 +258,31 @@ static void segment_decay_one(segment_t *seg, bool now) {
  * dirty_decay_ms, while memory freed and reused quickly is never purged and
  * refaulted (`now`: purge every free slice, dirty_decay_ms:0).  The spare
  * segment decays too. */
-void segment_decay(heap_t *heap, bool now) {
+static void decay_locked(heap_t *heap, bool now) {
   for (int list = 0; list < SEGMENT_LISTS; list++)
     for (segment_t *seg = heap->segments[list]; seg; seg = seg->next) segment_decay_one(seg, now);
   if (heap->spare) segment_decay_one(heap->spare, now);
 }
 
+void segment_decay(heap_t *heap, bool now) {
+  os_lock(&heap->seg_lock);
+  decay_locked(heap, now);
+  os_unlock(&heap->seg_lock);
+}
+
+/* The background thread's pass over a heap it does not own: skipped when
+ * the owner is between page operations right now (it is busy, not idle). */
+bool segment_decay_try(heap_t *heap) {
+  if (!os_trylock(&heap->seg_lock)) return false;
+  decay_locked(heap, false);
+  os_unlock(&heap->seg_lock);
+  return true;
+}
+
 /* Moves every segment of `from` to `to` (adoption of an abandoned heap). */
 void segment_move_all(heap_t *from, heap_t *to) {
+  os_lock(&to->seg_lock);
+  os_lock(&from->seg_lock); /* order: adopter, then adopted; the background thread takes one */
   for (int list = 0; list < SEGMENT_LISTS; list++) {
     segment_t *seg = from->segments[list];
     while (seg) {
@@ -252,11 +293,14 @@ void segment_move_all(heap_t *from, heap_t *to) {
     }
     from->segments[list] = NULL;
   }
-  segment_release_spare(from);
+  release_spare_locked(from);
+  os_unlock(&from->seg_lock);
+  os_unlock(&to->seg_lock);
 }
 
 /* Unmaps every segment of the heap, live blocks and all (arena.<i>.reset). */
 void segment_discard_all(heap_t *heap) {
+  os_lock(&heap->seg_lock);
   for (int list = 0; list < SEGMENT_LISTS; list++) {
     while (heap->segments[list]) {
       segment_t *seg = heap->segments[list];
@@ -264,19 +308,22 @@ void segment_discard_all(heap_t *heap) {
       segment_unmap(seg);
     }
   }
-  segment_release_spare(heap);
+  release_spare_locked(heap);
+  os_unlock(&heap->seg_lock);
 }
 
 /* Pages in use and free slices not yet purged, in bytes, over the heap's
  * segments (per-arena pactive and pdirty). */
-void segment_heap_usage(const heap_t *heap, uint64_t *active, uint64_t *dirty) {
+void segment_heap_usage(heap_t *heap, uint64_t *active, uint64_t *dirty) {
   *active = *dirty = 0;
+  os_lock(&heap->seg_lock);
   for (int list = 0; list < SEGMENT_LISTS; list++)
     for (const segment_t *seg = heap->segments[list]; seg; seg = seg->next) {
       *active += (uint64_t)slice_bytes(segment_page_slices(seg));
       *dirty += (uint64_t)slice_bytes(seg->free_slices & seg->dirty_slices);
     }
   if (heap->spare) *dirty += (uint64_t)slice_bytes(heap->spare->free_slices & heap->spare->dirty_slices);
+  os_unlock(&heap->seg_lock);
 }
 
 bool segment_heap_has_any(const heap_t *heap) {

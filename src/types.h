@@ -108,6 +108,13 @@ typedef struct alloy_block_s {
   uintptr_t free_mark;
 } block_t;
 
+/* A spin lock that yields (os.c); never held across a system call that could
+ * wait long, except where noted. */
+typedef struct {
+  _Atomic(int) locked;
+} os_lock_t;
+#define OS_LOCK_INIT {0}
+
 typedef struct alloy_heap_s heap_t;
 typedef struct alloy_segment_s segment_t;
 
@@ -170,6 +177,7 @@ struct alloy_segment_s {
   uint64_t free_slices;             /* bit i: slice i belongs to no page */
   uint64_t dirty_slices;            /* bit i: slice i was used since mapped or purged */
   uint64_t free_at_last_decay;      /* free and dirty slices at the previous decay pass */
+  uint64_t unknown_slices;          /* purged with MADV_FREE: content not known to be zero */
   heap_t *heap;                     /* owner; NULL for huge segments */
   segment_t *next;                  /* owner's segment list */
   segment_t *prev;
@@ -203,10 +211,15 @@ struct alloy_heap_s {
    * (measured: twice the RSS of glibc on 2-thread churn with 5% large). */
   segment_t *segments[SEGMENT_LISTS];
   segment_t *spare;              /* one empty segment kept to avoid map/unmap churn */
+  /* Guards segments[], spare and the slice bits of its segments, so the
+   * background thread can purge an idle heap's free slices (segment.c).
+   * Taken per page, never per block. */
+  os_lock_t seg_lock;
   heap_t *registry_next;         /* all heaps ever made */
   heap_t *pool_next;             /* abandoned or idle list */
   uint64_t abandoned_at;         /* event clock when its thread exited */
-  uint64_t last_decay_ms;        /* when its segments' free slices were last checked */
+  uint64_t abandoned_ms;         /* and the time */
+  _Atomic(uint64_t) last_decay_ms; /* when its segments' free slices were last checked */
   uint64_t sampled_at;           /* alloc_bytes at the last guarded sample */
   uint64_t folded_alloc;         /* counters.* already added to the totals */
   uint64_t folded_freed;

@@ -18,8 +18,10 @@
 # optional when run by hand: build/liballoy.so and a fresh temporary folder).
 HERE=$(cd "$(dirname "$0")" && pwd)
 : "${ALLOY_SO:=$HERE/../../build/liballoy.so}"
+own_tmp=""
 if [ -z "${TEST_TMP:-}" ]; then
   TEST_TMP=$(mktemp -d)
+  own_tmp=$TEST_TMP
   export TEST_TMP
 fi
 . "$HERE/lib.sh"
@@ -53,7 +55,15 @@ stop_redis() {
   pid=""
   return "$status"
 }
-trap stop_redis EXIT
+at_exit() {
+  rc=$?
+  stop_redis
+  if [ -n "$own_tmp" ]; then
+    if [ "$rc" -eq 0 ]; then rm -rf "$own_tmp"; else echo "(logs in $own_tmp)"; fi
+  fi
+  exit "$rc"
+}
+trap at_exit EXIT
 trap 'exit 130' INT TERM HUP
 
 # Start on a random free port in 20000-39999 (retry when it is taken).
