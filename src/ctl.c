@@ -80,9 +80,10 @@ static int ctl_rw(void *oldp, size_t *oldlenp, const void *newp, size_t newlen, 
   return ctl_read(oldp, oldlenp, NULL, old, size);
 }
 
-/* A name that is an action: no value in or out. */
+/* A name that is an action: no value in or out (EPERM otherwise, as
+ * jemalloc's). */
 static int ctl_action(const void *oldp, const size_t *oldlenp, const void *newp) {
-  return oldp != NULL || oldlenp != NULL || newp != NULL ? EINVAL : 0;
+  return oldp != NULL || oldlenp != NULL || newp != NULL ? EPERM : 0;
 }
 
 #define HANDLER(fn)                                                                          \
@@ -257,7 +258,8 @@ HANDLER(ctl_tcache_create) {
 
 /* tcache.flush / tcache.destroy: write the identifier. */
 static int tcache_op(void *oldp, const size_t *oldlenp, const void *newp, size_t newlen, bool destroy) {
-  if (oldp != NULL || oldlenp != NULL || newp == NULL || newlen != sizeof(unsigned)) return EINVAL;
+  if (oldp != NULL || oldlenp != NULL) return EPERM; /* write-only */
+  if (newp == NULL || newlen != sizeof(unsigned)) return EINVAL;
   unsigned id = *(const unsigned *)newp;
   return destroy ? tcache_destroy(id) : tcache_flush(id);
 }
@@ -342,7 +344,7 @@ static int decay_ms_rw(void *oldp, size_t *oldlenp, const void *newp, size_t new
   int err = ctl_rw(oldp, oldlenp, newp, newlen, &old, sizeof old);
   if (err || newp == NULL) return err;
   ssize_t v = *(const ssize_t *)newp;
-  if (v < -1 || v > 0x7fffffff) return EINVAL;
+  if (v < -1 || v > 0x7fffffff) return EFAULT; /* jemalloc's code for a refused value */
   __atomic_store_n(target, (int)v, __ATOMIC_RELAXED);
   return 0;
 }
@@ -362,10 +364,11 @@ HANDLER(ctl_muzzy_decay_ms) {
 /* --------------------------------------------------------------- arena.* */
 
 /* <i> of arena.<i>: the arena, or ARENAS_ALL for "all" (MALLCTL_ARENAS_ALL,
- * or arenas.narenas as Redis writes it). */
-static size_t arena_index_of(const size_t *mib, size_t miblen) {
+ * or arenas.narenas as Redis writes it); -1 (ENOENT) for an index beyond. */
+static long arena_index_of(const size_t *mib, size_t miblen) {
   size_t i = miblen >= 2 ? mib[1] : 0;
-  return i == arena_count() ? ARENAS_ALL : i;
+  if (i == arena_count() || i == ARENAS_ALL) return ARENAS_ALL;
+  return i < arena_count() ? (long)i : -1;
 }
 
 /* purge: adopt what exited threads left, give back empty segments, and
@@ -383,8 +386,12 @@ static int arena_purge(const size_t *mib, size_t miblen, void *oldp, size_t *old
                        const void *newp, bool now) {
   int err = ctl_action(oldp, oldlenp, newp);
   if (err) return err;
-  size_t i = arena_index_of(mib, miblen);
-  if (i != 0 && i != ARENAS_ALL) return arena_with_heap((unsigned)i, heap_purge_cb, &now) ? 0 : EFAULT;
+  long i = arena_index_of(mib, miblen);
+  if (i < 0) return ENOENT;
+  if (i != 0 && i != ARENAS_ALL) {
+    arena_with_heap((unsigned)i, heap_purge_cb, &now); /* a destroyed arena: nothing to do */
+    return 0;
+  }
   heap_t *heap = thread_heap();
   if (heap == NULL) return EFAULT;
   heap_purge_cb(heap, &now);
@@ -407,7 +414,8 @@ static int arena_reset_op(const size_t *mib, size_t miblen, void *oldp, size_t *
                           const void *newp, bool destroy) {
   int err = ctl_action(oldp, oldlenp, newp);
   if (err) return err;
-  size_t i = arena_index_of(mib, miblen);
+  long i = arena_index_of(mib, miblen);
+  if (i < 0) return ENOENT;
   return i == 0 || i >= ARENAS_MAX ? EFAULT : arena_reset((unsigned)i, destroy);
 }
 

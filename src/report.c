@@ -14,25 +14,31 @@ static size_t put_char(char *buf, size_t cap, size_t at, char c) {
   return at + 1;
 }
 
-static size_t put_str(char *buf, size_t cap, size_t at, const char *s) {
-  while (*s) at = put_char(buf, cap, at, *s++);
-  return at;
-}
-
-static size_t put_uint(char *buf, size_t cap, size_t at, unsigned long long v, unsigned base,
-                       bool prefix) {
-  char tmp[24];
+/* Digits of v in `base` into tmp (backwards); returns how many. */
+static size_t uint_digits(char *tmp, unsigned long long v, unsigned base) {
   size_t n = 0;
   do {
     tmp[n++] = "0123456789abcdef"[v % base];
     v /= base;
   } while (v);
-  if (prefix) at = put_str(buf, cap, at, "0x");
-  while (n) at = put_char(buf, cap, at, tmp[--n]);
+  return n;
+}
+
+/* One conversion's text, right-aligned in `width` columns (left with '-',
+ * padded with zeros with '0'). */
+static size_t put_field(char *buf, size_t cap, size_t at, const char *text, size_t len, int width,
+                        char flag) {
+  bool left = flag == '-';
+  size_t pad = width > 0 && (size_t)width > len ? (size_t)width - len : 0;
+  if (!left)
+    while (pad) at = put_char(buf, cap, at, flag == '0' ? '0' : ' '), pad--;
+  for (size_t i = 0; i < len; i++) at = put_char(buf, cap, at, text[i]);
+  while (pad) at = put_char(buf, cap, at, ' '), pad--;
   return at;
 }
 
-/* Conversions: %s %c %d %u %x %p %% with optional l, ll or z; no widths. */
+/* Conversions: %s %c %d %u %x %p %% with optional l, ll or z, and an
+ * optional field width ("%12llu", "%-8s", "%03u"). */
 size_t fmt_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
   size_t at = 0;
   for (; *fmt; fmt++) {
@@ -41,35 +47,46 @@ size_t fmt_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
       continue;
     }
     fmt++;
+    char flag = *fmt == '-' || *fmt == '0' ? *fmt++ : ' ';
+    int width = 0;
+    while (*fmt >= '0' && *fmt <= '9') width = width * 10 + (*fmt++ - '0');
     int longness = 0;
     while (*fmt == 'l' || *fmt == 'z') {
       longness = *fmt == 'z' ? 2 : longness + 1;
       fmt++;
     }
+    char tmp[32], text[32];
+    size_t n = 0, len = 0;
+    const char *str = text;
     switch (*fmt) {
-    case 's': {
-      const char *s = va_arg(ap, const char *);
-      at = put_str(buf, cap, at, s ? s : "(null)");
+    case 's':
+      str = va_arg(ap, const char *);
+      if (!str) str = "(null)";
+      len = strlen(str);
       break;
-    }
-    case 'c': at = put_char(buf, cap, at, (char)va_arg(ap, int)); break;
+    case 'c': text[len++] = (char)va_arg(ap, int); break;
     case 'd': {
       long long v = longness ? va_arg(ap, long long) : va_arg(ap, int);
-      if (v < 0) at = put_char(buf, cap, at, '-');
-      at = put_uint(buf, cap, at, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v,
-                    10, false);
+      if (v < 0) text[len++] = '-';
+      n = uint_digits(tmp, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v, 10);
       break;
     }
     case 'u':
     case 'x': {
       unsigned long long v = longness ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned);
-      at = put_uint(buf, cap, at, v, *fmt == 'x' ? 16 : 10, false);
+      n = uint_digits(tmp, v, *fmt == 'x' ? 16 : 10);
       break;
     }
-    case 'p': at = put_uint(buf, cap, at, (uintptr_t)va_arg(ap, void *), 16, true); break;
-    case '%': at = put_char(buf, cap, at, '%'); break;
-    default: at = put_char(buf, cap, at, '?'); break;
+    case 'p':
+      text[len++] = '0';
+      text[len++] = 'x';
+      n = uint_digits(tmp, (uintptr_t)va_arg(ap, void *), 16);
+      break;
+    case '%': text[len++] = '%'; break;
+    default: text[len++] = '?'; break;
     }
+    while (n) text[len++] = tmp[--n];
+    at = put_field(buf, cap, at, str, len, width, flag);
   }
   if (cap) buf[at < cap ? at : cap - 1] = 0;
   return at;

@@ -72,7 +72,7 @@ catalogue() {
   echo "misuse/cxx|120|misuse|cxx"
   echo "oom/rlimit|180|oom|rlimit"
   echo "oom/inject|120|oom|inject"
-  for p in python sort gcc git sqlite cpython bind9; do echo "programs/$p|240|prog-sh|$p"; done
+  for p in python sort gcc git sqlite cpython bind9 redis jemalloc_api; do echo "programs/$p|240|prog-sh|$p"; done
   echo "fuzz/smoke|300|fuzz|60"
 }
 

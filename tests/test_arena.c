@@ -160,7 +160,7 @@ static void test_reset_destroy(void) {
   CHECK_EQ(arena_op(a, "destroy"), 0);
   /* A destroyed arena: operations fail with EFAULT, allocation fails, the
    * discarded block is no longer alloy's, and its index comes back. */
-  CHECK_EQ(arena_op(a, "purge"), EFAULT);
+  CHECK_EQ(arena_op(a, "purge"), 0); /* as jemalloc: nothing to purge */
   CHECK_EQ(arena_op(a, "reset"), EFAULT);
   CHECK_NULL(alloy_mallocx(100, ARENA(a)));
   CHECK_EQ(segment_page_lookup(huge) == NULL, 1);
@@ -247,7 +247,7 @@ static void test_thread_names(void) {
   CHECK_EQ(alloy_mallctl("thread.tcache.enabled", &on, &len, NULL, 0), 0);
   CHECK(on);
   CHECK_EQ(alloy_mallctl("thread.tcache.flush", NULL, NULL, NULL, 0), 0);
-  CHECK_EQ(alloy_mallctl("thread.tcache.flush", &on, &len, NULL, 0), EINVAL);
+  CHECK_EQ(alloy_mallctl("thread.tcache.flush", &on, &len, NULL, 0), EPERM);
 }
 
 /* The process totals keep jemalloc's order, and resident falls after a
@@ -278,7 +278,7 @@ static void test_memory_stats(void) {
   alloy_free(blocks[0]);
   size_t v = 0, len = sizeof v;
   CHECK_EQ(alloy_mallctl("stats.arenas.3000.pactive", &v, &len, NULL, 0), ENOENT);
-  CHECK_EQ(alloy_mallctl("arena.3000.purge", NULL, NULL, NULL, 0), EFAULT);
+  CHECK_EQ(alloy_mallctl("arena.3000.purge", NULL, NULL, NULL, 0), ENOENT);
 }
 
 int main(void) {

@@ -48,15 +48,35 @@ static bool json_nested(const char *s) {
   return depth == 0 && !in_string;
 }
 
+/* The bins row of class `size` in a text report, with the given column
+ * values (allocated nmalloc ndalloc curregs are checked through curregs). */
+static bool bins_row_has(const char *t, size_t size, unsigned curregs, unsigned regs) {
+  char head[32];
+  snprintf(head, sizeof head, " %zu ", size);
+  for (const char *line = strstr(t, "bins:"); line; line = strchr(line + 1, '\n')) {
+    unsigned long long sz, ind, alloc, nmalloc, ndalloc, cur, slabs, nonfull, nregs, slab;
+    if (sscanf(line + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &sz, &ind, &alloc,
+               &nmalloc, &ndalloc, &cur, &slabs, &nonfull, &nregs, &slab) == 10 &&
+        sz == size)
+      return cur == curregs && nregs == regs && nmalloc - ndalloc == cur && alloc == cur * sz;
+  }
+  return false;
+}
+
 int main(void) {
   void *p = alloy_malloc(1 << 20);
+  void *small[3];
+  for (int i = 0; i < 3; i++) small[i] = alloy_malloc(40000); /* class 40960: 12 per 512 KiB page */
   const char *t = report(NULL);
   CHECK(strstr(t, "___ Begin alloy statistics ___") != NULL);
   CHECK(strstr(t, "___ End alloy statistics ___") != NULL);
   CHECK(strstr(t, "Version: \"5.3.0-0-alloy-") != NULL);
   CHECK(strstr(t, "opt.dirty_decay_ms: ") != NULL);
   CHECK(strstr(t, "Allocated: ") != NULL);
-  CHECK(strstr(t, "\t65536\t8\t524288\n") != NULL); /* the last class: 8 per 512 KiB page */
+  CHECK(strstr(t, "Merged arenas stats:") != NULL);
+  CHECK(strstr(t, "arenas[0]:") != NULL);
+  CHECK(bins_row_has(t, 40960, 3, 12));
+  CHECK(strstr(t, "large:          size ind  curlextents") != NULL);
   alloy_stats_t s;
   alloy_stats_get(&s);
   CHECK_GE(s.allocated, (uint64_t)1 << 20);
@@ -65,6 +85,11 @@ int main(void) {
   CHECK(strstr(t, "Version") == NULL);
   CHECK(strstr(t, "bins:") == NULL);
   CHECK(strstr(t, "Allocated: ") != NULL);
+  t = report("ma");
+  CHECK(strstr(t, "Merged arenas") == NULL);
+  CHECK(strstr(t, "arenas[0]") == NULL);
+  t = report("l");
+  CHECK(strstr(t, "curlextents") == NULL);
 
   t = report("J");
   CHECK_EQ(t[0], '{');
@@ -72,10 +97,15 @@ int main(void) {
   CHECK(strstr(t, "\"jemalloc\": {") != NULL);
   CHECK(strstr(t, "\"allocated\": ") != NULL);
   CHECK_EQ(count(t, "\"slab_size\""), SIZE_CLASSES);
+  CHECK(strstr(t, "\"stats.arenas\": {") != NULL);
+  CHECK(strstr(t, "\"merged\": {") != NULL);
+  CHECK(strstr(t, "\"resident\": ") != NULL);
+  CHECK_EQ(count(t, "\"curregs\""), 2 * SIZE_CLASSES); /* merged and arena 0 */
   t = report("Jgb");
   CHECK(json_nested(t));
   CHECK(strstr(t, "\"version\"") == NULL);
   CHECK(strstr(t, "\"bin\"") == NULL);
   alloy_free(p);
+  for (int i = 0; i < 3; i++) alloy_free(small[i]);
   return check_done();
 }

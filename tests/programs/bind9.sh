@@ -3,7 +3,7 @@
 # its libisc allocates with mallocx, rallocx, sallocx and sdallocx) on a
 # generated zone of 200,000 names, on jemalloc and under LD_PRELOAD of alloy,
 # which then serves those extended calls too; the compiled zones must be
-# identical.  (mallctl still answers from libjemalloc: issue #4.)
+# identical.
 . "$(dirname "$0")/lib.sh"
 skip_unless named-compilezone
 python3 - "$T/zone.db" <<'PY'

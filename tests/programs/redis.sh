@@ -30,9 +30,11 @@ skip_unless redis-cli
 PRELOAD=${PRELOAD-$ALLOY_SO}
 if [ -n "$PRELOAD" ]; then
   expect=alloy
+  conf=ALLOY_CONF=dirty_decay_ms:-1
   [ -f "$PRELOAD" ] || { bad "$PRELOAD does not exist"; finish; exit; }
 else
   expect=jemalloc
+  conf=MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1
 fi
 echo "redis-server $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') on $expect${PRELOAD:+ ($PRELOAD)}"
 
@@ -67,11 +69,10 @@ trap at_exit EXIT
 trap 'exit 130' INT TERM HUP
 
 # Start on a random free port in 20000-39999 (retry when it is taken).
-for attempt in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
   port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000))
   : >"$T/redis.log"
-  env LD_PRELOAD="$PRELOAD" ALLOY_CONF=dirty_decay_ms:-1 \
-    MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 \
+  env LD_PRELOAD="$PRELOAD" "$conf" \
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
     --daemonize no --enable-debug-command yes --dir "$T" --logfile "$T/redis.log" \
     >"$T/redis.out" 2>"$T/redis.err" </dev/null &
@@ -130,7 +131,7 @@ snapshot() { # LABEL
 mb() { echo $(($1 / 1000000)); }
 
 snapshot "at start" || { finish; exit; }
-alloc0=$alloc rss0=$rss resident0=$resident
+alloc0=$alloc rss0=$rss
 [ "$alloc" -gt 0 ] && [ "$active" -gt 0 ] && [ "$resident" -gt 0 ] ||
   bad "allocator figures not all > 0"
 [ "$alloc" -le "$active" ] && [ "$active" -le "$resident" ] ||
