@@ -167,7 +167,7 @@ void segment_huge_totals(uint64_t *live, uint64_t *bytes, uint64_t *nmalloc);
 void segment_huge_discard(segment_t *seg);
 
 /* -------------------------------------------------------------- huge cache */
-bool huge_cache_put(segment_t *seg);
+void huge_cache_put(segment_t *seg); /* keeps or unmaps */
 segment_t *huge_cache_take(size_t total);
 void huge_cache_expire(void);
 void huge_cache_flush(void);
@@ -258,6 +258,7 @@ void *os_map(size_t size);
 void *os_map_aligned(size_t size, size_t align, size_t *mapped);
 bool os_unmap(void *p, size_t size);
 bool os_remap_in_place(void *p, size_t old_size, size_t new_size);
+void *os_remap_move(void *p, size_t old_size, size_t new_size, size_t align);
 void os_purge(void *p, size_t size);
 void os_purge_counts(uint64_t *bytes, uint64_t *calls);
 void os_advise_huge(void *p, size_t size, bool huge);

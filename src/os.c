@@ -118,6 +118,22 @@ bool os_remap_in_place(void *p, size_t old_size, size_t new_size) {
   return true;
 }
 
+/* Moves a mapping to a new place aligned to `align` and grows it there, in
+ * one mremap: its pages move with their contents (page tables, no copy, no
+ * fault), only the growth is fresh.  Returns the new address, or NULL with
+ * the old mapping untouched. */
+void *os_remap_move(void *p, size_t old_size, size_t new_size, size_t align) {
+  size_t mapped = 0;
+  void *target = os_map_aligned(new_size, align, &mapped); /* reserves the aligned range */
+  if (target == NULL) return NULL;
+  if (mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED) {
+    os_unmap(target, mapped);
+    return NULL;
+  }
+  atomic_fetch_sub_explicit(&mapped_bytes, old_size, memory_order_relaxed); /* p's range is gone */
+  return target;
+}
+
 /* Makes a range inaccessible (guard pages, freed sampled blocks) or
  * accessible again. */
 void os_protect(void *p, size_t size, bool accessible) {
