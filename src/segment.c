@@ -139,6 +139,32 @@ static int find_free_run(uint64_t free, size_t count, size_t align) {
   return -1;
 }
 
+/* Transparent huge pages without bloat (thp:always).  A segment is advised
+ * HUGEPAGE when mapped; purging part of a 2 MiB half splits its huge page,
+ * and khugepaged would collapse the half again, faulting the purged slices
+ * back in as zeros (RSS regrows with memory nobody uses).  So a half purged
+ * while partly in use is advised NOHUGEPAGE, and HUGEPAGE again once pages
+ * cover it whole. */
+#define HALF_SLICES (SLICES_PER_SEGMENT / 2)
+static uint64_t half_mask(unsigned h) { return (((uint64_t)1 << HALF_SLICES) - 1) << (h * HALF_SLICES); }
+
+static void thp_after_purge(segment_t *seg, uint64_t purged) {
+  for (unsigned h = 0; h < 2; h++) {
+    uint64_t m = half_mask(h);
+    if (!(purged & m) || (seg->free_slices & m) == m || (seg->nohuge_halves & (1u << h))) continue;
+    os_advise_huge((uint8_t *)seg + h * (SEGMENT_SIZE / 2), SEGMENT_SIZE / 2, false);
+    seg->nohuge_halves |= (uint8_t)(1u << h);
+  }
+}
+
+static void thp_after_take(segment_t *seg) {
+  for (unsigned h = 0; h < 2; h++) {
+    if (!(seg->nohuge_halves & (1u << h)) || (seg->free_slices & half_mask(h))) continue;
+    os_advise_huge((uint8_t *)seg + h * (SEGMENT_SIZE / 2), SEGMENT_SIZE / 2, true);
+    seg->nohuge_halves &= (uint8_t)~(1u << h);
+  }
+}
+
 static page_t *segment_take(segment_t *seg, size_t first, size_t count) {
   uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
   page_t *page = &seg->pages[first];
@@ -156,6 +182,7 @@ static page_t *segment_take(segment_t *seg, size_t first, size_t count) {
   page->is_zero = fresh;
   atomic_store_explicit(&page->xheap, (uintptr_t)seg->heap, memory_order_relaxed);
   segment_set_slices(seg, first, count, page);
+  if (seg->nohuge_halves) thp_after_take(seg);
   return page;
 }
 
@@ -239,6 +266,7 @@ void segment_release_spare(heap_t *heap) {
  * dirty) since the previous pass, one madvise per run of slices. */
 static void segment_decay_one(segment_t *seg, bool now) {
   uint64_t purge = seg->free_slices & seg->dirty_slices & (now ? ~(uint64_t)0 : seg->free_at_last_decay);
+  if (purge && alloy__options.thp == THP_ALWAYS) thp_after_purge(seg, purge);
   while (purge) {
     unsigned first = (unsigned)__builtin_ctzll(purge);
     uint64_t run = purge >> first;

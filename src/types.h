@@ -186,6 +186,7 @@ struct alloy_segment_s {
   uint8_t kind;                     /* segment_kind_t */
   uint8_t list;                     /* segment_list_t: which heap list holds it */
   uint8_t guarded;                  /* huge: an inaccessible page follows the block */
+  uint8_t nohuge_halves;            /* thp:always: 2 MiB halves advised NOHUGEPAGE after a partial purge */
 };
 
 /* Per-heap counters, folded into the process totals at events (stats.c). */
