@@ -21,7 +21,7 @@ HEADERS  := $(wildcard src/*.h) include/alloy.h
 
 .PHONY: all run test bench bench-instr fuzz clean
 all: $(BUILD)/liballoy.so $(BUILD)/liballoy.a $(BUILD)/liballoy_core.a $(BUILD)/alloy \
-     $(BUILD)/liballoy-insecure.so
+     $(BUILD)/liballoy-insecure.so $(BUILD)/liballoy-nopurge.so
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -41,6 +41,15 @@ $(BUILD)/obj/options-insecure.o: src/options.c $(HEADERS)
 	$(CC) $(LIB_CFLAGS) -DALLOY_SECURE_DEFAULT=false -c $< -o $@
 
 $(BUILD)/liballoy-insecure.so: $(filter-out $(BUILD)/obj/options.o,$(ALL_OBJ)) $(BUILD)/obj/options-insecure.o
+	$(CC) -shared -Wl,-soname,liballoy.so -Wl,-z,nodelete -o $@ $^ $(LDLIBS_LIB)
+
+# ... and one that never purges (dirty_decay_ms:-1 as its default), for
+# measuring what purging costs: ALLOCATORS=alloy,alloy-nopurge make bench.
+$(BUILD)/obj/options-nopurge.o: src/options.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -DALLOY_DECAY_DEFAULT=-1 -c $< -o $@
+
+$(BUILD)/liballoy-nopurge.so: $(filter-out $(BUILD)/obj/options.o,$(ALL_OBJ)) $(BUILD)/obj/options-nopurge.o
 	$(CC) -shared -Wl,-soname,liballoy.so -Wl,-z,nodelete -o $@ $^ $(LDLIBS_LIB)
 
 # The allocator without the standard names: for tests that use alloy_* beside

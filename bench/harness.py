@@ -41,6 +41,8 @@ ALLOCATORS = {
     # alloy with hardening off by default (BUILD/liballoy-insecure.so): run
     # ALLOCATORS=alloy,alloy-insecure to measure what hardening costs
     "alloy-insecure": (None, None),
+    # alloy that never purges (BUILD/liballoy-nopurge.so): what purging costs
+    "alloy-nopurge": (None, None),
     "glibc": (None, None),
     "jemalloc": (LIBDIR + "/libjemalloc.so.2", "libjemalloc2"),
     "mimalloc": (LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
@@ -809,7 +811,7 @@ def build_report(ctx, results, info):
 
 
 COLORS = {"alloy": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4", "mimalloc": "#2ca02c",
-          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd"}
+          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd", "alloy-nopurge": "#8c564b"}
 
 
 def esc(s):
@@ -931,7 +933,8 @@ def run_all(quick, rounds, build, results_dir, snap):
         if a not in ALLOCATORS:
             sys.exit("unknown allocator %r (known: %s)" % (a, ", ".join(ORDER)))
         lib = (os.path.join(build, "liballoy.so") if a == "alloy" else
-               os.path.join(build, "liballoy-insecure.so") if a == "alloy-insecure" else ALLOCATORS[a][0])
+               os.path.join(build, "liballoy-insecure.so") if a == "alloy-insecure" else
+               os.path.join(build, "liballoy-nopurge.so") if a == "alloy-nopurge" else ALLOCATORS[a][0])
         if lib and not os.path.exists(lib):
             if a == "alloy" and not os.environ.get("ALLOCATORS"):
                 log("WARNING: %s not built: benchmarking the peers only" % lib)

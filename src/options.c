@@ -17,11 +17,16 @@
 #ifndef ALLOY_SECURE_DEFAULT
 #define ALLOY_SECURE_DEFAULT true
 #endif
+/* ... and one that never purges (dirty_decay_ms:-1), for measuring what
+ * purging costs: ALLOCATORS=alloy,alloy-nopurge make bench. */
+#ifndef ALLOY_DECAY_DEFAULT
+#define ALLOY_DECAY_DEFAULT 1000
+#endif
 
 alloy_options_t alloy__options = {
     .secure = ALLOY_SECURE_DEFAULT,
     .abort_on_error = true,
-    .dirty_decay_ms = 1000,
+    .dirty_decay_ms = ALLOY_DECAY_DEFAULT,
     .muzzy_decay_ms = 0, /* jemalloc 5.3's default: no muzzy state to keep */
     .tcache = true,
     .purge = PURGE_DONTNEED,
