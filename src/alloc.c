@@ -200,16 +200,22 @@ EXPORT void *alloy_pvalloc(size_t size) {
   return alloy__aligned(ps, rounded);
 }
 
+/* False when `size` cannot be the size p was allocated with (a sized free
+ * with a wrong size); true when it can, or when p is not a block at all
+ * (the free path reports that).  0 means "size not known" (aligned delete). */
+bool alloy__sized_free_ok(const void *p, size_t size) {
+  if (p == NULL || size == 0) return true;
+  page_t *page = segment_page_lookup(p);
+  return !(page && !page_check_block(page, p) && !size_fits_block(page, size));
+}
+
 /* Frees p after checking the size the program says it had (free_sized,
- * sized operator delete).  0 means "size not known" (aligned delete). */
+ * sized operator delete, sdallocx). */
 void alloy__free_checked_size(void *p, size_t size) {
-  if (p != NULL && size != 0) {
-    page_t *page = segment_page_lookup(p);
-    if (page && !page_check_block(page, p) && !size_fits_block(page, size)) {
-      report_misuse_fmt("alloy: free with a wrong size: %p (%zu bytes given, the block holds %zu)",
-                        p, size, page->block_size);
-      return;
-    }
+  if (!alloy__sized_free_ok(p, size)) {
+    report_misuse_fmt("alloy: free with a wrong size: %p (%zu bytes given, the block holds %zu)", p,
+                      size, segment_page_lookup(p)->block_size);
+    return;
   }
   fast_free(p);
 }

@@ -100,8 +100,14 @@ void *arena_malloc(unsigned index, size_t size, size_t align) {
     return NULL;
   }
   os_lock(&a->lock);
-  void *p = heap_malloc_generic(size, &a->heap, align);
+  void *p = NULL;
+  if (likely(a->live)) p = heap_malloc_generic(size, &a->heap, align); /* destroyed meanwhile? */
+  else errno = ENOMEM;
   os_unlock(&a->lock);
+  /* Counted against the calling thread too (thread.allocated), apart from
+   * the totals, which the arena's own heap feeds. */
+  heap_t *home = arena_home_heap();
+  if (p && !heap_is_sentinel(home)) home->arena_alloc_bytes += alloy__usable_size(p);
   return p;
 }
 
@@ -141,8 +147,11 @@ void arena_untrack_huge(segment_t *seg) {
 int arena_reset(unsigned index, bool destroy) {
   arena_t *a = arena_get(index);
   if (a == NULL) return EFAULT;
-  if (destroy && atomic_load_explicit(&a->nthreads, memory_order_relaxed) != 0) return EFAULT;
   os_lock(&a->lock);
+  if (!a->live || (destroy && atomic_load_explicit(&a->nthreads, memory_order_relaxed) != 0)) {
+    os_unlock(&a->lock);
+    return EFAULT;
+  }
   /* The discarded blocks count as freed, or stats.allocated keeps them. */
   uint64_t live = heap_live_bytes(&a->heap);
   while (a->huge) {
@@ -178,11 +187,17 @@ int arena_bind_thread(unsigned index) {
   arena_t *to = index ? arena_get(index) : NULL;
   if (index && to == NULL) return EFAULT;
   if (index >= arena_count()) return EFAULT;
-  if (tls_arena) atomic_fetch_sub_explicit(&tls_arena->nthreads, 1, memory_order_relaxed);
-  if (to) atomic_fetch_add_explicit(&to->nthreads, 1, memory_order_relaxed);
   heap_t *heap = heap_get();
   if (heap == &alloy__heap_empty) heap = heap_init_thread(); /* registers the exit hook */
   if (heap == NULL) return EAGAIN;
+  if (to) { /* counted under the lock destroy checks it under */
+    os_lock(&to->lock);
+    bool live = to->live;
+    if (live) atomic_fetch_add_explicit(&to->nthreads, 1, memory_order_relaxed);
+    os_unlock(&to->lock);
+    if (!live) return EFAULT;
+  }
+  if (tls_arena) atomic_fetch_sub_explicit(&tls_arena->nthreads, 1, memory_order_relaxed);
   if (heap != &alloy__heap_bound) tls_home = heap;
   tls_arena = to;
   alloy__tls_heap = to ? &alloy__heap_bound : (tls_home ? tls_home : &alloy__heap_empty);
@@ -226,6 +241,14 @@ void arena_fork_release(void) {
   os_unlock(&arenas_lock);
 }
 
+/* In the child only the forking thread exists: it alone may be bound. */
+void arena_fork_child(void) {
+  for (unsigned i = 1; i < arena_count(); i++)
+    if (arenas[i]) atomic_store_explicit(&arenas[i]->nthreads, 0, memory_order_relaxed);
+  if (tls_arena) atomic_store_explicit(&tls_arena->nthreads, 1, memory_order_relaxed);
+  arena_fork_release();
+}
+
 /* --------------------------------------------------------- statistics */
 
 static void heap_stats_add_cb(heap_t *heap, void *arg) { stats_heap_add(heap, arg); }
@@ -237,7 +260,7 @@ static void arena_publish_cb(heap_t *heap, void *arg) {
   stats_heap_add(heap, &out->heap);
   for (segment_t *seg = a->huge; seg; seg = seg->next) {
     out->huge_count++;
-    out->huge_bytes += seg->pages[0].block_size;
+    out->huge_bytes += __atomic_load_n(&seg->pages[0].block_size, __ATOMIC_RELAXED); /* realloc may resize it */
   }
 }
 
@@ -264,8 +287,10 @@ bool arena_stats(unsigned index, arena_stats_t *out) {
   out->nthreads = (uint32_t)in_use;
   uint64_t live, bytes, nmalloc;
   segment_huge_totals(&live, &bytes, &nmalloc);
-  out->huge_count = live - explicit_sum.huge_count;
-  out->huge_bytes = bytes - explicit_sum.huge_bytes;
+  /* The explicit arenas were summed first: a block freed since may make
+   * them exceed the totals for a moment. */
+  out->huge_count = live > explicit_sum.huge_count ? live - explicit_sum.huge_count : 0;
+  out->huge_bytes = bytes > explicit_sum.huge_bytes ? bytes - explicit_sum.huge_bytes : 0;
   out->huge_nmalloc = nmalloc; /* not split by arena */
   if (index == ARENAS_ALL) {
     const uint64_t *src = (const uint64_t *)&explicit_sum.heap;

@@ -18,23 +18,24 @@
 #include <signal.h>
 #include <time.h>
 
-enum { BG_OFF, BG_STARTING, BG_RUNNING, BG_STOPPING };
+enum { BG_OFF, BG_RUNNING, BG_STOPPING };
 
 static _Atomic(int) state = BG_OFF;
 static _Atomic(int) enabled = -1; /* -1: follow the option; 0 or 1: set by mallctl */
-static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t control = PTHREAD_MUTEX_INITIALIZER; /* serialises start and stop */
+static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;   /* with `wake`: the sleep */
+static pthread_cond_t wake;                                 /* on CLOCK_MONOTONIC, set at start */
 static pthread_t thread;
 static _Atomic(uint64_t) runs;
 static _Atomic(uint64_t) run_ns; /* sum of the intervals between runs */
 
-static bool is_enabled(void) {
+bool background_enabled(void) {
   int e = atomic_load_explicit(&enabled, memory_order_relaxed);
   return e < 0 ? alloy__options.background_thread : e == 1;
 }
 
 bool background_wanted(void) {
-  return atomic_load_explicit(&state, memory_order_relaxed) == BG_OFF && is_enabled();
+  return atomic_load_explicit(&state, memory_order_relaxed) == BG_OFF && background_enabled();
 }
 
 bool background_running(void) { return atomic_load_explicit(&state, memory_order_acquire) == BG_RUNNING; }
@@ -65,7 +66,7 @@ static void *background_main(void *arg) {
   uint64_t last = os_now_ms();
   while (atomic_load_explicit(&state, memory_order_relaxed) == BG_RUNNING) {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until); /* a wall-clock step must not change the sleep */
     uint64_t ns = (uint64_t)until.tv_nsec + interval_ms() * 1000000u;
     until.tv_sec += (time_t)(ns / 1000000000u);
     until.tv_nsec = (long)(ns % 1000000000u);
@@ -83,14 +84,17 @@ static void *background_main(void *arg) {
   return NULL;
 }
 
-/* Creates the thread unless one exists or is being made. */
-void background_start(void) {
-  int expected = BG_OFF;
-  if (!atomic_compare_exchange_strong(&state, &expected, BG_STARTING)) return;
+static void start_locked(void) {
+  if (atomic_load_explicit(&state, memory_order_relaxed) != BG_OFF) return;
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&wake, &attr);
+  pthread_condattr_destroy(&attr);
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  atomic_store_explicit(&state, BG_RUNNING, memory_order_release);
+  atomic_store_explicit(&state, BG_RUNNING, memory_order_release); /* before its loop tests it */
   if (pthread_create(&thread, NULL, background_main, NULL) != 0) {
     atomic_store_explicit(&state, BG_OFF, memory_order_release);
     atomic_store_explicit(&enabled, 0, memory_order_relaxed); /* do not retry at every event */
@@ -99,13 +103,22 @@ void background_start(void) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-static void background_stop(void) {
-  int expected = BG_RUNNING;
-  if (!atomic_compare_exchange_strong(&state, &expected, BG_STOPPING)) return;
+/* Creates the thread unless one exists.  From a heap event (inside malloc)
+ * it never waits: a start or stop in progress elsewhere wins. */
+void background_start(void) {
+  if (pthread_mutex_trylock(&control) != 0) return;
+  start_locked();
+  pthread_mutex_unlock(&control);
+}
+
+static void stop_locked(void) {
+  if (atomic_load_explicit(&state, memory_order_relaxed) != BG_RUNNING) return;
+  atomic_store_explicit(&state, BG_STOPPING, memory_order_relaxed);
   pthread_mutex_lock(&mutex);
   pthread_cond_signal(&wake);
   pthread_mutex_unlock(&mutex);
   pthread_join(thread, NULL);
+  pthread_cond_destroy(&wake);
   atomic_store_explicit(&state, BG_OFF, memory_order_release);
 }
 
@@ -113,9 +126,11 @@ static void background_stop(void) {
  * waits for it to end. */
 int background_set(bool on) {
   process_init();
+  pthread_mutex_lock(&control);
   atomic_store_explicit(&enabled, on ? 1 : 0, memory_order_relaxed);
-  if (on) background_start();
-  else background_stop();
+  if (on) start_locked();
+  else stop_locked();
+  pthread_mutex_unlock(&control);
   return 0;
 }
 
@@ -127,7 +142,7 @@ void background_counts(uint64_t *threads, uint64_t *nruns, uint64_t *avg_interva
 
 /* The child of a fork has only the forking thread. */
 void background_fork_child(void) {
+  pthread_mutex_init(&control, NULL);
   pthread_mutex_init(&mutex, NULL);
-  pthread_cond_init(&wake, NULL);
   atomic_store_explicit(&state, BG_OFF, memory_order_relaxed);
 }

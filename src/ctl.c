@@ -7,11 +7,12 @@
  * length or value, EPERM write to a read-only name, EFAULT no such arena.
  *
  * override.c exports these as mallctl, mallctlnametomib and mallctlbymib.
- * Nothing here is on a fast path.  Statistics are snapshots: an `epoch`
- * write folds and publishes the caller's heap and explicit arenas at once,
- * other threads' heaps at their next event (stats.c), as jemalloc's are
- * refreshed by epoch; process totals (stats.*) are kept current by atomics
- * updated per page, never per block.
+ * Nothing here is on a fast path.  Process totals (stats.*) are current: an
+ * `epoch` write folds the caller's counters, the rest are atomics updated
+ * per page, never per block.  Per-arena statistics are snapshots (stats.c):
+ * the first stats.arenas read after an epoch publishes the caller's heap
+ * and explicit arenas at once, other threads' heaps at their next event, as
+ * jemalloc's are refreshed by epoch and lag its thread caches.
  */
 #include "internal.h"
 
@@ -36,9 +37,9 @@ typedef struct ctl_node_s {
 
 /* --------------------------------------------------------------- helpers */
 
-/* A read-only value: EPERM on a write, EINVAL unless *oldlenp is its size. */
-static int ctl_read(void *oldp, size_t *oldlenp, const void *newp, const void *value, size_t size) {
-  if (newp != NULL) return EPERM;
+/* Copies a value out: EINVAL unless *oldlenp is its size (jemalloc then
+ * copies what fits and says how much). */
+static int ctl_value(void *oldp, size_t *oldlenp, const void *value, size_t size) {
   if (oldp == NULL || oldlenp == NULL) return 0;
   if (*oldlenp != size) {
     size_t n = *oldlenp < size ? *oldlenp : size;
@@ -50,6 +51,13 @@ static int ctl_read(void *oldp, size_t *oldlenp, const void *newp, const void *v
   return 0;
 }
 
+/* A read-only value: EPERM on any write (newp or newlen given). */
+static int ctl_read(void *oldp, size_t *oldlenp, const void *newp, size_t newlen, const void *value,
+                    size_t size) {
+  if (newp != NULL || newlen != 0) return EPERM;
+  return ctl_value(oldp, oldlenp, value, size);
+}
+
 #define READ_ONLY(fn, type, expr)                                                          \
   static int fn(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp, \
                 size_t newlen) {                                                           \
@@ -57,14 +65,14 @@ static int ctl_read(void *oldp, size_t *oldlenp, const void *newp, const void *v
     (void)miblen;                                                                          \
     (void)newlen;                                                                          \
     type value = (expr);                                                                   \
-    return ctl_read(oldp, oldlenp, newp, &value, sizeof value);                           \
+    return ctl_read(oldp, oldlenp, newp, newlen, &value, sizeof value);                           \
   }
 
 static uint64_t thread_allocated(void) {
   heap_t *heap = arena_home_heap();
   if (heap == &alloy__heap_empty) return 0;
   uint64_t charged = (uint64_t)(heap->event_period - heap->event_countdown);
-  return heap->counters.alloc_bytes + (charged >> CHARGE_SHIFT);
+  return heap->counters.alloc_bytes + (charged >> CHARGE_SHIFT) + heap->arena_alloc_bytes;
 }
 
 static uint64_t thread_deallocated(void) {
@@ -77,13 +85,13 @@ static uint64_t thread_deallocated(void) {
 static int ctl_rw(void *oldp, size_t *oldlenp, const void *newp, size_t newlen, const void *old,
                   size_t size) {
   if (newp != NULL && newlen != size) return EINVAL;
-  return ctl_read(oldp, oldlenp, NULL, old, size);
+  return ctl_value(oldp, oldlenp, old, size);
 }
 
 /* A name that is an action: no value in or out (EPERM otherwise, as
  * jemalloc's). */
-static int ctl_action(const void *oldp, const size_t *oldlenp, const void *newp) {
-  return oldp != NULL || oldlenp != NULL || newp != NULL ? EPERM : 0;
+static int ctl_action(const void *oldp, const size_t *oldlenp, const void *newp, size_t newlen) {
+  return oldp != NULL || oldlenp != NULL || newp != NULL || newlen != 0 ? EPERM : 0;
 }
 
 #define HANDLER(fn)                                                                          \
@@ -97,6 +105,7 @@ static const char *const version_string = "5.3.0-0-alloy-" ALLOY_VERSION_STRING;
 static const char *const thp_names[] = {"default", "always", "never"};
 static const char *const purge_names[] = {"dontneed", "free"};
 static _Atomic(uint64_t) epoch;
+static _Atomic(bool) arena_stats_stale = true;
 static __thread bool thread_tcache_enabled = true;
 
 static stats_memory_t ctl_memory(void) {
@@ -148,19 +157,43 @@ HANDLER(ctl_epoch) {
   (void)miblen;
   if (newp != NULL) {
     if (newlen != sizeof(uint64_t)) return EINVAL;
-    stats_refresh();
+    heap_t *heap = arena_home_heap();
+    if (heap != &alloy__heap_empty) stats_fold(heap);
+    /* Per-arena snapshots walk pages: taken when first read after this
+     * epoch, not here (Redis writes epoch ten times a second for totals). */
+    atomic_store(&arena_stats_stale, true);
     atomic_fetch_add(&epoch, 1);
   }
   uint64_t e = atomic_load(&epoch);
-  return ctl_read(oldp, oldlenp, NULL, &e, sizeof e);
+  return ctl_value(oldp, oldlenp, &e, sizeof e);
 }
 
-/* background_thread: read whether the thread runs; write to start or stop. */
+/* The calling thread's own heap, set up if it has none yet. */
+static heap_t *thread_heap(void) {
+  heap_t *heap = arena_home_heap();
+  if (heap == &alloy__heap_empty) heap = heap_init_thread();
+  return heap;
+}
+
+/* background_thread: read whether it is enabled; write to start or stop it. */
 HANDLER(ctl_background_thread) {
   UNUSED_ARGS;
-  bool old = background_running();
+  bool old = background_enabled();
   int err = ctl_rw(oldp, oldlenp, newp, newlen, &old, sizeof old);
-  if (err == 0 && newp != NULL) err = background_set(*(const bool *)newp);
+  if (err == 0 && newp != NULL) {
+    if (thread_heap() == NULL) return EAGAIN; /* also registers the fork handlers */
+    err = background_set(*(const bool *)newp);
+  }
+  return err;
+}
+
+/* max_background_threads: alloy runs one thread whatever the limit (at
+ * least 1) a program sets. */
+HANDLER(ctl_max_background_threads) {
+  UNUSED_ARGS;
+  size_t one = 1;
+  int err = ctl_rw(oldp, oldlenp, newp, newlen, &one, sizeof one);
+  if (err == 0 && newp != NULL && *(const size_t *)newp == 0) err = EINVAL;
   return err;
 }
 
@@ -173,22 +206,14 @@ static uint64_t background_stat(int which) {
 READ_ONLY(ctl_stats_bg_num_threads, size_t, background_stat(0))
 READ_ONLY(ctl_stats_bg_num_runs, uint64_t, background_stat(1))
 READ_ONLY(ctl_stats_bg_run_interval, uint64_t, background_stat(2))
-READ_ONLY(ctl_max_background_threads, size_t, 1)
 
 /* ------------------------------------------------------------- thread.* */
-
-/* The calling thread's own heap, set up if it has none yet. */
-static heap_t *thread_heap(void) {
-  heap_t *heap = arena_home_heap();
-  if (heap == &alloy__heap_empty) heap = heap_init_thread();
-  return heap;
-}
 
 HANDLER(ctl_thread_arena) {
   UNUSED_ARGS;
   unsigned old = arena_thread_index();
   if (newp != NULL && newlen != sizeof(unsigned)) return EINVAL;
-  int err = ctl_read(oldp, oldlenp, NULL, &old, sizeof old);
+  int err = ctl_value(oldp, oldlenp, &old, sizeof old);
   if (err == 0 && newp != NULL) err = arena_bind_thread(*(const unsigned *)newp);
   return err;
 }
@@ -202,7 +227,7 @@ HANDLER(ctl_thread_allocatedp) {
   if (heap == NULL) return EAGAIN;
   stats_fold(heap);
   uint64_t *p = &heap->counters.alloc_bytes;
-  return ctl_read(oldp, oldlenp, newp, &p, sizeof p);
+  return ctl_read(oldp, oldlenp, newp, newlen, &p, sizeof p);
 }
 
 HANDLER(ctl_thread_deallocatedp) {
@@ -210,7 +235,7 @@ HANDLER(ctl_thread_deallocatedp) {
   heap_t *heap = thread_heap();
   if (heap == NULL) return EAGAIN;
   uint64_t *p = &heap->counters.freed_bytes;
-  return ctl_read(oldp, oldlenp, newp, &p, sizeof p);
+  return ctl_read(oldp, oldlenp, newp, newlen, &p, sizeof p);
 }
 
 /* alloy's thread cache is the thread heap: the flag is kept and reported,
@@ -225,7 +250,7 @@ HANDLER(ctl_thread_tcache_enabled) {
 
 HANDLER(ctl_thread_tcache_flush) {
   UNUSED_ARGS;
-  int err = ctl_action(oldp, oldlenp, newp);
+  int err = ctl_action(oldp, oldlenp, newp, newlen);
   if (err == 0) heap_flush(arena_home_heap());
   return err;
 }
@@ -234,12 +259,12 @@ HANDLER(ctl_thread_peak_read) {
   UNUSED_ARGS;
   heap_t *heap = thread_heap();
   uint64_t v = heap ? stats_thread_peak(heap, false) : 0;
-  return ctl_read(oldp, oldlenp, newp, &v, sizeof v);
+  return ctl_read(oldp, oldlenp, newp, newlen, &v, sizeof v);
 }
 
 HANDLER(ctl_thread_peak_reset) {
   UNUSED_ARGS;
-  int err = ctl_action(oldp, oldlenp, newp);
+  int err = ctl_action(oldp, oldlenp, newp, newlen);
   heap_t *heap = err == 0 ? thread_heap() : NULL;
   if (heap) stats_thread_peak(heap, true);
   return err;
@@ -252,14 +277,16 @@ HANDLER(ctl_tcache_create) {
   if (newp != NULL) return EPERM;
   if (oldp == NULL || oldlenp == NULL || *oldlenp != sizeof(unsigned)) return EINVAL;
   unsigned id;
+  if (thread_heap() == NULL) return EFAULT; /* also registers the fork handlers */
   int err = tcache_create(&id);
-  return err ? err : ctl_read(oldp, oldlenp, NULL, &id, sizeof id);
+  return err ? err : ctl_value(oldp, oldlenp, &id, sizeof id);
 }
 
 /* tcache.flush / tcache.destroy: write the identifier. */
 static int tcache_op(void *oldp, const size_t *oldlenp, const void *newp, size_t newlen, bool destroy) {
   if (oldp != NULL || oldlenp != NULL) return EPERM; /* write-only */
-  if (newp == NULL || newlen != sizeof(unsigned)) return EINVAL;
+  if (newp == NULL) return EFAULT;
+  if (newlen != sizeof(unsigned)) return EINVAL;
   unsigned id = *(const unsigned *)newp;
   return destroy ? tcache_destroy(id) : tcache_flush(id);
 }
@@ -280,9 +307,10 @@ HANDLER(ctl_arenas_create) {
   UNUSED_ARGS;
   if (newp != NULL) return EINVAL; /* custom extent hooks: not supported */
   if (oldp == NULL || oldlenp == NULL || *oldlenp != sizeof(unsigned)) return EINVAL;
+  if (thread_heap() == NULL) return EAGAIN; /* also registers the fork handlers */
   unsigned index = arena_create();
   if (index == 0) return EAGAIN;
-  return ctl_read(oldp, oldlenp, NULL, &index, sizeof index);
+  return ctl_value(oldp, oldlenp, &index, sizeof index);
 }
 
 /* Write a pointer, read the index of the arena that holds it. */
@@ -292,7 +320,7 @@ HANDLER(ctl_arenas_lookup) {
   int index = arena_of(*(void *const *)newp);
   if (index < 0) return EINVAL;
   unsigned v = (unsigned)index;
-  return ctl_read(oldp, oldlenp, NULL, &v, sizeof v);
+  return ctl_value(oldp, oldlenp, &v, sizeof v);
 }
 
 /* arenas.bin.<j>.*: mib[2] is the class. */
@@ -311,7 +339,7 @@ HANDLER(ctl_bin_size) {
   unsigned cls;
   if (!bin_index(mib, miblen, &cls)) return ENOENT;
   size_t v = size_class_size(cls);
-  return ctl_read(oldp, oldlenp, newp, &v, sizeof v);
+  return ctl_read(oldp, oldlenp, newp, newlen, &v, sizeof v);
 }
 
 HANDLER(ctl_bin_slab_size) {
@@ -319,7 +347,7 @@ HANDLER(ctl_bin_slab_size) {
   unsigned cls;
   if (!bin_index(mib, miblen, &cls)) return ENOENT;
   size_t v = bin_slab_size(cls);
-  return ctl_read(oldp, oldlenp, newp, &v, sizeof v);
+  return ctl_read(oldp, oldlenp, newp, newlen, &v, sizeof v);
 }
 
 HANDLER(ctl_bin_nregs) {
@@ -327,14 +355,14 @@ HANDLER(ctl_bin_nregs) {
   unsigned cls;
   if (!bin_index(mib, miblen, &cls)) return ENOENT;
   uint32_t v = (uint32_t)(bin_slab_size(cls) / size_class_size(cls));
-  return ctl_read(oldp, oldlenp, newp, &v, sizeof v);
+  return ctl_read(oldp, oldlenp, newp, newlen, &v, sizeof v);
 }
 
 HANDLER(ctl_lextent_size) {
   (void)newlen;
   if (miblen < 3 || mib[2] >= LEXTENTS) return ENOENT;
   size_t v = stats_lextent_size((unsigned)mib[2]);
-  return ctl_read(oldp, oldlenp, newp, &v, sizeof v);
+  return ctl_read(oldp, oldlenp, newp, newlen, &v, sizeof v);
 }
 
 /* One decay schedule serves every arena (alloy keeps no per-arena one):
@@ -344,21 +372,32 @@ static int decay_ms_rw(void *oldp, size_t *oldlenp, const void *newp, size_t new
   int err = ctl_rw(oldp, oldlenp, newp, newlen, &old, sizeof old);
   if (err || newp == NULL) return err;
   ssize_t v = *(const ssize_t *)newp;
-  if (v < -1 || v > 0x7fffffff) return EFAULT; /* jemalloc's code for a refused value */
-  __atomic_store_n(target, (int)v, __ATOMIC_RELAXED);
+  if (v < -1) return EFAULT; /* jemalloc's code for a refused value */
+  __atomic_store_n(target, v > 0x7fffffff ? 0x7fffffff : (int)v, __ATOMIC_RELAXED); /* 24 days: never, near enough */
   return 0;
 }
 
+static long arena_index_of(const size_t *mib, size_t miblen);
+
+/* arena.<i>.*_decay_ms names an arena that must exist (EFAULT when it was
+ * destroyed, ENOENT beyond arenas.narenas); arenas.*_decay_ms does not. */
+static int decay_arena_check(const size_t *mib, size_t miblen) {
+  if (miblen < 3) return 0;
+  long i = arena_index_of(mib, miblen);
+  if (i < 0) return ENOENT;
+  return i == 0 || i == ARENAS_ALL || arena_heap((unsigned)i) != NULL ? 0 : EFAULT;
+}
+
 HANDLER(ctl_dirty_decay_ms) {
-  (void)mib, (void)miblen;
-  return decay_ms_rw(oldp, oldlenp, newp, newlen, &alloy__options.dirty_decay_ms);
+  int err = decay_arena_check(mib, miblen);
+  return err ? err : decay_ms_rw(oldp, oldlenp, newp, newlen, &alloy__options.dirty_decay_ms);
 }
 
 /* Accepted and kept: alloy purges freed pages straight to the OS, it has no
  * "muzzy" stage for this to time. */
 HANDLER(ctl_muzzy_decay_ms) {
-  (void)mib, (void)miblen;
-  return decay_ms_rw(oldp, oldlenp, newp, newlen, &alloy__options.muzzy_decay_ms);
+  int err = decay_arena_check(mib, miblen);
+  return err ? err : decay_ms_rw(oldp, oldlenp, newp, newlen, &alloy__options.muzzy_decay_ms);
 }
 
 /* --------------------------------------------------------------- arena.* */
@@ -371,11 +410,15 @@ static long arena_index_of(const size_t *mib, size_t miblen) {
   return i < arena_count() ? (long)i : -1;
 }
 
-/* purge: adopt what exited threads left, give back empty segments, and
- * purge every free slice; decay: one pass of the schedule. */
+/* purge: give back empty pages and segments (a thread heap first adopts
+ * what exited threads left) and purge every free slice; decay: one pass of
+ * the schedule.  An explicit arena first collects the frees other threads
+ * made, which is how all of its blocks come back. */
 static void heap_purge_cb(heap_t *heap, void *arg) {
   bool now = *(bool *)arg;
+  if (heap->arena_index != 0) heap_collect_remote(heap);
   if (now && heap->arena_index == 0) heap_collect(heap);
+  else if (now) heap_flush(heap);
   segment_decay(heap, now);
 }
 
@@ -383,8 +426,8 @@ static void heap_purge_cb(heap_t *heap, void *arg) {
  * adopts exited threads' heaps first), or on an explicit arena under its
  * lock.  Other live threads' heaps are purged by their own decay. */
 static int arena_purge(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
-                       const void *newp, bool now) {
-  int err = ctl_action(oldp, oldlenp, newp);
+                       const void *newp, size_t newlen, bool now) {
+  int err = ctl_action(oldp, oldlenp, newp, newlen);
   if (err) return err;
   long i = arena_index_of(mib, miblen);
   if (i < 0) return ENOENT;
@@ -402,17 +445,17 @@ static int arena_purge(const size_t *mib, size_t miblen, void *oldp, size_t *old
 
 HANDLER(ctl_arena_purge) {
   (void)newlen;
-  return arena_purge(mib, miblen, oldp, oldlenp, newp, true);
+  return arena_purge(mib, miblen, oldp, oldlenp, newp, newlen, true);
 }
 
 HANDLER(ctl_arena_decay) {
   (void)newlen;
-  return arena_purge(mib, miblen, oldp, oldlenp, newp, false);
+  return arena_purge(mib, miblen, oldp, oldlenp, newp, newlen, false);
 }
 
 static int arena_reset_op(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
-                          const void *newp, bool destroy) {
-  int err = ctl_action(oldp, oldlenp, newp);
+                          const void *newp, size_t newlen, bool destroy) {
+  int err = ctl_action(oldp, oldlenp, newp, newlen);
   if (err) return err;
   long i = arena_index_of(mib, miblen);
   if (i < 0) return ENOENT;
@@ -421,12 +464,12 @@ static int arena_reset_op(const size_t *mib, size_t miblen, void *oldp, size_t *
 
 HANDLER(ctl_arena_reset) {
   (void)newlen;
-  return arena_reset_op(mib, miblen, oldp, oldlenp, newp, false);
+  return arena_reset_op(mib, miblen, oldp, oldlenp, newp, newlen, false);
 }
 
 HANDLER(ctl_arena_destroy) {
   (void)newlen;
-  return arena_reset_op(mib, miblen, oldp, oldlenp, newp, true);
+  return arena_reset_op(mib, miblen, oldp, oldlenp, newp, newlen, true);
 }
 
 /* --------------------------------------------------------- stats.arenas.* */
@@ -434,6 +477,7 @@ HANDLER(ctl_arena_destroy) {
 /* stats.arenas.<i>: mib[2]; ENOENT for an arena that does not exist. */
 static int arena_stats_of(const size_t *mib, size_t miblen, arena_stats_t *st) {
   if (miblen < 3) return ENOENT;
+  if (atomic_exchange(&arena_stats_stale, false)) stats_refresh();
   size_t i = mib[2] == arena_count() ? ARENAS_ALL : mib[2];
   if (i > ARENAS_ALL || !arena_stats((unsigned)i, st)) return ENOENT;
   return 0;
@@ -466,7 +510,7 @@ static uint64_t purge_count(bool bytes) {
     int err = arena_stats_of(mib, miblen, &st);                        \
     if (err) return err;                                               \
     type value = (type)(expr);                                         \
-    return ctl_read(oldp, oldlenp, newp, &value, sizeof value);        \
+    return ctl_read(oldp, oldlenp, newp, newlen, &value, sizeof value);        \
   }
 
 /* Purges are counted process-wide: reported for every arena index. */
@@ -495,7 +539,7 @@ ARENA_STAT(ctl_sa_large_ndalloc, uint64_t,
     if (miblen < 5 || mib[4] >= SIZE_CLASSES) return ENOENT;           \
     const bin_stats_t *b = &st.heap.bins[mib[4]];                      \
     type value = (type)(expr);                                         \
-    return ctl_read(oldp, oldlenp, newp, &value, sizeof value);        \
+    return ctl_read(oldp, oldlenp, newp, newlen, &value, sizeof value);        \
   }
 
 BIN_STAT(ctl_sab_curregs, size_t, b->curregs)
@@ -511,7 +555,7 @@ HANDLER(ctl_sal_curlextents) {
   if (err) return err;
   if (miblen < 5 || mib[4] >= LEXTENTS) return ENOENT;
   size_t value = st.heap.curlextents[mib[4]];
-  return ctl_read(oldp, oldlenp, newp, &value, sizeof value);
+  return ctl_read(oldp, oldlenp, newp, newlen, &value, sizeof value);
 }
 
 /* ------------------------------------------------------------------ tree */
@@ -613,7 +657,8 @@ static bool parse_index(const char *s, size_t n, size_t *out) {
 static int ctl_lookup(const char *name, size_t *mib, size_t *depth) {
   const ctl_node_t *node = &root;
   size_t d = 0;
-  for (const char *s = name; node->handler == NULL;) {
+  const char *s = name;
+  for (; node->handler == NULL;) {
     const char *dot = strchr(s, '.');
     size_t n = dot ? (size_t)(dot - s) : strlen(s);
     if (d == CTL_MAX_DEPTH) return ENOENT;
@@ -630,10 +675,11 @@ static int ctl_lookup(const char *name, size_t *mib, size_t *depth) {
       node = &node->children[i];
     }
     d++;
-    if (!dot) break;
-    s = dot + 1;
+    s = dot ? dot + 1 : NULL;
+    if (!s) break;
   }
   if (node->handler == NULL) return ENOENT; /* an inner node, not a value */
+  if (s != NULL) return ENOENT;             /* components after a value: "epoch.x" */
   *depth = d;
   return 0;
 }
@@ -654,7 +700,9 @@ EXPORT int alloy_mallctlnametomib(const char *name, size_t *mibp, size_t *miblen
   size_t mib[CTL_MAX_DEPTH], depth = 0;
   int err = ctl_lookup(name, mib, &depth);
   if (err) return err;
-  if (*miblenp < depth) return EINVAL;
+  /* A shorter *miblenp gets the MIB's prefix (jemalloc's partial MIB), to
+   * be completed by the caller before mallctlbymib. */
+  if (*miblenp < depth) depth = *miblenp;
   memcpy(mibp, mib, depth * sizeof *mib);
   *miblenp = depth;
   return 0;

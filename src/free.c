@@ -143,6 +143,7 @@ NOINLINE void free_generic(void *p, page_t *page) {
     return;
   }
   heap_t *heap = heap_get();
+  if (unlikely(heap == &alloy__heap_bound)) heap = arena_home_heap(); /* counted for the thread */
   count_free(heap, page->block_size);
   if (page->kind == PAGE_HUGE) {
     segment_huge_free(segment_of(page));

@@ -185,8 +185,11 @@ static heap_t *heap_new(void) {
   return heap;
 }
 
-/* Empties a heap for the next thread, keeping its place in the registry. */
+/* Empties a heap for the next thread, keeping its place in the registry.
+ * Its seg_lock is taken first: the background thread may be purging its
+ * (already empty) segments list, and the reset must not run under it. */
 static void heap_recycle(heap_t *heap) {
+  os_lock(&heap->seg_lock);
   os_lock(&heaps_lock);
   heap_t *reg = heap->registry_next;
   heap_reset(heap); /* in_use false */
@@ -293,7 +296,11 @@ static void page_release_if_empty(heap_t *heap, page_t *page, void *arg) {
   (void)arg;
   if (page->kind == PAGE_LARGE) return;
   page_take_thread_free(page);
-  if (page->used != 0) return;
+  if (page->used != 0) {
+    /* a remote free that raced with NOTIFY: its block must be allocatable */
+    if (page_is_full(page) && page->local_free != NULL) heap_page_unfull(heap, page);
+    return;
+  }
   if (page_is_full(page)) queue_remove(&heap->full, page);
   else class_queue_remove(heap, page);
   heap_release_page(heap, page);
@@ -508,7 +515,7 @@ NOINLINE void *heap_event(heap_t *heap, void *block, size_t size) {
     if (now >= ADOPT_AGE_EVENTS) heap_adopt_one_before(heap, now - ADOPT_AGE_EVENTS);
   }
   if (heap_decay_due(heap, os_now_ms())) {
-    segment_decay(heap, alloy__options.dirty_decay_ms == 0);
+    segment_decay(heap, __atomic_load_n(&alloy__options.dirty_decay_ms, __ATOMIC_RELAXED) == 0);
     huge_cache_expire();
   }
   if (unlikely(heap->arena_index == 0 && background_wanted())) background_start();
@@ -542,11 +549,20 @@ void heap_background_pass(heap_t *self, uint64_t now_ms) {
   while (heap_adopt_one_when(self, UINT64_MAX, now_ms - (uint64_t)decay)) {
   }
   heap_release_empty(self);
-  os_lock(&heaps_lock);
-  for (heap_t *h = registry; h; h = h->registry_next)
-    if (h->in_use && h != self && heap_decay_due(h, now_ms)) segment_decay_try(h);
-  os_unlock(&heaps_lock);
   if (heap_decay_due(self, now_ms)) segment_decay(self, decay == 0);
+  stats_publish(self); /* what it adopted stays in the statistics */
+  /* One heap at a time: heaps_lock is held only to step through the
+   * registry and to take the heap's seg_lock while it is surely in use (a
+   * heap is reset only under both locks), never across the purge. */
+  for (heap_t *h = NULL;;) {
+    os_lock(&heaps_lock);
+    h = h ? h->registry_next : registry;
+    while (h && (!h->in_use || h == self || !os_trylock(&h->seg_lock))) h = h->registry_next;
+    os_unlock(&heaps_lock);
+    if (h == NULL) break;
+    if (heap_decay_due(h, now_ms)) segment_decay_locked(h);
+    os_unlock(&h->seg_lock);
+  }
 }
 
 /* ------------------------------------------------------------------ fork */
@@ -567,15 +583,18 @@ static void page_add_live(heap_t *heap, page_t *page, void *arg) {
 }
 
 static void page_take_remote(heap_t *heap, page_t *page, void *arg) {
-  (void)heap;
   (void)arg;
   /* A full page's remote frees arrive through delayed_free; taking them
    * here would leave free blocks in a page the allocation path skips. */
-  if (page->kind != PAGE_LARGE && !page_is_full(page)) page_take_thread_free(page);
+  if (page->kind == PAGE_LARGE || page_is_full(page)) return;
+  page_take_thread_free(page);
+  if (page->used == 0) heap_page_now_free(heap, page);
 }
 
-/* Brings every remote free into the heap's counts: statistics then count
- * a block freed by another thread as freed at once, as jemalloc does. */
+/* Brings every remote free into the heap's counts (statistics then count a
+ * block freed by another thread as freed at once, as jemalloc does) and
+ * gives pages that became empty back to their segments.  An explicit
+ * arena's blocks are all freed this way: this is what returns them. */
 void heap_collect_remote(heap_t *heap) {
   heap_collect_delayed(heap);
   heap_visit_pages(heap, page_take_remote, NULL);

@@ -43,19 +43,22 @@ static void fork_prepare(void) {
   arena_fork_prepare();
   heap_fork_prepare();
   huge_cache_fork_prepare();
+  tcache_fork_prepare();
   os_fork_prepare();
 }
 static void fork_parent(void) {
   os_fork_parent();
+  tcache_fork_release();
   huge_cache_fork_release();
   heap_fork_parent();
   arena_fork_release();
 }
 static void fork_child(void) {
   os_fork_child();
+  tcache_fork_release();
   huge_cache_fork_release();
   heap_fork_child();
-  arena_fork_release();
+  arena_fork_child();
   background_fork_child();
 }
 

@@ -55,6 +55,7 @@ bool background_wanted(void);  /* enabled and not running: start it */
 void background_start(void);
 int background_set(bool on);   /* the `background_thread` mallctl */
 bool background_running(void);
+bool background_enabled(void);
 void background_counts(uint64_t *threads, uint64_t *runs, uint64_t *avg_interval_ns);
 void background_fork_child(void);
 void heap_flush(heap_t *heap);
@@ -86,6 +87,7 @@ typedef struct {
 bool arena_stats(unsigned index, arena_stats_t *out);
 void arena_fork_prepare(void);
 void arena_fork_release(void);
+void arena_fork_child(void);
 
 /* ----------------------------------------------------------------- tcache */
 #define TCACHES_MAX 4093      /* jemalloc's MALLOCX_TCACHE_MAX */
@@ -94,6 +96,8 @@ int tcache_flush(unsigned id);
 int tcache_destroy(unsigned id);
 void *tcache_malloc(unsigned id, size_t size, unsigned arena);
 bool tcache_free(unsigned id, void *p);
+void tcache_fork_prepare(void);
+void tcache_fork_release(void);
 
 /* ------------------------------------------------------------ size classes */
 void size_class_init(void);
@@ -161,7 +165,7 @@ bool segment_huge_resize(segment_t *seg, size_t size);
 void segment_count(uint64_t *segments, uint64_t *huge);
 void segment_bytes(uint64_t *active, uint64_t *dirty, uint64_t *headers);
 void segment_heap_usage(heap_t *heap, uint64_t *active, uint64_t *dirty);
-bool segment_decay_try(heap_t *heap);
+void segment_decay_locked(heap_t *heap); /* seg_lock held by the caller */
 void segment_discard_all(heap_t *heap);
 void segment_huge_totals(uint64_t *live, uint64_t *bytes, uint64_t *nmalloc);
 void segment_huge_discard(segment_t *seg);
@@ -246,6 +250,7 @@ void alloy__free_sized(void *p, size_t size);
 void alloy__free_aligned_sized(void *p, size_t align, size_t size);
 void alloy__collect(void);
 void alloy__free_checked_size(void *p, size_t size); /* 0: size unknown */
+bool alloy__sized_free_ok(const void *p, size_t size);
 bool alloy__resize_in_place(void *p, size_t size);
 /* Blocks aligned to `align` (a power of two); NULL and ENOMEM when impossible. */
 void *alloy__aligned(size_t align, size_t size);

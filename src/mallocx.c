@@ -141,7 +141,7 @@ EXPORT void alloy_dallocx(void *p, int flags) {
 EXPORT void alloy_sdallocx(void *p, size_t size, int flags) {
   size_t align = flag_align(flags);
   unsigned tc = flag_tcache(flags);
-  if (tc != 0 && alloy__usable_size(p) >= size && tcache_free(tc - 1, p)) return;
+  if (tc != 0 && align <= ALIGNMENT_MIN && alloy__sized_free_ok(p, size) && tcache_free(tc - 1, p)) return;
   if (align > ALIGNMENT_MIN) alloy__free_aligned_sized(p, align, size);
   else alloy__free_checked_size(p, size);
 }

@@ -298,14 +298,9 @@ void segment_decay(heap_t *heap, bool now) {
   os_unlock(&heap->seg_lock);
 }
 
-/* The background thread's pass over a heap it does not own: skipped when
- * the owner is between page operations right now (it is busy, not idle). */
-bool segment_decay_try(heap_t *heap) {
-  if (!os_trylock(&heap->seg_lock)) return false;
-  decay_locked(heap, false);
-  os_unlock(&heap->seg_lock);
-  return true;
-}
+/* The background thread's pass over a heap it does not own, whose seg_lock
+ * it took with a trylock (an owner in a page operation is busy, not idle). */
+void segment_decay_locked(heap_t *heap) { decay_locked(heap, false); }
 
 /* Moves every segment of `from` to `to` (adoption of an abandoned heap). */
 void segment_move_all(heap_t *from, heap_t *to) {

@@ -56,7 +56,8 @@ void stats_fold(heap_t *heap) {
   heap->folded_freed = heap->counters.freed_bytes;
   heap->folded_nmalloc = heap->counters.nmalloc;
   peak_update();
-  int64_t net = (int64_t)(heap->counters.alloc_bytes - heap->counters.freed_bytes - heap->peak_base);
+  int64_t net = (int64_t)(heap->counters.alloc_bytes + heap->arena_alloc_bytes - heap->counters.freed_bytes -
+                          heap->peak_base);
   if (net > 0 && (uint64_t)net > heap->peak_net) heap->peak_net = (uint64_t)net;
 }
 
@@ -148,7 +149,8 @@ void stats_heap_add(const heap_t *heap, heap_stats_t *sum) {
  * last reset, sampled at its events and at each read. */
 uint64_t stats_thread_peak(heap_t *heap, bool reset) {
   stats_fold(heap);
-  uint64_t net = heap->counters.alloc_bytes - heap->counters.freed_bytes; /* may wrap: thread frees others' */
+  /* may wrap: a thread frees others' blocks */
+  uint64_t net = heap->counters.alloc_bytes + heap->arena_alloc_bytes - heap->counters.freed_bytes;
   if (reset) {
     heap->peak_base = net;
     heap->peak_net = 0;

@@ -33,10 +33,10 @@ static tcache_t *tcache_get(unsigned id) {
   return tc && tc->live ? tc : NULL;
 }
 
-/* tcache.create: the lowest free identifier; EAGAIN when all are taken. */
+/* tcache.create: the lowest free identifier; EFAULT when all are taken. */
 int tcache_create(unsigned *id) {
   process_init();
-  int err = EAGAIN;
+  int err = EFAULT; /* jemalloc's code when no tcache can be made */
   os_lock(&tcaches_lock);
   for (unsigned i = 0; i < TCACHES_MAX; i++) {
     tcache_t *tc = tcaches[i];
@@ -108,3 +108,8 @@ bool tcache_free(unsigned id, void *p) {
   tc->slots[c][tc->count[c]++] = p;
   return true;
 }
+
+/* fork: tcache.create holds tcaches_lock while it maps metadata, so the
+ * lock is taken before the metadata lock (init.c orders the handlers). */
+void tcache_fork_prepare(void) { os_lock(&tcaches_lock); }
+void tcache_fork_release(void) { os_unlock(&tcaches_lock); }

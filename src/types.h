@@ -226,6 +226,7 @@ struct alloy_heap_s {
   uint64_t folded_freed;
   uint64_t folded_nmalloc;
   uint64_t retired_carved[SIZE_CLASSES]; /* blocks carved in pages since released */
+  uint64_t arena_alloc_bytes;    /* this thread's allocations in explicit arenas (thread.allocated) */
   uint64_t large_nmalloc;        /* large blocks allocated and released by this heap */
   uint64_t large_ndalloc;
   uint64_t peak_net;             /* thread.peak: highest allocated - freed seen at events */

@@ -86,8 +86,23 @@ static void test_mib(void) {
     CHECK_EQ(alloy_mallctlbymib(nmib, nmiblen, &nregs, &nlen, NULL, 0), 0);
     CHECK_GE(nregs, 8);
   }
+  /* A short MIB buffer gets the prefix (jemalloc's partial MIB), which the
+   * caller completes. */
+  size_t full[8], fulllen = 8, v = 0, len = sizeof v;
+  CHECK_EQ(alloy_mallctlnametomib("arenas.bin.5.size", full, &fulllen), 0);
   miblen = 2;
-  CHECK_EQ(alloy_mallctlnametomib("arenas.bin.0.size", mib, &miblen), EINVAL); /* too short */
+  CHECK_EQ(alloy_mallctlnametomib("arenas.bin.0.size", mib, &miblen), 0);
+  CHECK_EQ(miblen, 2);
+  mib[2] = 5;
+  mib[3] = full[3];
+  CHECK_EQ(alloy_mallctlbymib(mib, 4, &v, &len, NULL, 0), 0);
+  CHECK_EQ(v, size_class_size(5));
+  /* Names past a value, or stopping at an inner node, do not exist. */
+  CHECK_EQ(alloy_mallctl("epoch.x", NULL, NULL, NULL, 0), ENOENT);
+  CHECK_EQ(alloy_mallctl("version.a.b", &v, &len, NULL, 0), ENOENT);
+  /* newlen without newp is a write too: EPERM on a read-only name. */
+  len = sizeof v;
+  CHECK_EQ(alloy_mallctl("stats.allocated", &v, &len, NULL, 8), EPERM);
   size_t pmib[4], pmiblen = 4;
   CHECK_EQ(alloy_mallctlnametomib("arena.0.purge", pmib, &pmiblen), 0);
   pmib[1] = 4096; /* MALLCTL_ARENAS_ALL */
