@@ -70,8 +70,11 @@ EXPORT int mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *ol
                         size_t newlen) {
   return alloy_mallctlbymib(mib, miblen, oldp, oldlenp, newp, newlen);
 }
+/* jemalloc's hook for where its messages go: the report uses it when the
+ * caller gives no callback. */
+EXPORT void (*malloc_message)(void *cbopaque, const char *s);
 EXPORT void malloc_stats_print(void (*write_cb)(void *, const char *), void *cbopaque, const char *opts) {
-  alloy_malloc_stats_print(write_cb, cbopaque, opts);
+  alloy_malloc_stats_print(write_cb ? write_cb : malloc_message, cbopaque, opts);
 }
 
 /* glibc's internal names, called by some programs and by libc itself. */

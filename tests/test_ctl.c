@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <alloy.h>
+#include <jemalloc/jemalloc.h> /* alloy's own: its version must match mallctl's */
 #include <sys/types.h>
 
 static size_t read_size(const char *name) {
@@ -34,6 +35,7 @@ static void test_values(void) {
   CHECK_EQ(alloy_mallctl("version", &version, &len, NULL, 0), 0);
   REQUIRE(version != NULL);
   CHECK(strstr(version, "alloy") != NULL);
+  CHECK(strcmp(version, JEMALLOC_VERSION) == 0);
   bool b = false;
   len = sizeof b;
   CHECK_EQ(alloy_mallctl("config.stats", &b, &len, NULL, 0), 0);

@@ -34,7 +34,7 @@ for lib in $needed; do
 done
 # Internal symbols stay hidden: nothing but the public API, the standard
 # names and the C++ operators is exported.
-extra=$(printf '%s\n' "$defined" | grep -Ev '^(alloy_|_Zn|_Zd|__libc_|__posix_memalign$|malloc|free|calloc$|realloc|reallocarray$|aligned_alloc$|posix_memalign$|memalign$|valloc$|pvalloc$|_init$|_fini$|mallopt$|mallinfo2?$|malloc_trim$|malloc_stats$|cfree$|mallocx$|rallocx$|xallocx$|sallocx$|dallocx$|sdallocx$|nallocx$|mallctl$|mallctlnametomib$|mallctlbymib$|malloc_stats_print$|malloc_conf$)' || true)
+extra=$(printf '%s\n' "$defined" | grep -Ev '^(alloy_|_Zn|_Zd|__libc_|__posix_memalign$|malloc|free|calloc$|realloc|reallocarray$|aligned_alloc$|posix_memalign$|memalign$|valloc$|pvalloc$|_init$|_fini$|mallopt$|mallinfo2?$|malloc_trim$|malloc_stats$|cfree$|mallocx$|rallocx$|xallocx$|sallocx$|dallocx$|sdallocx$|nallocx$|mallctl$|mallctlnametomib$|mallctlbymib$|malloc_stats_print$|malloc_conf$|malloc_message$)' || true)
 if [ -n "$extra" ]; then
   echo "FAILED: unexpected exported symbols:"
   printf '%s\n' "$extra" | head -n 20

@@ -72,4 +72,18 @@ for sym in mallctl mallocx malloc_stats_print; do
     *) bad "$sym bound to '${to:-nothing}', not to liballoy.so" ;;
   esac
 done
+# The same source against alloy's own <jemalloc/jemalloc.h> (include/), as
+# on a machine without libjemalloc-dev.
+if "$CC" $CFLAGS -I"$ROOT/include" -o "$T/api_alloy_h" "$SRC" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -lalloy \
+  -ldl >"$T/build_alloy_h.log" 2>&1; then
+  if JEMALLOC_API_EXPECT=alloy "$T/api_alloy_h" >"$T/alloy_h.out" 2>&1; then
+    echo "with alloy's jemalloc.h: $(tail -n 1 "$T/alloy_h.out")"
+  else
+    bad "built with alloy's jemalloc.h, the checks fail:"
+    grep -E '^FAIL|checks' "$T/alloy_h.out" | head -n 20
+  fi
+else
+  bad "cannot build jemalloc_api.c with alloy's include/jemalloc/jemalloc.h:"
+  tail -n 20 "$T/build_alloy_h.log"
+fi
 finish
