@@ -133,6 +133,8 @@ READ_ONLY(ctl_opt_narenas, unsigned, alloy__options.narenas ? (unsigned)alloy__o
 READ_ONLY(ctl_opt_tcache, bool, alloy__options.tcache)
 READ_ONLY(ctl_opt_tcache_max, size_t, 32 * ALLOY_KiB)
 READ_ONLY(ctl_opt_stats_print, bool, alloy__options.stats_print)
+READ_ONLY(ctl_opt_stats_summary, bool, alloy__options.stats_summary)
+READ_ONLY(ctl_opt_stats_summary_pid, ssize_t, alloy__options.summary_pid)
 READ_ONLY(ctl_opt_stats_print_opts, const char *, alloy__options.stats_print_opts)
 READ_ONLY(ctl_thread_allocated, uint64_t, thread_allocated())
 READ_ONLY(ctl_thread_deallocated, uint64_t, thread_deallocated())
@@ -569,11 +571,13 @@ static const ctl_node_t config_nodes[] = {
     LEAF("prof", ctl_config_prof), LEAF("stats", ctl_config_stats)};
 static const ctl_node_t opt_nodes[] = {
     LEAF("abort", ctl_opt_abort), LEAF("abort_conf", ctl_opt_abort_conf),
+    LEAF("abort_on_error", ctl_opt_abort),
     LEAF("background_thread", ctl_opt_background_thread),
     LEAF("dirty_decay_ms", ctl_opt_dirty_decay_ms), LEAF("guard", ctl_opt_guard),
     LEAF("guard_sample", ctl_opt_guard_sample), LEAF("muzzy_decay_ms", ctl_opt_muzzy_decay_ms),
     LEAF("narenas", ctl_opt_narenas), LEAF("purge", ctl_opt_purge), LEAF("secure", ctl_opt_secure),
     LEAF("stats_print", ctl_opt_stats_print), LEAF("stats_print_opts", ctl_opt_stats_print_opts),
+    LEAF("stats_summary", ctl_opt_stats_summary), LEAF("stats_summary_pid", ctl_opt_stats_summary_pid),
     LEAF("tcache", ctl_opt_tcache), LEAF("tcache_max", ctl_opt_tcache_max), LEAF("thp", ctl_opt_thp)};
 static const ctl_node_t thread_tcache_nodes[] = {
     LEAF("enabled", ctl_thread_tcache_enabled), LEAF("flush", ctl_thread_tcache_flush)};

@@ -56,6 +56,22 @@ static void test_values(void) {
   CHECK_EQ(read_size("arenas.bin.79.size"), 65536);
 }
 
+/* Every option alloy reads (src/options.c) is readable as opt.<name>. */
+static void test_every_option(void) {
+  static const struct { const char *name; size_t size; } opts[] = {
+      {"opt.secure", 1}, {"opt.abort_on_error", 1}, {"opt.guard", 1}, {"opt.guard_sample", 8},
+      {"opt.dirty_decay_ms", 8}, {"opt.thp", sizeof(char *)}, {"opt.stats_summary", 1},
+      {"opt.stats_summary_pid", 8}, {"opt.abort_conf", 1}, {"opt.stats_print", 1},
+      {"opt.stats_print_opts", sizeof(char *)}, {"opt.background_thread", 1},
+      {"opt.muzzy_decay_ms", 8}, {"opt.narenas", 4}, {"opt.tcache", 1}, {"opt.purge", sizeof(char *)}};
+  for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+    char buf[8];
+    size_t len = opts[i].size;
+    CHECK_MSG(alloy_mallctl(opts[i].name, buf, &len, NULL, 0) == 0, "%s", opts[i].name);
+    CHECK_EQ(len, opts[i].size);
+  }
+}
+
 static void test_errors(void) {
   size_t v = 0, len = sizeof v;
   CHECK_EQ(alloy_mallctl("no.such.name", &v, &len, NULL, 0), ENOENT);
@@ -133,6 +149,7 @@ static void test_stats(void) {
 }
 
 int main(void) {
+  test_every_option();
   test_values();
   test_errors();
   test_mib();
