@@ -242,8 +242,38 @@ static void check_same_size(void)
   }
 }
 
+/* A block that must move to grow gets at least a quarter more room, so a
+ * buffer grown a little at a time does not move at every size class; the
+ * contents come along; shrinking and large sizes get what was asked. */
+static void check_growth_headroom(void)
+{
+  char *p = alloy_malloc(1000);
+  REQUIRE(p != NULL);
+  size_t old = alloy_usable_size(p);
+  memset(p, 0x61, old);
+  char *q = alloy_realloc(p, old + 1);
+  REQUIRE(q != NULL);
+  CHECK_GE(alloy_usable_size(q), old + old / 4);
+  for (size_t i = 0; i < old; i++) CHECK_EQ(q[i], 0x61);
+  size_t moves = 0, usable = alloy_usable_size(q);
+  for (size_t n = usable + 1; n < 8192; n += 16) { /* +16 at a time up to 8 KiB */
+    char *r = alloy_realloc(q, n);
+    REQUIRE(r != NULL);
+    moves += r != q;
+    q = r;
+  }
+  CHECK_LE(moves, 12); /* 1.25x a move from ~1.3 KiB to 8 KiB: about 8 */
+  alloy_free(q);
+  char *big = alloy_malloc(100000);
+  char *bigger = alloy_realloc(big, 300000);
+  REQUIRE(bigger != NULL);
+  CHECK_LT(alloy_usable_size(bigger), 300000 + 4096 * 2); /* large: no headroom */
+  alloy_free(bigger);
+}
+
 int main(void)
 {
+  check_growth_headroom();
   check_pairs();
   check_chains();
   check_null_and_zero();
