@@ -20,6 +20,7 @@ static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
       return block;
     }
   }
+  if (likely(size <= MEDIUM_MAX)) return heap_malloc_small(size, heap);
   return heap_malloc_generic(size, heap, 0);
 }
 

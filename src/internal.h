@@ -33,6 +33,7 @@ heap_t *heap_init_thread(void);            /* the calling thread's real heap, or
 void heap_thread_done(heap_t *heap);       /* thread exit: abandon */
 /* Argument order matches the fast path's registers (size stays in rdi). */
 void *heap_malloc_generic(size_t size, heap_t *heap, size_t align);
+void *heap_malloc_small(size_t size, heap_t *heap); /* size <= MEDIUM_MAX */
 void *heap_event(heap_t *heap, void *block, size_t size);
 void heap_page_now_free(heap_t *heap, page_t *page);
 void heap_page_unfull(heap_t *heap, page_t *page);
