@@ -436,9 +436,10 @@ static inline void *heap_malloc_current(size_t size, heap_t *heap) {
     page->local_free = NULL;
     /* A working set that fills exactly the blocks carved so far would swap
      * one block here on every malloc (measured: 63 instructions a malloc
-     * instead of 22 on a loop with 64 blocks live): carve more, so the next
-     * swap brings many. */
-    if (page->capacity < page->reserved) page_extend_free(page);
+     * instead of 22 on a loop with 64 blocks live): then carve more, so the
+     * next swap brings many.  Only then: carving whenever the page could
+     * grow made mixed_mt touch 35% more memory. */
+    if (block_next(page, page->free) == NULL && page->capacity < page->reserved) page_extend_free(page);
   }
   block_t *block = page_pop_free(page);
   if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return heap_event(heap, block, size);
