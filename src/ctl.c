@@ -325,47 +325,24 @@ HANDLER(ctl_arenas_lookup) {
   return ctl_value(oldp, oldlenp, &v, sizeof v);
 }
 
-/* arenas.bin.<j>.*: mib[2] is the class. */
-static bool bin_index(const size_t *mib, size_t miblen, unsigned *cls) {
-  if (miblen < 3 || mib[2] >= SIZE_CLASSES) return false;
-  *cls = (unsigned)mib[2];
-  return true;
-}
-
 static size_t bin_slab_size(unsigned cls) {
   return size_class_size(cls) <= SMALL_MAX ? SLICE_SIZE : MEDIUM_PAGE_SLICES * SLICE_SIZE;
 }
 
-HANDLER(ctl_bin_size) {
-  (void)newlen;
-  unsigned cls;
-  if (!bin_index(mib, miblen, &cls)) return ENOENT;
-  size_t v = size_class_size(cls);
-  return ctl_read(oldp, oldlenp, newp, newlen, &v, sizeof v);
-}
+/* arenas.bin.<j>.* and arenas.lextent.<j>.*: mib[2] is j, below `count`;
+ * `j` names it in the expression. */
+#define INDEXED_GEOMETRY(fn, count, type, expr)                         \
+  HANDLER(fn) {                                                         \
+    if (miblen < 3 || mib[2] >= (count)) return ENOENT;                 \
+    unsigned j = (unsigned)mib[2];                                      \
+    type v = (type)(expr);                                              \
+    return ctl_read(oldp, oldlenp, newp, newlen, &v, sizeof v);         \
+  }
 
-HANDLER(ctl_bin_slab_size) {
-  (void)newlen;
-  unsigned cls;
-  if (!bin_index(mib, miblen, &cls)) return ENOENT;
-  size_t v = bin_slab_size(cls);
-  return ctl_read(oldp, oldlenp, newp, newlen, &v, sizeof v);
-}
-
-HANDLER(ctl_bin_nregs) {
-  (void)newlen;
-  unsigned cls;
-  if (!bin_index(mib, miblen, &cls)) return ENOENT;
-  uint32_t v = (uint32_t)(bin_slab_size(cls) / size_class_size(cls));
-  return ctl_read(oldp, oldlenp, newp, newlen, &v, sizeof v);
-}
-
-HANDLER(ctl_lextent_size) {
-  (void)newlen;
-  if (miblen < 3 || mib[2] >= LEXTENTS) return ENOENT;
-  size_t v = stats_lextent_size((unsigned)mib[2]);
-  return ctl_read(oldp, oldlenp, newp, newlen, &v, sizeof v);
-}
+INDEXED_GEOMETRY(ctl_bin_size, SIZE_CLASSES, size_t, size_class_size(j))
+INDEXED_GEOMETRY(ctl_bin_slab_size, SIZE_CLASSES, size_t, bin_slab_size(j))
+INDEXED_GEOMETRY(ctl_bin_nregs, SIZE_CLASSES, uint32_t, bin_slab_size(j) / size_class_size(j))
+INDEXED_GEOMETRY(ctl_lextent_size, LEXTENTS, size_t, stats_lextent_size(j))
 
 /* One decay schedule serves every arena (alloy keeps no per-arena one):
  * arenas.dirty_decay_ms and arena.<i>.dirty_decay_ms read and set it. */

@@ -155,4 +155,23 @@ static inline int check_done(void)
 /* Number of failures so far (lets a test skip work after a hard failure). */
 static inline unsigned long check_failures(void) { return check_fail_; }
 
+/* Sanitizer builds (tests/tests.mk builds every unit test with ASan+UBSan
+ * and with TSan): CHECK_SANITIZED is 1 under either, CHECK_TSAN under
+ * TSan.  Tests leave out what a sanitizer's own memory or threads would
+ * falsify (RSS and page-fault counts, threads started after fork). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CHECK_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CHECK_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define CHECK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CHECK_TSAN 1
+#endif
+#endif
+
 #endif /* ALLOY_TESTS_CHECK_H */

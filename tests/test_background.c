@@ -16,12 +16,8 @@
 
 /* TSan does not support threads started in the child of a multi-threaded
  * fork, which is what the fork test checks. */
-#if defined(__SANITIZE_THREAD__)
+#ifdef CHECK_TSAN
 #define NO_FORK_TEST 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define NO_FORK_TEST 1
-#endif
 #endif
 
 enum { BLOCKS = 40000, BLOCK = 4000 };

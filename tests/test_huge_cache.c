@@ -16,14 +16,7 @@
 
 /* Sanitizers fault in shadow memory of their own: fault counts are only
  * checked without them. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifdef SANITIZED
+#ifdef CHECK_SANITIZED
 #define CHECK_FAULTS(cond) ((void)0)
 #else
 #define CHECK_FAULTS(cond) CHECK(cond)

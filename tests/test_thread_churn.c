@@ -30,12 +30,7 @@
 #include "check.h"
 #include "testutil.h" /* mix64 */
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#ifdef CHECK_SANITIZED
 #define UNDER_SANITIZER 1
 #endif
 
