@@ -275,7 +275,7 @@ static bool arena_stats_explicit(unsigned index, arena_stats_t *out) {
  * their last event after an `epoch` write) plus every huge block no explicit
  * arena holds; ARENAS_ALL adds every explicit arena.  False when the arena
  * does not exist. */
-bool arena_stats(unsigned index, arena_stats_t *out) {
+static bool arena_stats_collect(unsigned index, arena_stats_t *out) {
   memset(out, 0, sizeof *out);
   if (index != 0 && index != ARENAS_ALL) return arena_stats_explicit(index, out);
   arena_stats_t explicit_sum;
@@ -300,5 +300,26 @@ bool arena_stats(unsigned index, arena_stats_t *out) {
     out->huge_bytes += explicit_sum.huge_bytes;
     out->nthreads += explicit_sum.nthreads;
   }
+  return true;
+}
+
+/* The totals jemalloc reports beside the bins: bins' nmalloc counts
+ * blocks carved, so ndalloc is what is not live of them. */
+static void arena_stats_derive(arena_stats_t *st) {
+  for (unsigned c = 0; c < SIZE_CLASSES; c++) {
+    st->small_allocated += st->heap.bins[c].curregs * size_class_size(c);
+    st->small_nmalloc += st->heap.bins[c].nfills;
+    st->small_ndalloc += st->heap.bins[c].nfills - st->heap.bins[c].curregs;
+  }
+  st->large_allocated = st->heap.large_allocated + st->huge_bytes;
+  st->large_nmalloc = st->heap.large_nmalloc + st->huge_nmalloc;
+  uint64_t huge_freed = st->huge_nmalloc >= st->huge_count ? st->huge_nmalloc - st->huge_count : 0;
+  st->large_ndalloc = st->heap.large_ndalloc + huge_freed;
+  st->pactive = st->heap.pactive + st->huge_bytes / os_page_size();
+}
+
+bool arena_stats(unsigned index, arena_stats_t *out) {
+  if (!arena_stats_collect(index, out)) return false;
+  arena_stats_derive(out);
   return true;
 }

@@ -462,20 +462,6 @@ static int arena_stats_of(const size_t *mib, size_t miblen, arena_stats_t *st) {
   return 0;
 }
 
-typedef struct {
-  uint64_t allocated, nmalloc, curregs;
-} small_totals_t;
-
-static small_totals_t small_totals(const arena_stats_t *st) {
-  small_totals_t t = {0, 0, 0};
-  for (unsigned c = 0; c < SIZE_CLASSES; c++) {
-    t.allocated += st->heap.bins[c].curregs * size_class_size(c);
-    t.nmalloc += st->heap.bins[c].nfills;
-    t.curregs += st->heap.bins[c].curregs;
-  }
-  return t;
-}
-
 static uint64_t purge_count(bool bytes) {
   uint64_t purged, calls;
   os_purge_counts(&purged, &calls);
@@ -484,58 +470,47 @@ static uint64_t purge_count(bool bytes) {
 
 #define ARENA_STAT(fn, type, expr)                                     \
   HANDLER(fn) {                                                        \
-    (void)newlen;                                                      \
     arena_stats_t st;                                                  \
     int err = arena_stats_of(mib, miblen, &st);                        \
     if (err) return err;                                               \
     type value = (type)(expr);                                         \
-    return ctl_read(oldp, oldlenp, newp, newlen, &value, sizeof value);        \
+    return ctl_read(oldp, oldlenp, newp, newlen, &value, sizeof value); \
   }
 
 /* Purges are counted process-wide: reported for every arena index. */
 ARENA_STAT(ctl_sa_nthreads, unsigned, st.nthreads)
-ARENA_STAT(ctl_sa_pactive, size_t, st.heap.pactive + st.huge_bytes / os_page_size())
+ARENA_STAT(ctl_sa_pactive, size_t, st.pactive)
 ARENA_STAT(ctl_sa_pdirty, size_t, st.heap.pdirty)
 ARENA_STAT(ctl_sa_pmuzzy, size_t, 0)
 ARENA_STAT(ctl_sa_dirty_npurge, uint64_t, purge_count(false))
 ARENA_STAT(ctl_sa_dirty_nmadvise, uint64_t, purge_count(false))
 ARENA_STAT(ctl_sa_dirty_purged, uint64_t, purge_count(true))
-ARENA_STAT(ctl_sa_small_allocated, size_t, small_totals(&st).allocated)
-ARENA_STAT(ctl_sa_small_nmalloc, uint64_t, small_totals(&st).nmalloc)
-ARENA_STAT(ctl_sa_small_ndalloc, uint64_t, small_totals(&st).nmalloc - small_totals(&st).curregs)
-ARENA_STAT(ctl_sa_large_allocated, size_t, st.heap.large_allocated + st.huge_bytes)
-ARENA_STAT(ctl_sa_large_nmalloc, uint64_t, st.heap.large_nmalloc + st.huge_nmalloc)
-ARENA_STAT(ctl_sa_large_ndalloc, uint64_t,
-           st.heap.large_ndalloc + (st.huge_nmalloc >= st.huge_count ? st.huge_nmalloc - st.huge_count : 0))
+ARENA_STAT(ctl_sa_small_allocated, size_t, st.small_allocated)
+ARENA_STAT(ctl_sa_small_nmalloc, uint64_t, st.small_nmalloc)
+ARENA_STAT(ctl_sa_small_ndalloc, uint64_t, st.small_ndalloc)
+ARENA_STAT(ctl_sa_large_allocated, size_t, st.large_allocated)
+ARENA_STAT(ctl_sa_large_nmalloc, uint64_t, st.large_nmalloc)
+ARENA_STAT(ctl_sa_large_ndalloc, uint64_t, st.large_ndalloc)
 
-/* stats.arenas.<i>.bins.<j>.* and lextents.<j>.*: mib[4] is j. */
-#define BIN_STAT(fn, type, expr)                                       \
+/* stats.arenas.<i>.bins.<j>.* and lextents.<j>.*: mib[4] is j, below
+ * `count`; `j` names it in the expression. */
+#define ARENA_INDEXED_STAT(fn, count, type, expr)                      \
   HANDLER(fn) {                                                        \
-    (void)newlen;                                                      \
     arena_stats_t st;                                                  \
     int err = arena_stats_of(mib, miblen, &st);                        \
     if (err) return err;                                               \
-    if (miblen < 5 || mib[4] >= SIZE_CLASSES) return ENOENT;           \
-    const bin_stats_t *b = &st.heap.bins[mib[4]];                      \
+    if (miblen < 5 || mib[4] >= (count)) return ENOENT;                \
+    size_t j = mib[4];                                                 \
     type value = (type)(expr);                                         \
-    return ctl_read(oldp, oldlenp, newp, newlen, &value, sizeof value);        \
+    return ctl_read(oldp, oldlenp, newp, newlen, &value, sizeof value); \
   }
 
-BIN_STAT(ctl_sab_curregs, size_t, b->curregs)
-BIN_STAT(ctl_sab_curslabs, size_t, b->curslabs)
-BIN_STAT(ctl_sab_nonfull_slabs, size_t, b->nonfull_slabs)
-BIN_STAT(ctl_sab_nmalloc, uint64_t, b->nfills)
-BIN_STAT(ctl_sab_ndalloc, uint64_t, b->nfills - b->curregs)
-
-HANDLER(ctl_sal_curlextents) {
-  (void)newlen;
-  arena_stats_t st;
-  int err = arena_stats_of(mib, miblen, &st);
-  if (err) return err;
-  if (miblen < 5 || mib[4] >= LEXTENTS) return ENOENT;
-  size_t value = st.heap.curlextents[mib[4]];
-  return ctl_read(oldp, oldlenp, newp, newlen, &value, sizeof value);
-}
+ARENA_INDEXED_STAT(ctl_sab_curregs, SIZE_CLASSES, size_t, st.heap.bins[j].curregs)
+ARENA_INDEXED_STAT(ctl_sab_curslabs, SIZE_CLASSES, size_t, st.heap.bins[j].curslabs)
+ARENA_INDEXED_STAT(ctl_sab_nonfull_slabs, SIZE_CLASSES, size_t, st.heap.bins[j].nonfull_slabs)
+ARENA_INDEXED_STAT(ctl_sab_nmalloc, SIZE_CLASSES, uint64_t, st.heap.bins[j].nfills)
+ARENA_INDEXED_STAT(ctl_sab_ndalloc, SIZE_CLASSES, uint64_t, st.heap.bins[j].nfills - st.heap.bins[j].curregs)
+ARENA_INDEXED_STAT(ctl_sal_curlextents, LEXTENTS, size_t, st.heap.curlextents[j])
 
 /* ------------------------------------------------------------------ tree */
 

@@ -84,6 +84,11 @@ typedef struct {
   uint64_t huge_bytes;
   uint64_t huge_nmalloc; /* ever (arena 0 and all only) */
   uint32_t nthreads;
+  /* Derived (arena_stats fills them): jemalloc's small.* and large.*
+   * (large includes huge blocks), and pactive with the huge mappings. */
+  uint64_t small_allocated, small_nmalloc, small_ndalloc;
+  uint64_t large_allocated, large_nmalloc, large_ndalloc;
+  uint64_t pactive;
 } arena_stats_t;
 bool arena_stats(unsigned index, arena_stats_t *out);
 void arena_fork_prepare(void);

@@ -203,38 +203,16 @@ static void totals_json(out_t *o, const totals_t *t) {
 
 /* ---------------------------------------------------------------- arenas */
 
-typedef struct {
-  uint64_t small_allocated, small_nmalloc, small_curregs;
-  uint64_t large_allocated, large_nmalloc, large_ndalloc;
-} arena_sums_t;
-
-static arena_sums_t arena_sums(const arena_stats_t *st) {
-  arena_sums_t a = {0, 0, 0, 0, 0, 0};
-  for (unsigned c = 0; c < SIZE_CLASSES; c++) {
-    a.small_allocated += st->heap.bins[c].curregs * size_class_size(c);
-    a.small_nmalloc += st->heap.bins[c].nfills;
-    a.small_curregs += st->heap.bins[c].curregs;
-  }
-  a.large_allocated = st->heap.large_allocated + st->huge_bytes;
-  a.large_nmalloc = st->heap.large_nmalloc + st->huge_nmalloc;
-  uint64_t huge_freed = st->huge_nmalloc >= st->huge_count ? st->huge_nmalloc - st->huge_count : 0;
-  a.large_ndalloc = st->heap.large_ndalloc + huge_freed;
-  return a;
-}
-
 static void arena_text(const out_t *o, const char *title, const arena_stats_t *st) {
-  arena_sums_t a = arena_sums(st);
-  size_t ps = os_page_size();
   out(o, "%s\nassigned threads: %u\n", title, st->nthreads);
-  out(o, "dirty pages: %llu:%llu active:dirty, 0 muzzy\n", ull(st->heap.pactive + st->huge_bytes / ps),
-      ull(st->heap.pdirty));
+  out(o, "dirty pages: %llu:%llu active:dirty, 0 muzzy\n", ull(st->pactive), ull(st->heap.pdirty));
   out(o, "                   allocated       nmalloc       ndalloc\n");
-  out(o, "small:      %16llu %13llu %13llu\n", ull(a.small_allocated), ull(a.small_nmalloc),
-      ull(a.small_nmalloc - a.small_curregs));
-  out(o, "large:      %16llu %13llu %13llu\n", ull(a.large_allocated), ull(a.large_nmalloc),
-      ull(a.large_ndalloc));
-  out(o, "total:      %16llu %13llu %13llu\n", ull(a.small_allocated + a.large_allocated),
-      ull(a.small_nmalloc + a.large_nmalloc), ull(a.small_nmalloc - a.small_curregs + a.large_ndalloc));
+  out(o, "small:      %16llu %13llu %13llu\n", ull(st->small_allocated), ull(st->small_nmalloc),
+      ull(st->small_ndalloc));
+  out(o, "large:      %16llu %13llu %13llu\n", ull(st->large_allocated), ull(st->large_nmalloc),
+      ull(st->large_ndalloc));
+  out(o, "total:      %16llu %13llu %13llu\n", ull(st->small_allocated + st->large_allocated),
+      ull(st->small_nmalloc + st->large_nmalloc), ull(st->small_ndalloc + st->large_ndalloc));
   if (o->bins) {
     out(o, "bins:           size ind    allocated      nmalloc      ndalloc    curregs   curslabs nonfull_slabs regs slab_size  util\n");
     for (unsigned c = 0; c < SIZE_CLASSES; c++) {
@@ -260,21 +238,20 @@ static void arena_text(const out_t *o, const char *title, const arena_stats_t *s
 }
 
 static void arena_json(out_t *o, const char *key, const arena_stats_t *st) {
-  arena_sums_t a = arena_sums(st);
   j_open(o, key, '{');
   j_u64(o, "nthreads", st->nthreads);
-  j_u64(o, "pactive", st->heap.pactive + st->huge_bytes / os_page_size());
+  j_u64(o, "pactive", st->pactive);
   j_u64(o, "pdirty", st->heap.pdirty);
   j_u64(o, "pmuzzy", 0);
   j_open(o, "small", '{');
-  j_u64(o, "allocated", a.small_allocated);
-  j_u64(o, "nmalloc", a.small_nmalloc);
-  j_u64(o, "ndalloc", a.small_nmalloc - a.small_curregs);
+  j_u64(o, "allocated", st->small_allocated);
+  j_u64(o, "nmalloc", st->small_nmalloc);
+  j_u64(o, "ndalloc", st->small_ndalloc);
   j_close(o, '}');
   j_open(o, "large", '{');
-  j_u64(o, "allocated", a.large_allocated);
-  j_u64(o, "nmalloc", a.large_nmalloc);
-  j_u64(o, "ndalloc", a.large_ndalloc);
+  j_u64(o, "allocated", st->large_allocated);
+  j_u64(o, "nmalloc", st->large_nmalloc);
+  j_u64(o, "ndalloc", st->large_ndalloc);
   j_close(o, '}');
   if (o->bins) {
     j_open(o, "bins", '[');

@@ -20,18 +20,26 @@ LIBDIR=$(cd "$(dirname "$ALLOY_SO")" && pwd)
 CFLAGS="-std=gnu11 -Wall -Wextra -O1 -g"
 SRC="$HERE/jemalloc_api.c"
 
-# The reference, on jemalloc (libjemalloc-dev provides libjemalloc.so).
-if "$CC" $CFLAGS -o "$T/api_jemalloc" "$SRC" -ljemalloc -ldl >"$T/build_jemalloc.log" 2>&1; then
-  if JEMALLOC_API_EXPECT=jemalloc "$T/api_jemalloc" >"$T/jemalloc.out" 2>&1; then
-    echo "on jemalloc: $(tail -n 1 "$T/jemalloc.out")"
+# build_run NAME EXPECT LABEL ARGS...: builds the source into $T/NAME with
+# the extra compiler ARGS and runs it expecting EXPECT's behaviour (alloy or
+# jemalloc); every check must pass.
+build_run() {
+  name=$1 expect=$2 label=$3
+  shift 3
+  if ! "$CC" $CFLAGS -o "$T/$name" "$SRC" "$@" -ldl >"$T/$name.build.log" 2>&1; then
+    bad "cannot build jemalloc_api.c $label:"
+    tail -n 20 "$T/$name.build.log"
+  elif JEMALLOC_API_EXPECT=$expect "$T/$name" >"$T/$name.out" 2>&1; then
+    echo "$label: $(tail -n 1 "$T/$name.out")"
   else
-    bad "the reference run on jemalloc failed (the test expects what jemalloc does not):"
-    grep -E '^FAIL|checks' "$T/jemalloc.out" | head -n 20
+    bad "$label, the checks fail:"
+    grep -E '^FAIL|checks' "$T/$name.out" | head -n 20
   fi
-else
-  bad "cannot build the reference with -ljemalloc:"
-  tail -n 20 "$T/build_jemalloc.log"
-fi
+}
+
+# The reference, on jemalloc (libjemalloc-dev provides libjemalloc.so): the
+# checks must hold there, which keeps the test honest.
+build_run api_jemalloc jemalloc "with -ljemalloc (the reference)" -ljemalloc
 
 # The same source linked with -lalloy instead.
 if ! "$CC" $CFLAGS -o "$T/api_alloy" "$SRC" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -lalloy -ldl \
@@ -74,16 +82,6 @@ for sym in mallctl mallocx malloc_stats_print; do
 done
 # The same source against alloy's own <jemalloc/jemalloc.h> (include/), as
 # on a machine without libjemalloc-dev.
-if "$CC" $CFLAGS -I"$ROOT/include" -o "$T/api_alloy_h" "$SRC" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -lalloy \
-  -ldl >"$T/build_alloy_h.log" 2>&1; then
-  if JEMALLOC_API_EXPECT=alloy "$T/api_alloy_h" >"$T/alloy_h.out" 2>&1; then
-    echo "with alloy's jemalloc.h: $(tail -n 1 "$T/alloy_h.out")"
-  else
-    bad "built with alloy's jemalloc.h, the checks fail:"
-    grep -E '^FAIL|checks' "$T/alloy_h.out" | head -n 20
-  fi
-else
-  bad "cannot build jemalloc_api.c with alloy's include/jemalloc/jemalloc.h:"
-  tail -n 20 "$T/build_alloy_h.log"
-fi
+build_run api_alloy_h alloy "with alloy's include/jemalloc/jemalloc.h" -I"$ROOT/include" \
+  -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -lalloy
 finish
