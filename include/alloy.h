@@ -41,9 +41,15 @@ ALLOY_ALLOC_ATTR void *alloy_memalign(size_t alignment, size_t size);
 ALLOY_ALLOC_ATTR void *alloy_valloc(size_t size);
 ALLOY_ALLOC_ATTR void *alloy_pvalloc(size_t size);
 
-/* jemalloc's extended API with its flag encoding: MALLOCX_LG_ALIGN(la) in the
- * low 6 bits, MALLOCX_ZERO = 0x40; tcache and arena bits are accepted and
- * ignored (no explicit arenas yet).  Also exported as mallocx, rallocx, ... */
+/* jemalloc's extended API with its flag encoding (the macros below are
+ * jemalloc's MALLOCX_* under alloy's prefix).  liballoy.so also exports
+ * these as mallocx, rallocx, ... */
+#define ALLOY_MALLOCX_LG_ALIGN(la) ((int)(la))
+#define ALLOY_MALLOCX_ALIGN(a) ((int)(__builtin_ffsl((long)(a)) - 1))
+#define ALLOY_MALLOCX_ZERO ((int)0x40)
+#define ALLOY_MALLOCX_TCACHE(tc) ((int)(((unsigned)(tc) + 2) << 8))
+#define ALLOY_MALLOCX_TCACHE_NONE ALLOY_MALLOCX_TCACHE(-1)
+#define ALLOY_MALLOCX_ARENA(a) ((int)(((unsigned)(a) + 1) << 20))
 ALLOY_ALLOC_ATTR void *alloy_mallocx(size_t size, int flags);
 void *alloy_rallocx(void *ptr, size_t size, int flags);
 size_t alloy_xallocx(void *ptr, size_t size, size_t extra, int flags);

@@ -245,8 +245,7 @@ EXPORT void alloy_free_aligned_sized(void *p, size_t align, size_t size) {
 
 /* Also from a thread that never allocated: it takes a heap to adopt into. */
 EXPORT void alloy_collect(void) {
-  heap_t *heap = arena_home_heap();
-  if (heap == &alloy__heap_empty) heap = heap_init_thread();
+  heap_t *heap = heap_for_thread();
   if (heap) heap_collect(heap);
 }
 

@@ -187,9 +187,8 @@ int arena_bind_thread(unsigned index) {
   arena_t *to = index ? arena_get(index) : NULL;
   if (index && to == NULL) return EFAULT;
   if (index >= arena_count()) return EFAULT;
+  if (heap_for_thread() == NULL) return EAGAIN; /* also registers the exit hook */
   heap_t *heap = heap_get();
-  if (heap == &alloy__heap_empty) heap = heap_init_thread(); /* registers the exit hook */
-  if (heap == NULL) return EAGAIN;
   if (to) { /* counted under the lock destroy checks it under */
     os_lock(&to->lock);
     bool live = to->live;
@@ -239,6 +238,13 @@ void arena_fork_release(void) {
   for (unsigned i = 1; i < arena_count(); i++)
     if (arenas[i]) os_unlock(&arenas[i]->lock);
   os_unlock(&arenas_lock);
+}
+
+/* Calls fn on every page of every explicit arena (a fork child's repairs:
+ * the forking thread holds every arena lock then). */
+void arena_for_each_heap(void (*fn)(heap_t *heap, page_t *page, void *arg)) {
+  for (unsigned i = 1; i < arena_count(); i++)
+    if (arenas[i]) heap_visit_pages(&arenas[i]->heap, fn, NULL);
 }
 
 /* In the child only the forking thread exists: it alone may be bound. */

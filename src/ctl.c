@@ -70,14 +70,14 @@ static int ctl_read(void *oldp, size_t *oldlenp, const void *newp, size_t newlen
 
 static uint64_t thread_allocated(void) {
   heap_t *heap = arena_home_heap();
-  if (heap == &alloy__heap_empty) return 0;
+  if (heap_is_sentinel(heap)) return 0;
   uint64_t charged = (uint64_t)(heap->event_period - heap->event_countdown);
   return heap->counters.alloc_bytes + (charged >> CHARGE_SHIFT) + heap->arena_alloc_bytes;
 }
 
 static uint64_t thread_deallocated(void) {
   heap_t *heap = arena_home_heap();
-  return heap == &alloy__heap_empty ? 0 : heap->counters.freed_bytes;
+  return heap_is_sentinel(heap) ? 0 : heap->counters.freed_bytes;
 }
 
 /* A read-write value: returns the old value (if asked), then stores the new
@@ -160,7 +160,7 @@ HANDLER(ctl_epoch) {
   if (newp != NULL) {
     if (newlen != sizeof(uint64_t)) return EINVAL;
     heap_t *heap = arena_home_heap();
-    if (heap != &alloy__heap_empty) stats_fold(heap);
+    if (!heap_is_sentinel(heap)) stats_fold(heap);
     /* Per-arena snapshots walk pages: taken when first read after this
      * epoch, not here (Redis writes epoch ten times a second for totals). */
     atomic_store(&arena_stats_stale, true);
@@ -170,12 +170,6 @@ HANDLER(ctl_epoch) {
   return ctl_value(oldp, oldlenp, &e, sizeof e);
 }
 
-/* The calling thread's own heap, set up if it has none yet. */
-static heap_t *thread_heap(void) {
-  heap_t *heap = arena_home_heap();
-  if (heap == &alloy__heap_empty) heap = heap_init_thread();
-  return heap;
-}
 
 /* background_thread: read whether it is enabled; write to start or stop it. */
 HANDLER(ctl_background_thread) {
@@ -183,7 +177,7 @@ HANDLER(ctl_background_thread) {
   bool old = background_enabled();
   int err = ctl_rw(oldp, oldlenp, newp, newlen, &old, sizeof old);
   if (err == 0 && newp != NULL) {
-    if (thread_heap() == NULL) return EAGAIN; /* also registers the fork handlers */
+    if (heap_for_thread() == NULL) return EAGAIN; /* also registers the fork handlers */
     err = background_set(*(const bool *)newp);
   }
   return err;
@@ -225,7 +219,7 @@ HANDLER(ctl_thread_arena) {
  * most 256 KiB of allocation (thread.allocated is always exact). */
 HANDLER(ctl_thread_allocatedp) {
   UNUSED_ARGS;
-  heap_t *heap = thread_heap();
+  heap_t *heap = heap_for_thread();
   if (heap == NULL) return EAGAIN;
   stats_fold(heap);
   uint64_t *p = &heap->counters.alloc_bytes;
@@ -234,7 +228,7 @@ HANDLER(ctl_thread_allocatedp) {
 
 HANDLER(ctl_thread_deallocatedp) {
   UNUSED_ARGS;
-  heap_t *heap = thread_heap();
+  heap_t *heap = heap_for_thread();
   if (heap == NULL) return EAGAIN;
   uint64_t *p = &heap->counters.freed_bytes;
   return ctl_read(oldp, oldlenp, newp, newlen, &p, sizeof p);
@@ -259,7 +253,7 @@ HANDLER(ctl_thread_tcache_flush) {
 
 HANDLER(ctl_thread_peak_read) {
   UNUSED_ARGS;
-  heap_t *heap = thread_heap();
+  heap_t *heap = heap_for_thread();
   uint64_t v = heap ? stats_thread_peak(heap, false) : 0;
   return ctl_read(oldp, oldlenp, newp, newlen, &v, sizeof v);
 }
@@ -267,7 +261,7 @@ HANDLER(ctl_thread_peak_read) {
 HANDLER(ctl_thread_peak_reset) {
   UNUSED_ARGS;
   int err = ctl_action(oldp, oldlenp, newp, newlen);
-  heap_t *heap = err == 0 ? thread_heap() : NULL;
+  heap_t *heap = err == 0 ? heap_for_thread() : NULL;
   if (heap) stats_thread_peak(heap, true);
   return err;
 }
@@ -279,7 +273,7 @@ HANDLER(ctl_tcache_create) {
   if (newp != NULL) return EPERM;
   if (oldp == NULL || oldlenp == NULL || *oldlenp != sizeof(unsigned)) return EINVAL;
   unsigned id;
-  if (thread_heap() == NULL) return EFAULT; /* also registers the fork handlers */
+  if (heap_for_thread() == NULL) return EFAULT; /* also registers the fork handlers */
   int err = tcache_create(&id);
   return err ? err : ctl_value(oldp, oldlenp, &id, sizeof id);
 }
@@ -309,7 +303,7 @@ HANDLER(ctl_arenas_create) {
   UNUSED_ARGS;
   if (newp != NULL) return EINVAL; /* custom extent hooks: not supported */
   if (oldp == NULL || oldlenp == NULL || *oldlenp != sizeof(unsigned)) return EINVAL;
-  if (thread_heap() == NULL) return EAGAIN; /* also registers the fork handlers */
+  if (heap_for_thread() == NULL) return EAGAIN; /* also registers the fork handlers */
   unsigned index = arena_create();
   if (index == 0) return EAGAIN;
   return ctl_value(oldp, oldlenp, &index, sizeof index);
@@ -414,7 +408,7 @@ static int arena_purge(const size_t *mib, size_t miblen, void *oldp, size_t *old
     arena_with_heap((unsigned)i, heap_purge_cb, &now); /* a destroyed arena: nothing to do */
     return 0;
   }
-  heap_t *heap = thread_heap();
+  heap_t *heap = heap_for_thread();
   if (heap == NULL) return EFAULT;
   heap_purge_cb(heap, &now);
   if (i == ARENAS_ALL)

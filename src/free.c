@@ -70,13 +70,27 @@ static void delayed_push(heap_t *owner, const page_t *page, block_t *block) {
                                                   memory_order_release, memory_order_relaxed));
 }
 
+/* Freers that may be between NOTIFYING and PLAIN right now, counted from
+ * before their CAS into NOTIFYING to after their last write: a fork child
+ * with a non-zero count repairs the states they left (heap_fork_child). */
+static _Atomic(uint32_t) notifiers;
+
+bool free_fork_child_notifying(void) {
+  return atomic_exchange_explicit(&notifiers, 0, memory_order_relaxed) != 0;
+}
+
 static void free_remote(page_t *page, block_t *block) {
   block->free_mark = block_free_mark(page, block);
   uintptr_t old = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   uintptr_t state, want;
+  bool counted = false;
   do {
     state = old & TF_STATE_MASK;
     if (state == TF_NOTIFY) {
+      if (!counted) {
+        atomic_fetch_add_explicit(&notifiers, 1, memory_order_relaxed);
+        counted = true;
+      }
       want = (old & ~TF_STATE_MASK) | TF_NOTIFYING;
     } else {
       block_set_next(page, block, (block_t *)(old & ~TF_STATE_MASK));
@@ -84,13 +98,16 @@ static void free_remote(page_t *page, block_t *block) {
     }
   } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &old, want,
                                                   memory_order_acq_rel, memory_order_relaxed));
-  if (state != TF_NOTIFY) return;
-  delayed_push(page_heap(page), page, block);
-  old = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
-  while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &old,
-                                                (old & ~TF_STATE_MASK) | TF_PLAIN,
-                                                memory_order_release, memory_order_relaxed)) {
+  if (state == TF_NOTIFY) {
+    os_test_point(TEST_NOTIFYING, page);
+    delayed_push(page_heap(page), page, block);
+    old = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &old,
+                                                  (old & ~TF_STATE_MASK) | TF_PLAIN,
+                                                  memory_order_release, memory_order_relaxed)) {
+    }
   }
+  if (counted) atomic_fetch_sub_explicit(&notifiers, 1, memory_order_relaxed);
 }
 
 /* Counts a free against the calling thread (its heap, or the process total

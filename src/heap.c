@@ -23,6 +23,19 @@ heap_t alloy__heap_empty = {
     .event_countdown = INT64_MAX,
 };
 
+/* A thread whose heap was abandoned at its exit (the TLS destructor) may
+ * still allocate from a later TLS destructor, in every round glibc runs
+ * them: it gets this sentinel, and its allocations are served from one heap
+ * shared by all exiting threads, under exit_lock (a heap of its own would
+ * never be abandoned again: measured, 200 such threads kept 201 heaps and
+ * 1.6 GB mapped). */
+heap_t alloy__heap_exited = {
+    .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
+    .event_countdown = INT64_MAX,
+};
+static os_lock_t exit_lock = OS_LOCK_INIT;
+static heap_t *exit_heap; /* registered, never a thread's: never abandoned */
+
 static os_lock_t heaps_lock = OS_LOCK_INIT;
 static heap_t *registry;
 static heap_t *abandoned;                 /* newest first */
@@ -152,10 +165,14 @@ void heap_collect_delayed(heap_t *heap) {
 
 /* ------------------------------------------------------------ heap lists */
 
-/* Empties a heap; its statistics snapshot (never freed) stays attached. */
+/* Empties a heap; its statistics snapshot (never freed) and its place in
+ * the registry stay: the registry is walked (under heaps_lock) by the fork
+ * handlers, the background thread and statistics readers. */
 void heap_reset(heap_t *heap) {
   heap_stats_t *published = heap->published;
+  heap_t *registry_link = heap->registry_next;
   memset(heap, 0, sizeof *heap);
+  heap->registry_next = registry_link;
   heap->published = published;
   if (published) memset(published, 0, sizeof *published);
   for (size_t w = 0; w < DIRECT_SLOTS; w++) heap->direct[w] = &alloy__page_empty;
@@ -186,14 +203,19 @@ static heap_t *heap_new(void) {
 }
 
 /* Empties a heap for the next thread, keeping its place in the registry.
- * Its seg_lock is taken first: the background thread may be purging its
- * (already empty) segments list, and the reset must not run under it. */
+ * Lock order is heaps_lock, then seg_locks (the fork handlers and the
+ * background thread take them so), never the reverse: the heap first
+ * leaves the set the background thread visits (in_use false, under
+ * heaps_lock), then a pass that may still be purging its (already empty)
+ * segment lists is waited out on its seg_lock, then it is reset. */
 static void heap_recycle(heap_t *heap) {
-  os_lock(&heap->seg_lock);
   os_lock(&heaps_lock);
-  heap_t *reg = heap->registry_next;
+  heap->in_use = false;
+  os_unlock(&heaps_lock);
+  os_lock(&heap->seg_lock);
+  os_unlock(&heap->seg_lock);
+  os_lock(&heaps_lock);
   heap_reset(heap); /* in_use false */
-  heap->registry_next = reg;
   heap->pool_next = idle;
   idle = heap;
   os_unlock(&heaps_lock);
@@ -215,6 +237,15 @@ heap_t *heap_init_thread(void) {
   init_thread_register(heap);
   heap_adopt_one(heap);
   return heap;
+}
+
+/* The calling thread's own heap (not an arena it is bound to), made now if
+ * it has none yet; NULL when memory is short or the thread already passed
+ * its exit hook (a heap made then would never be abandoned). */
+heap_t *heap_for_thread(void) {
+  heap_t *heap = arena_home_heap();
+  if (heap == &alloy__heap_empty) heap = heap_init_thread();
+  return heap_is_sentinel(heap) ? NULL : heap;
 }
 
 /* ------------------------------------------------------------- adoption */
@@ -277,10 +308,12 @@ static bool heap_adopt_one_when(heap_t *heap, uint64_t before, uint64_t before_m
   if (src) {
     *oldest = src->pool_next;
     atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
+    /* Two seg_locks at once: under heaps_lock, so that the fork handler,
+     * which takes every seg_lock under heaps_lock, cannot interleave. */
+    segment_move_all(src, heap);
   }
   os_unlock(&heaps_lock);
   if (!src) return false;
-  segment_move_all(src, heap);
   heap_visit_pages(src, page_adopt, heap);
   heap_recycle(src);
   return true;
@@ -316,14 +349,14 @@ static void heap_release_empty(heap_t *heap) {
 /* Thread exit: stop remote freers from notifying, take what they already
  * handed over, release what is empty, and leave the rest for an adopter. */
 void heap_thread_done(heap_t *heap) {
-  if (heap == &alloy__heap_empty) return;
+  if (heap_is_sentinel(heap)) return;
   if (alloy__tls_heap == &alloy__heap_bound) arena_bind_thread(0);
   heap_collect_delayed(heap);
   heap_visit_pages(heap, page_abandon, NULL);
   heap_release_empty(heap); /* also takes blocks handed over before NEVER took effect */
   stats_fold(heap);
   stats_publish(heap); /* its last figures stay readable until it is adopted */
-  alloy__tls_heap = &alloy__heap_empty;
+  alloy__tls_heap = &alloy__heap_exited;
   if (!segment_heap_has_any(heap)) {
     heap_recycle(heap);
   } else {
@@ -341,7 +374,7 @@ void heap_thread_done(heap_t *heap) {
 /* alloy_collect and malloc_trim: adopt what exited threads left, then give
  * back everything empty. */
 void heap_collect(heap_t *heap) {
-  if (heap == &alloy__heap_empty) return;
+  if (heap_is_sentinel(heap)) return;
   while (heap_adopt_one(heap)) {
   }
   heap_release_empty(heap);
@@ -463,8 +496,19 @@ NOINLINE void *heap_malloc_generic(size_t size, heap_t *heap, size_t align) {
   return heap_malloc_slow(size, heap, align);
 }
 
+/* An allocation by a thread past its exit (see alloy__heap_exited). */
+static void *heap_malloc_exited(size_t size, size_t align) {
+  os_lock(&exit_lock);
+  if (exit_heap == NULL && (exit_heap = heap_new()) != NULL) exit_heap->shared = true;
+  void *p = exit_heap ? heap_malloc_generic(size, exit_heap, align) : NULL;
+  os_unlock(&exit_lock);
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
 static NOINLINE void *heap_malloc_slow(size_t size, heap_t *heap, size_t align) {
   if (unlikely(heap == &alloy__heap_bound)) return arena_malloc_bound(size, align);
+  if (unlikely(heap == &alloy__heap_exited)) return heap_malloc_exited(size, align);
   if (unlikely(heap == &alloy__heap_empty)) {
     heap = heap_init_thread();
     if (!heap) {
@@ -529,7 +573,8 @@ NOINLINE void *heap_event(heap_t *heap, void *block, size_t size) {
    * it even when no new thread comes to take it.  Not into an explicit
    * arena, whose memory is its own. */
   uint64_t now = atomic_fetch_add_explicit(&event_clock, 1, memory_order_relaxed);
-  if (heap->arena_index == 0) {
+  bool thread_heap = heap->arena_index == 0 && !heap->shared;
+  if (thread_heap) {
     if (alloy__options.guard_sample > 0) block = heap_sample_guarded(heap, block, size);
     if (now >= ADOPT_AGE_EVENTS) heap_adopt_one_before(heap, now - ADOPT_AGE_EVENTS);
   }
@@ -537,7 +582,7 @@ NOINLINE void *heap_event(heap_t *heap, void *block, size_t size) {
     segment_decay(heap, __atomic_load_n(&alloy__options.dirty_decay_ms, __ATOMIC_RELAXED) == 0);
     huge_cache_expire();
   }
-  if (unlikely(heap->arena_index == 0 && background_wanted())) background_start();
+  if (unlikely(thread_heap && background_wanted())) background_start();
   return block;
 }
 
@@ -586,12 +631,37 @@ void heap_background_pass(heap_t *self, uint64_t now_ms) {
 
 /* ------------------------------------------------------------------ fork */
 
-void heap_fork_prepare(void) { os_lock(&heaps_lock); }
-void heap_fork_parent(void) { os_unlock(&heaps_lock); }
-void heap_fork_child(void) {
-  /* Only the forking thread lives on; the other threads' heaps stay
-   * registered (their state may be mid-update, so they are not adopted). */
+/* Every lock a thread heap's operations take, in the one order used
+ * everywhere: the exited threads' heap, the heap lists, then each heap's
+ * seg_lock (the background thread may hold any of them in a decay pass, and
+ * an owner holds its own across a page operation).  Held across fork, so
+ * the child never inherits one taken by a thread that does not exist there. */
+void heap_fork_prepare(void) {
+  os_lock(&exit_lock);
+  os_lock(&heaps_lock);
+  for (heap_t *h = registry; h; h = h->registry_next) os_lock(&h->seg_lock);
+}
+
+static void heap_fork_release(void) {
+  for (heap_t *h = registry; h; h = h->registry_next) os_unlock(&h->seg_lock);
   os_unlock(&heaps_lock);
+  os_unlock(&exit_lock);
+}
+
+void heap_fork_parent(void) { heap_fork_release(); }
+
+/* Only the forking thread lives on; the other threads' heaps stay
+ * registered (their state may be mid-update, so they are not adopted). */
+void heap_fork_child(void) {
+  heap_fork_release();
+  /* A remote freer caught by the fork between NOTIFYING and PLAIN left that
+   * state on a page the child's heaps may wait on: nobody will end it. */
+  if (free_fork_child_notifying()) {
+    heap_t *own = arena_home_heap();
+    if (!heap_is_sentinel(own)) heap_visit_pages(own, page_end_orphan_notify, NULL);
+    if (exit_heap) heap_visit_pages(exit_heap, page_end_orphan_notify, NULL);
+    arena_for_each_heap(page_end_orphan_notify);
+  }
 }
 
 /* Bytes in the heap's live blocks, after collecting every remote free (so
@@ -642,7 +712,7 @@ void heap_flush(heap_t *heap) {
 void heap_count_threads(uint64_t *in_use, uint64_t *n_abandoned) {
   *in_use = *n_abandoned = 0;
   os_lock(&heaps_lock);
-  for (heap_t *h = registry; h; h = h->registry_next) *in_use += h->in_use;
+  for (heap_t *h = registry; h; h = h->registry_next) *in_use += h->in_use && !h->shared;
   *n_abandoned = atomic_load_explicit(&abandoned_count, memory_order_relaxed);
   os_unlock(&heaps_lock);
 }

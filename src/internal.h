@@ -23,13 +23,15 @@ extern page_t alloy__page_invalid; /* descriptor of free slices */
 
 static inline heap_t *heap_get(void) { return alloy__tls_heap; }
 extern heap_t alloy__heap_bound; /* TLS heap of a thread bound to an explicit arena (arena.c) */
-/* The two shared heaps a TLS pointer may hold that own nothing and must
- * never be written. */
+extern heap_t alloy__heap_exited; /* TLS heap of a thread past its exit hook (heap.c) */
+/* The shared heaps a TLS pointer may hold that own nothing and must never
+ * be written. */
 static inline bool heap_is_sentinel(const heap_t *heap) {
-  return heap == &alloy__heap_empty || heap == &alloy__heap_bound;
+  return heap == &alloy__heap_empty || heap == &alloy__heap_bound || heap == &alloy__heap_exited;
 }
 
 heap_t *heap_init_thread(void);            /* the calling thread's real heap, or NULL */
+heap_t *heap_for_thread(void);             /* the same, made if need be; NULL once the thread exited */
 void heap_thread_done(heap_t *heap);       /* thread exit: abandon */
 /* Argument order matches the fast path's registers (size stays in rdi). */
 void *heap_malloc_generic(size_t size, heap_t *heap, size_t align);
@@ -94,6 +96,7 @@ bool arena_stats(unsigned index, arena_stats_t *out);
 void arena_fork_prepare(void);
 void arena_fork_release(void);
 void arena_fork_child(void);
+void arena_for_each_heap(void (*fn)(heap_t *heap, page_t *page, void *arg));
 
 /* ----------------------------------------------------------------- tcache */
 #define TCACHES_MAX 4093      /* jemalloc's MALLOCX_TCACHE_MAX */
@@ -192,6 +195,7 @@ void page_collect(page_t *page);
 uint32_t page_take_thread_free(page_t *page);
 void page_set_tf_state(page_t *page, tf_state_t state);
 void page_wait_notify_done(page_t *page);
+void page_end_orphan_notify(heap_t *heap, page_t *page, void *arg);
 const char *page_check_block(const page_t *page, const void *p);
 /* p starts a slice that belongs to no page: a large block already freed. */
 static inline bool page_was_large_block(const page_t *page, const void *p) {
@@ -238,6 +242,7 @@ void page_set_key(page_t *page);
 /* -------------------------------------------------------------------- free */
 void free_generic(void *p, page_t *page);
 void free_local(heap_t *heap, page_t *page, block_t *block);
+bool free_fork_child_notifying(void); /* resets the count of freers caught mid-handover */
 
 /* ------------------------------------------------------------------- alloc */
 /* Hidden aliases of the prefixed API, for calls from inside the library. */
@@ -291,6 +296,14 @@ void os_fork_prepare(void);
 void os_fork_parent(void);
 void os_fork_child(void);
 
+/* Test hook: a test may pause a thread at these points (every lock just
+ * taken, a remote free between NOTIFYING and PLAIN) and fork there
+ * (tests/test_fork.c).  NULL in programs: one load and branch, slow paths only. */
+enum { TEST_LOCK_TAKEN, TEST_NOTIFYING };
+extern void (*alloy__test_hook)(int point, const void *obj);
+static inline void os_test_point(int point, const void *obj) {
+  if (unlikely(alloy__test_hook != NULL)) alloy__test_hook(point, obj);
+}
 void os_lock(os_lock_t *l);
 bool os_trylock(os_lock_t *l);
 void os_unlock(os_lock_t *l);

@@ -221,11 +221,14 @@ void os_yield(void) { sched_yield(); }
  * paths (abandoned heaps, the heap registry, metadata).  pthread_mutex would
  * do too, but this one is usable before libpthread's initialisation and
  * trivially reset in a fork child. */
+void (*alloy__test_hook)(int point, const void *obj);
+
 void os_lock(os_lock_t *l) {
   for (;;) {
-    if (!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)) return;
+    if (!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)) break;
     while (atomic_load_explicit(&l->locked, memory_order_relaxed)) os_yield();
   }
+  os_test_point(TEST_LOCK_TAKEN, l);
 }
 
 bool os_trylock(os_lock_t *l) {

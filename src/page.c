@@ -125,6 +125,19 @@ void page_set_tf_state(page_t *page, tf_state_t state) {
   }
 }
 
+/* In a fork child: a NOTIFYING state left by a freer that was caught by the
+ * fork mid-handover, and so does not exist in the child, goes back to
+ * NOTIFY (the page is still full: its block either reached the heap's
+ * delayed_free list, which unfulls the page when collected, or is lost to
+ * the child), so the owner never waits for it. */
+void page_end_orphan_notify(heap_t *heap, page_t *page, void *arg) {
+  (void)heap;
+  (void)arg;
+  uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  if ((tf & TF_STATE_MASK) == TF_NOTIFYING)
+    atomic_store_explicit(&page->thread_free, (tf & ~TF_STATE_MASK) | TF_NOTIFY, memory_order_relaxed);
+}
+
 /* Waits until no remote freer is between NOTIFYING and PLAIN on this page.
  * The owner calls it before freeing a block handed over through
  * delayed_free: that freer's last step is a write to this page's state, so

@@ -130,7 +130,7 @@ void stats_maybe_publish(heap_t *heap) {
 void stats_refresh(void) {
   atomic_fetch_add_explicit(&stats_generation, 1, memory_order_relaxed);
   heap_t *heap = arena_home_heap();
-  if (heap != &alloy__heap_empty) {
+  if (!heap_is_sentinel(heap)) {
     stats_fold(heap);
     stats_publish(heap);
   }
@@ -167,7 +167,7 @@ void stats_orphan_free(size_t bytes) {
 
 __attribute__((visibility("default"))) void alloy_stats_get(alloy_stats_t *out) {
   heap_t *heap = arena_home_heap();
-  if (heap != &alloy__heap_empty) stats_fold(heap);
+  if (!heap_is_sentinel(heap)) stats_fold(heap);
   out->allocated = in_use_now();
   out->peak_allocated = atomic_load_explicit(&peak_allocated, memory_order_relaxed);
   out->mapped = os_mapped_bytes();

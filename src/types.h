@@ -235,6 +235,7 @@ struct alloy_heap_s {
   uint64_t published_gen;        /* the stats generation it was taken for */
   uint32_t arena_index;          /* 0: a thread heap; n: explicit arena n (arena.c) */
   bool in_use;                   /* a thread owns it */
+  bool shared;                   /* the heap of exited threads (heap.c): no thread owns it */
 };
 
 /* A heap's statistics, taken by its owner (or under its arena's lock) when
