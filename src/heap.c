@@ -554,14 +554,16 @@ static NOINLINE void *heap_malloc_slow(size_t size, heap_t *heap, size_t align) 
 static void *heap_sample_guarded(heap_t *heap, void *block, size_t size) {
   if (heap->counters.alloc_bytes - heap->sampled_at < (uint64_t)alloy__options.guard_sample)
     return block;
-  heap->sampled_at = heap->counters.alloc_bytes;
-  void *guarded = segment_huge_alloc(size, ALIGNMENT_MIN, true);
-  if (guarded == NULL) return block;
   page_t *page = segment_page_lookup(block);
-  if (page->kind > PAGE_MEDIUM) { /* large and huge blocks have the `guard` option */
-    segment_huge_free(segment_of(segment_page_lookup(guarded)));
-    return block;
-  }
+  if (page->kind > PAGE_MEDIUM) return block; /* large and huge blocks have the `guard` option */
+  heap->sampled_at = heap->counters.alloc_bytes;
+  /* The replacement keeps every alignment the block had: the request may
+   * have asked for it (aligned_alloc, memalign, MALLOCX_LG_ALIGN), and a
+   * block of a class is aligned to at most its page's 64 KiB. */
+  size_t align = (uintptr_t)block & (0 - (uintptr_t)block);
+  if (align > SLICE_SIZE) align = SLICE_SIZE;
+  void *guarded = segment_huge_alloc(size, align, true);
+  if (guarded == NULL) return block;
   free_local(heap, page, block);
   return guarded;
 }

@@ -80,40 +80,29 @@ EXPORT size_t alloy_sallocx(const void *p, int flags) {
 
 /* Like realloc, but keeps the alignment the flags ask for and, with
  * MALLOCX_ZERO, zeroes what lies beyond the old usable size (jemalloc's
- * rule); NULL (p intact) on failure. */
+ * rule).  On failure NULL, with p untouched and still the caller's on every
+ * path: nothing is freed before the new block exists. */
 EXPORT void *alloy_rallocx(void *p, size_t size, int flags) {
   size_t align = flag_align(flags);
   size_t old = alloy__usable_size(p);
   if (old == 0) return NULL; /* reported: not a live block */
+  if (size == 0) size = 1;
+  bool aligned = align <= ALIGNMENT_MIN || ((uintptr_t)p & (align - 1)) == 0;
   void *q;
-  if (flag_routed(flags)) {
-    /* Stays where it is when it fits, else moves into the arena or tcache
-     * the flags name (plain realloc would move it to the thread's heap). */
-    bool fits = size <= old && size >= old / 2 && ((uintptr_t)p & (align ? align - 1 : 0)) == 0;
-    if (fits || (size > old && (align <= ALIGNMENT_MIN || old >= LARGE_MAX) && alloy__resize_in_place(p, size))) {
-      q = p;
-    } else {
-      q = routed_malloc(size, align, flags);
-      if (q == NULL) return NULL;
+  if (!flag_routed(flags) && align <= ALIGNMENT_MIN) {
+    q = alloy__realloc(p, size); /* realloc's own contract: NULL leaves p intact */
+  } else if (aligned && ((size <= old && size >= old / 2) || alloy__resize_in_place(p, size))) {
+    q = p; /* stays where it is, alignment and arena with it */
+  } else {
+    /* moves into the arena or tcache the flags name (realloc would move it
+     * to the thread's heap), at the alignment they ask for */
+    q = flag_routed(flags) ? routed_malloc(size, align, flags) : alloy__aligned(align, size);
+    if (q != NULL) {
       memcpy(q, p, old < size ? old : size);
       alloy_dallocx(p, flags);
     }
-  } else if (align > ALIGNMENT_MIN && ((uintptr_t)p & (align - 1)) != 0) {
-    q = alloy__aligned(align, size);
-    if (q == NULL) return NULL;
-    memcpy(q, p, old < size ? old : size);
-    alloy__free(p);
-  } else {
-    q = alloy__realloc(p, size == 0 ? 1 : size);
-    if (q == NULL) return NULL;
-    if (align > ALIGNMENT_MIN && ((uintptr_t)q & (align - 1)) != 0) { /* moved: re-align */
-      void *r = alloy__aligned(align, size);
-      if (r == NULL) return NULL; /* q still holds the data: give it back */
-      memcpy(r, q, old < size ? old : size);
-      alloy__free(q);
-      q = r;
-    }
   }
+  if (q == NULL) return NULL;
   size_t now = alloy__usable_size(q);
   if ((flags & FLAG_ZERO) && now > old) memset((char *)q + old, 0, now - old);
   return q;

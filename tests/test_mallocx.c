@@ -5,6 +5,7 @@
  * xallocx growing in place only where it can, sized frees.
  */
 #include "check.h"
+#include "internal.h" /* os_set_fail_after: the mapping-failure hook */
 #include "testutil.h"
 
 #include <alloy.h>
@@ -12,6 +13,7 @@
 #define LG_ALIGN(la) ((int)(la))
 #define ZERO 0x40
 #define TCACHE_NONE (1 << 8)
+#define TCACHE(t) ((int)(((unsigned)(t) + 2) << 8))
 #define ARENA(a) (((int)(a) + 1) << 20)
 
 static const size_t sizes[] = {0, 1, 15, 16, 17, 100, 1024, 1025, 4096, 20000, 65536, 65537,
@@ -74,6 +76,76 @@ static void test_rallocx(void) {
   alloy_dallocx(p, 0);
 }
 
+/* Every routing flag with an alignment: a block that grows in place must
+ * still be aligned (a huge block growing in place kept its unaligned start
+ * under MALLOCX_ARENA/TCACHE), contents kept, growth zeroed. */
+static void test_rallocx_routed_align(void) {
+  unsigned arena = 0, tc = 0;
+  size_t len = sizeof arena;
+  REQUIRE(alloy_mallctl("arenas.create", &arena, &len, NULL, 0) == 0);
+  len = sizeof tc;
+  REQUIRE(alloy_mallctl("tcache.create", &tc, &len, NULL, 0) == 0);
+  const int routes[] = {0, ARENA(arena), TCACHE(tc), TCACHE_NONE};
+  const size_t from[] = {100, 5000, 300000, 3 << 20}, to[] = {200, 70000, 3 << 20, 7 << 19};
+  for (size_t r = 0; r < 4; r++)
+    for (unsigned la = 12; la <= 16; la += 2)
+      for (size_t i = 0; i < 4; i++) {
+        int flags = routes[r] | LG_ALIGN(la) | ZERO;
+        unsigned char *p = alloy_mallocx(from[i], routes[r]); /* not necessarily aligned */
+        REQUIRE(p != NULL);
+        xor_words_fill(p, 0, from[i], 77);
+        unsigned char *q = alloy_rallocx(p, to[i], flags);
+        REQUIRE(q != NULL);
+        CHECK_ALIGNED(q, (size_t)1 << la);
+        CHECK_MSG(xor_words_ok(q, 0, from[i], 77), "route %zu lg_align %u: %zu -> %zu lost contents", r,
+                  la, from[i], to[i]);
+        alloy_dallocx(q, routes[r]);
+      }
+  alloy_mallctl("tcache.destroy", NULL, NULL, &tc, sizeof tc);
+}
+
+/* A failed rallocx leaves the old block untouched and the caller's on
+ * every path (plain, aligned, arena, tcache; small, large, huge): it keeps
+ * its contents and frees without a double-free report afterwards.  The
+ * n-th next mapping fails (os_set_fail_after(n), n = 0..3), so a failure
+ * lands at each step of a rallocx that maps more than once (an aligned
+ * move used to free the block, then fail to re-align and return NULL). */
+static void test_rallocx_failure_keeps_block(void) {
+  unsigned arena = 0, tc = 0;
+  size_t len = sizeof arena;
+  REQUIRE(alloy_mallctl("arenas.create", &arena, &len, NULL, 0) == 0);
+  len = sizeof tc;
+  REQUIRE(alloy_mallctl("tcache.create", &tc, &len, NULL, 0) == 0);
+  const int routes[] = {0, ARENA(arena), TCACHE(tc)};
+  const size_t from[] = {100, 300000, 3 << 20};
+  unsigned failed = 0;
+  for (long n = 0; n <= 3; n++)
+    for (size_t r = 0; r < 3; r++)
+      for (size_t i = 0; i < 3; i++)
+        for (unsigned la = 0; la <= 16; la += 16) {
+          int flags = routes[r] | LG_ALIGN(la);
+          unsigned char *p = alloy_mallocx(from[i], flags); /* aligned: may grow or move */
+          REQUIRE(p != NULL);
+          xor_words_fill(p, 0, from[i], 99);
+          os_set_fail_after(n);
+          unsigned char *q = alloy_rallocx(p, 40 << 20, flags); /* must map */
+          os_set_fail_after(-1);
+          if (q != NULL) { /* it managed: then it did the whole job */
+            CHECK_ALIGNED(q, (size_t)1 << la);
+            CHECK(xor_words_ok(q, 0, from[i], 99));
+            alloy_dallocx(q, routes[r]);
+            continue;
+          }
+          failed++;
+          CHECK_MSG(xor_words_ok(p, 0, from[i], 99), "n %ld route %zu size %zu lg_align %u: the old block changed",
+                    n, r, from[i], la);
+          CHECK_EQ(alloy_sallocx(p, 0), alloy_nallocx(from[i], flags));
+          alloy_dallocx(p, routes[r]); /* still the caller's: no double-free report */
+        }
+  CHECK_GE(failed, 18); /* every path failed at least with n = 0 */
+  alloy_mallctl("tcache.destroy", NULL, NULL, &tc, sizeof tc);
+}
+
 static void test_xallocx(void) {
   unsigned char *small = alloy_mallocx(100, 0);
   CHECK_EQ(alloy_xallocx(small, 100, 0, 0), 112); /* a size class cannot grow */
@@ -93,6 +165,8 @@ int main(void) {
   test_alloc_and_nallocx();
   test_zero();
   test_rallocx();
+  test_rallocx_routed_align();
+  test_rallocx_failure_keeps_block();
   test_xallocx();
   return check_done();
 }
