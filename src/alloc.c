@@ -100,6 +100,7 @@ static bool resize_in_place(page_t *page, const void *p, size_t size) {
     uint8_t *span_end = (uint8_t *)segment_of(p) + (size_t)(page->slice_index + page->slice_count) * SLICE_SIZE;
     size_t usable = alloy__large_usable(size);
     if (page->start + usable > span_end) return false;
+    segment_count_active((int64_t)(usable - old));
     page->block_size = usable;
     page->alloc_charge = alloc_charge_of(usable);
   } else {

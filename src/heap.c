@@ -446,6 +446,7 @@ static void *heap_alloc_large(heap_t *heap, size_t size, size_t align) {
   if (guard) os_protect(page->start + usable, guard, false);
   page->alloc_charge = alloc_charge_of(usable);
   page->reserved = page->capacity = page->used = 1;
+  segment_count_active((int64_t)usable);
   heap->large_nmalloc++;
   page_set_owner(page, heap, true);
   atomic_store_explicit(&page->thread_free, TF_NOTIFY, memory_order_release);

@@ -15,6 +15,8 @@
 #define NOINLINE __attribute__((noinline))
 #define INTERNAL __attribute__((visibility("hidden")))
 
+size_t os_page_size(void); /* (the platform layer, below) */
+
 /* ------------------------------------------------------------- heap (TLS) */
 extern __thread heap_t *alloy__tls_heap __attribute__((tls_model("initial-exec")));
 extern heap_t alloy__heap_empty;  /* every thread starts here */
@@ -174,6 +176,7 @@ bool segment_huge_resize(segment_t *seg, size_t size);
 void segment_count(uint64_t *segments, uint64_t *huge);
 void segment_bytes(uint64_t *active, uint64_t *dirty, uint64_t *headers);
 void segment_heap_usage(heap_t *heap, uint64_t *active, uint64_t *dirty);
+void segment_count_active(int64_t delta); /* stats.active: carved or resized page bytes */
 void segment_decay_locked(heap_t *heap); /* seg_lock held by the caller */
 void segment_discard_all(heap_t *heap);
 void segment_huge_totals(uint64_t *live, uint64_t *bytes, uint64_t *nmalloc);
@@ -200,6 +203,15 @@ const char *page_check_block(const page_t *page, const void *p);
 /* p starts a slice that belongs to no page: a large block already freed. */
 static inline bool page_was_large_block(const page_t *page, const void *p) {
   return page->slice_count == 0 && ((uintptr_t)p % SLICE_SIZE) == 0;
+}
+/* Bytes of the page that count as active (jemalloc's stats.active): the
+ * OS pages its blocks were carved into so far, or a large block's usable
+ * size.  The uncarved rest of a page was never touched (see page.c). */
+static inline size_t page_active_bytes(const page_t *page) {
+  if (page->slice_count == 0) return 0;
+  if (page->kind == PAGE_LARGE) return page->block_size;
+  size_t ps = os_page_size();
+  return ((size_t)page->capacity * page->block_size + ps - 1) & ~(ps - 1);
 }
 static inline heap_t *page_heap(const page_t *page) {
   return (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_relaxed) & ~XHEAP_FULL);

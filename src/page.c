@@ -61,7 +61,9 @@ bool page_extend_free(page_t *page) {
   for (uint32_t i = 1; i < n; i++, p += bsize) block_set_next(page, (block_t *)p, (block_t *)(p + bsize));
   block_set_next(page, (block_t *)p, page->free);
   page->free = (block_t *)first;
+  size_t active_before = page_active_bytes(page);
   __atomic_store_n(&page->capacity, page->capacity + n, __ATOMIC_RELAXED);
+  segment_count_active((int64_t)(page_active_bytes(page) - active_before));
   return true;
 }
 

@@ -28,6 +28,14 @@ static _Atomic(uint64_t) dirty_bytes;
 static void count_active(int64_t delta) {
   atomic_fetch_add_explicit(&active_bytes, (uint64_t)delta, memory_order_relaxed);
 }
+void segment_count_active(int64_t delta) { count_active(delta); }
+
+/* Active bytes of the pages in a segment (an arena discarded whole). */
+static int64_t segment_active_bytes(const segment_t *seg) {
+  int64_t sum = 0;
+  for (unsigned i = 1; i < SLICES_PER_SEGMENT; i++) sum += (int64_t)page_active_bytes(&seg->pages[i]);
+  return sum;
+}
 static void count_dirty(int64_t delta) {
   atomic_fetch_add_explicit(&dirty_bytes, (uint64_t)delta, memory_order_relaxed);
 }
@@ -100,14 +108,8 @@ static segment_t *segment_new(heap_t *heap) {
   return seg;
 }
 
-/* Slices that belong to a page (not the header, not the guard slice). */
-static uint64_t segment_page_slices(const segment_t *seg) {
-  uint64_t not_pages = seg->free_slices | 1 | (seg->guarded ? (uint64_t)1 << (SLICES_PER_SEGMENT - 1) : 0);
-  return ~not_pages;
-}
-
 static void segment_unmap(segment_t *seg) {
-  count_active(-slice_bytes(segment_page_slices(seg))); /* none, except when an arena is discarded */
+  count_active(-segment_active_bytes(seg)); /* none, except when an arena is discarded */
   count_dirty(-slice_bytes(seg->free_slices & seg->dirty_slices));
   map_set(seg, false);
   atomic_fetch_sub_explicit(&live_segments, 1, memory_order_relaxed);
@@ -171,7 +173,6 @@ static page_t *segment_take(segment_t *seg, size_t first, size_t count) {
   bool fresh = ((seg->dirty_slices | seg->unknown_slices) & bits) == 0;
   seg->unknown_slices &= ~bits; /* dirty from now on */
   count_dirty(-slice_bytes(seg->dirty_slices & bits));
-  count_active((int64_t)count * (int64_t)SLICE_SIZE);
   seg->free_slices &= ~bits;
   seg->dirty_slices |= bits;
   seg->used_pages++;
@@ -236,8 +237,8 @@ static void free_page_locked(heap_t *heap, page_t *page) {
   size_t first = page->slice_index, count = page->slice_count;
   uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
   segment_set_slices(seg, first, count, &alloy__page_invalid);
+  count_active(-(int64_t)page_active_bytes(page));
   memset(page, 0, sizeof *page);
-  count_active(-(int64_t)count * (int64_t)SLICE_SIZE);
   count_dirty(slice_bytes(bits & ~seg->free_slices)); /* every slice of a page was used */
   seg->dirty_slices |= bits;
   seg->free_slices |= bits;
@@ -342,7 +343,7 @@ void segment_heap_usage(heap_t *heap, uint64_t *active, uint64_t *dirty) {
   os_lock(&heap->seg_lock);
   for (int list = 0; list < SEGMENT_LISTS; list++)
     for (const segment_t *seg = heap->segments[list]; seg; seg = seg->next) {
-      *active += (uint64_t)slice_bytes(segment_page_slices(seg));
+      *active += (uint64_t)segment_active_bytes(seg);
       *dirty += (uint64_t)slice_bytes(seg->free_slices & seg->dirty_slices);
     }
   if (heap->spare) *dirty += (uint64_t)slice_bytes(heap->spare->free_slices & heap->spare->dirty_slices);
@@ -518,7 +519,9 @@ bool segment_huge_resize(segment_t *seg, size_t size) {
   count_active((int64_t)total - (int64_t)seg->mapped_size);
   atomic_fetch_add_explicit(&huge_bytes, (uint64_t)(total - offset - page->block_size), memory_order_relaxed);
   seg->mapped_size = total;
-  page->block_size = total - offset;
+  /* an explicit arena's statistics read it under the arena lock, which a
+   * realloc in place does not take */
+  __atomic_store_n(&page->block_size, total - offset, __ATOMIC_RELAXED);
   return true;
 }
 

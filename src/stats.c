@@ -101,8 +101,11 @@ unsigned stats_lextent_of(size_t size) {
 /* Takes the heap's snapshot now: its owner's thread, or under its lock. */
 void stats_publish(heap_t *heap) {
   heap_stats_t *out = heap->published;
-  if (out == NULL) out = heap->published = os_meta_alloc(sizeof *out);
-  if (out == NULL) return;
+  if (out == NULL) {
+    out = os_meta_alloc(sizeof *out); /* zeroed: readable at once */
+    if (out == NULL) return;
+    __atomic_store_n(&heap->published, out, __ATOMIC_RELEASE); /* readers load it atomically */
+  }
   heap->published_gen = atomic_load_explicit(&stats_generation, memory_order_relaxed);
   heap_stats_t t; /* 2.6 KiB of stack, at a rare event */
   memset(&t, 0, sizeof t);

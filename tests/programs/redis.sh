@@ -5,7 +5,11 @@
 # then answer all of these itself:
 #   - INFO memory: allocator_allocated <= allocator_active <= allocator_resident,
 #     all > 0, and they follow the data set (DEBUG POPULATE of 500,000 keys
-#     adds >= 50 MB to allocator_allocated, within 2x of used_memory);
+#     adds >= 50 MB to allocator_allocated, within 0.9-1.3x of used_memory);
+#     Redis's ratios read right: allocator_frag_ratio (active/allocated) at
+#     most 1.5 on the empty instance and 1.2 with the data set (jemalloc:
+#     1.08 and 1.03), allocator_rss_ratio (resident/active) at most 3 and
+#     1.5 (jemalloc: 2.4 and 1.04);
 #   - DEBUG MALLCTL-STR version and MEMORY MALLOC-STATS are alloy's;
 #   - after FLUSHALL ASYNC (a background thread frees the data set), MEMORY
 #     PURGE answers OK and used_memory_rss falls by at least half of what the
@@ -130,8 +134,16 @@ snapshot() { # LABEL
 }
 mb() { echo $(($1 / 1000000)); }
 
+# ratio A B MAX LABEL: A/B <= MAX, else a failure naming Redis's field LABEL
+ratio() {
+  awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { exit !(b > 0 && a / b <= m) }' ||
+    bad "$4 = $1/$2 = $(awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }') (at most $3 expected)"
+}
+
 snapshot "at start" || { finish; exit; }
 alloc0=$alloc rss0=$rss
+ratio "$active" "$alloc" 1.5 "allocator_frag_ratio at start"
+ratio "$resident" "$active" 3 "allocator_rss_ratio at start"
 [ "$alloc" -gt 0 ] && [ "$active" -gt 0 ] && [ "$resident" -gt 0 ] ||
   bad "allocator figures not all > 0"
 [ "$alloc" -le "$active" ] && [ "$active" -le "$resident" ] ||
@@ -157,9 +169,11 @@ snapshot "after DEBUG POPULATE 500000" || { finish; exit; }
 alloc1=$alloc rss1=$rss
 grown=$((alloc1 - alloc0))
 [ "$grown" -ge 50000000 ] || bad "allocator_allocated grew by $(mb "$grown") MB after DEBUG POPULATE (>= 50 expected): not the allocator that holds the data"
-if ! awk -v a="$alloc1" -v u="$used" 'BEGIN { exit !(a >= u / 2 && a <= u * 2) }'; then
-  bad "allocator_allocated $alloc1 not within 2x of used_memory $used"
+if ! awk -v a="$alloc1" -v u="$used" 'BEGIN { exit !(a >= u * 0.9 && a <= u * 1.3) }'; then
+  bad "allocator_allocated $alloc1 not within 0.9-1.3x of used_memory $used"
 fi
+ratio "$active" "$alloc" 1.2 "allocator_frag_ratio with the data set"
+ratio "$resident" "$active" 1.5 "allocator_rss_ratio with the data set"
 [ "$alloc" -le "$active" ] && [ "$active" -le "$resident" ] ||
   bad "after POPULATE: not allocator_allocated <= allocator_active <= allocator_resident"
 u=$(cli memory usage key:1)
