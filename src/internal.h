@@ -299,6 +299,7 @@ __attribute__((noreturn)) void os_abort(void);
 uint64_t os_random(void);
 const char *os_getenv(const char *name);
 int os_getpid(void);
+bool os_secure_exec(void); /* AT_SECURE: ignore the environment's configuration */
 uint64_t os_now_ms(void); /* monotonic */
 void os_yield(void);
 void *os_meta_alloc(size_t size); /* zeroed, never freed: heaps and such */

@@ -88,6 +88,7 @@ static const char *const jemalloc_keys[] = {
 };
 
 static bool conf_error; /* an unknown key or bad value was seen */
+static void options_checked(void);
 
 static bool name_is(const char *name, const char *s, size_t n) {
   return strlen(name) == n && memcmp(name, s, n) == 0;
@@ -210,11 +211,24 @@ static void conf_parse(const char *source, const char *conf) {
 }
 
 /* As jemalloc, abort_conf is judged after every source is read, so its place
- * in the strings does not matter. */
+ * in the strings does not matter.  In a set-user-ID or set-group-ID program
+ * (the kernel's AT_SECURE) the environment is the invoking user's, not the
+ * program's: its variables are ignored, as jemalloc ignores MALLOC_CONF
+ * under issetugid() and glibc drops its malloc tunables, so a user cannot
+ * turn checks off (abort_on_error:false, secure:false) in a program that
+ * runs with more privileges than theirs; the malloc_conf symbol, compiled
+ * into the program, still applies. */
 void options_init(void) {
   conf_parse("malloc_conf", malloc_conf);
-  conf_parse("MALLOC_CONF", os_getenv("MALLOC_CONF"));
-  conf_parse("ALLOY_CONF", os_getenv("ALLOY_CONF"));
+  if (!os_secure_exec()) {
+    conf_parse("MALLOC_CONF", os_getenv("MALLOC_CONF"));
+    conf_parse("ALLOY_CONF", os_getenv("ALLOY_CONF"));
+  }
+  options_checked();
+}
+
+/* Ends the reading of the sources: fatal for a bad one with abort_conf. */
+static void options_checked(void) {
   if (conf_error && alloy__options.abort_conf)
     report_fatal("alloy: invalid configuration (above) with abort_conf:true: aborting");
 }

@@ -203,6 +203,10 @@ const char *os_getenv(const char *name) {
 
 int os_getpid(void) { return (int)getpid(); }
 
+/* A set-user-ID or set-group-ID program (or one with file capabilities):
+ * its environment comes from a less privileged user. */
+bool os_secure_exec(void) { return getauxval(AT_SECURE) != 0; }
+
 static uint64_t (*_Atomic clock_hook)(void);
 
 void os_set_clock(uint64_t (*now_ms)(void)) { atomic_store(&clock_hook, now_ms); }

@@ -65,6 +65,7 @@ catalogue() {
   echo "edge/cxx|120|edge-bin|cxx"
   echo "edge/exports|60|edge-sh|exports"
   echo "edge/conf|120|edge-sh|conf"
+  echo "edge/setuid|60|edge-sh|setuid"
   echo "edge/launcher|120|edge-sh|launcher basic"
   echo "edge/launcher_stats|120|edge-sh|launcher stats"
   echo "misuse/core|180|misuse|core"
