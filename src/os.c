@@ -58,11 +58,15 @@ static bool injected_failure(void) {
   return false;
 }
 
+/* Without MAP_NORESERVE: the kernel then applies its overcommit policy to
+ * every mapping, so a request it would never commit (under the default
+ * heuristic, one above RAM + swap) fails here with ENOMEM instead of
+ * succeeding and feeding the OOM killer later (malloc(64 GiB) on a 24 GiB
+ * machine returned a pointer before).  Pages are still only charged to RSS
+ * when touched; with overcommit_memory=1 nothing changes. */
 static void *map_raw(void *hint, size_t size) {
   if (injected_failure()) return NULL;
-  /* MAP_NORESERVE: address space is not commit charge until touched. */
-  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 

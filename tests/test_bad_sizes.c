@@ -24,12 +24,20 @@
  *    alignment and usable size, and can still be freed;
  *  - reallocarray(p, 0, n) and (p, n, 0) free p like realloc(p, 0);
  *  - free_sized / free_aligned_sized of NULL with non-zero sizes are no-ops;
+ *  - sizes the kernel would refuse to commit under its default (heuristic)
+ *    overcommit policy, twice RAM + swap: NULL + ENOMEM from malloc,
+ *    calloc, realloc (growing a live block, which keeps it), aligned_alloc
+ *    and posix_memalign, instead of a pointer whose pages the OOM killer
+ *    collects later (skipped under overcommit_memory=1, where the kernel
+ *    grants anything);
  *  - none of the failed calls changes the statistics (bytes allocated,
  *    allocations counted), and the allocator works afterwards.
  */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 
 #include "api.h"
 #include "check.h"
@@ -99,6 +107,49 @@ static void check_impossible_sizes(void)
   CHECK(z1 != z2);
   alloy_free(z1);
   alloy_free(z2);
+}
+
+/* 0, 1 or 2 (/proc/sys/vm/overcommit_memory); -1 when unreadable. */
+static int overcommit_mode(void)
+{
+  FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+  int mode = -1;
+  if (f) {
+    if (fscanf(f, "%d", &mode) != 1) mode = -1;
+    fclose(f);
+  }
+  return mode;
+}
+
+static void check_beyond_memory(void)
+{
+  struct sysinfo si;
+  if (overcommit_mode() == 1 || sysinfo(&si) != 0) {
+    fprintf(stderr, "beyond_memory: skipped (overcommit_memory=1 or no sysinfo)\n");
+    return;
+  }
+  size_t n = 2 * ((size_t)si.totalram + (size_t)si.totalswap) * si.mem_unit + opaque_zero;
+  void *p;
+  errno = 0;
+  p = alloy_malloc(n);
+  CHECK_MSG(p == NULL && errno == ENOMEM, "malloc(%zu) beyond RAM + swap = %p errno %d", n, p, errno);
+  errno = 0;
+  p = alloy_calloc(n / 4096, 4096);
+  CHECK_MSG(p == NULL && errno == ENOMEM, "calloc beyond RAM + swap = %p errno %d", p, errno);
+  errno = 0;
+  p = alloy_aligned_alloc(1 << 21, n);
+  CHECK_MSG(p == NULL && errno == ENOMEM, "aligned_alloc beyond RAM + swap = %p errno %d", p, errno);
+  p = NULL;
+  CHECK_EQ(alloy_posix_memalign(&p, 4096, n), ENOMEM);
+  CHECK_NULL(p);
+  char *live = alloy_malloc(5 * MiB);
+  REQUIRE(live != NULL);
+  memset(live, 0x5a, 5 * MiB);
+  errno = 0;
+  p = alloy_realloc(live, n);
+  CHECK_MSG(p == NULL && errno == ENOMEM, "realloc to beyond RAM + swap = %p errno %d", p, errno);
+  CHECK(live[0] == 0x5a && live[5 * MiB - 1] == 0x5a);
+  alloy_free(live);
 }
 
 static void check_aligned_alloc_einval(void)
@@ -293,6 +344,7 @@ int main(void)
   CHECK_MSG(s1.nmalloc - s0.nmalloc <= 6, "failed calls were counted: nmalloc %" PRIu64
             " -> %" PRIu64, s0.nmalloc, s1.nmalloc);
 #endif
+  check_beyond_memory();
   check_memalign_rounding();
   check_realloc_aligned_impossible();
   check_reallocarray_zero();

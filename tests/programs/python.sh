@@ -2,6 +2,9 @@
 # python.sh - an allocation-heavy Python script (dicts, lists, strings, a json
 # round trip) under glibc and under alloy with PYTHONMALLOC=malloc (so every
 # object is a malloc), printing a checksum; outputs must be identical.
+# Then a buffer of twice RAM + swap: MemoryError on both (alloy once returned
+# a pointer there, and the OOM killer ended the process later), unless the
+# kernel is set to overcommit anything (overcommit_memory=1).
 . "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 [ -x "$PY" ] || { echo "SKIP: /usr/bin/python3 not installed"; exit 77; }
@@ -40,4 +43,24 @@ export PYTHONHASHSEED=0
 ref python "$PY" "$T/work.py"
 on_alloy python env PYTHONMALLOC=malloc "$PY" "$T/work.py"
 same python
+
+if [ "$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)" != 1 ]; then
+  cat >"$T/toobig.py" <<'PYEOF'
+import os
+swap = 0
+for line in open("/proc/meminfo"):
+    if line.startswith("SwapTotal:"):
+        swap = int(line.split()[1]) * 1024
+n = 2 * (os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") + swap)
+try:
+    b = bytearray(n)
+    print("allocated", len(b))
+except MemoryError:
+    print("MemoryError")
+PYEOF
+  ref toobig "$PY" "$T/toobig.py"
+  on_alloy toobig "$PY" "$T/toobig.py"
+  same toobig
+  grep -q MemoryError "$T/toobig.alloy" || bad "a buffer beyond RAM + swap did not raise MemoryError on alloy"
+fi
 finish
