@@ -11,10 +11,10 @@ LIB_CFLAGS := $(CFLAGS_COMMON) $(OPT) -fPIC -fvisibility=hidden -ftls-model=init
               -fno-builtin-malloc -fno-stack-protector -D_GNU_SOURCE
 LDLIBS_LIB := -pthread
 
-# One file, one concept; override.c alone carries the standard names.
+# One file, one concept; override.c and mallinfo.c alone carry the standard names.
 CORE_SRC := src/os.c src/size_class.c src/segment.c src/page.c src/heap.c src/alloc.c \
             src/free.c src/huge_cache.c src/arena.c src/tcache.c src/background.c src/mallocx.c src/ctl.c src/stats.c src/stats_print.c src/options.c src/report.c src/init.c
-ALL_SRC  := $(CORE_SRC) src/override.c
+ALL_SRC  := $(CORE_SRC) src/override.c src/mallinfo.c
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 ALL_OBJ  := $(ALL_SRC:src/%.c=$(BUILD)/obj/%.o)
 HEADERS  := $(wildcard src/*.h) include/alloy.h

@@ -61,6 +61,7 @@ catalogue() {
   echo "edge/fork|180|edge-bin|fork"
   echo "edge/dlopen|120|edge-bin|dlopen"
   echo "edge/badfree|60|edge-bin|badfree"
+  echo "edge/mallinfo|60|edge-bin|mallinfo"
   echo "edge/guard|60|edge-bin|guard"
   echo "edge/cxx|120|edge-bin|cxx"
   echo "edge/exports|60|edge-sh|exports"

@@ -43,7 +43,7 @@ UNIT_BIN   := $(UNIT_NAMES:%=$(T)/unit/%)
 TEST_HDRS  := tests/check.h tests/api.h tests/testutil.h
 
 EDGE_BIN := $(T)/edge/ctor_main $(T)/edge/libctor.so $(T)/edge/thread_exit $(T)/edge/fork \
-            $(T)/edge/dlopen $(T)/edge/libdl_lib.so $(T)/edge/badfree $(T)/edge/guard
+            $(T)/edge/dlopen $(T)/edge/libdl_lib.so $(T)/edge/badfree $(T)/edge/guard $(T)/edge/mallinfo
 CXX_BIN  := $(T)/edge/cxx
 
 MISUSE_BIN := $(T)/misuse/misuse $(T)/misuse/misuse_preload
