@@ -34,16 +34,14 @@ static inline __attribute__((always_inline)) void fast_free(void *p) {
   /* One compare: the page is this thread's and not in the full queue. */
   if (likely(atomic_load_explicit(&page->xheap, memory_order_relaxed) == (uintptr_t)heap)) {
     block_t *block = p;
-    if (likely(alloy__secure)) {
-      /* Misuse (an interior pointer, a block already free) goes to the slow
-       * path, which reports it; one branch for both. */
-      if (unlikely((unsigned)block_offset_is_interior(page, (uintptr_t)p - (uintptr_t)page->start) |
-                   (unsigned)block_is_marked_free(page, block))) {
-        free_generic(p, page);
-        return;
-      }
-      block->free_mark = block_free_mark(page, block);
+    /* Misuse (an interior pointer, a block already free) goes to the slow
+     * path, which reports it; one branch for both, whatever `secure` says. */
+    if (unlikely((unsigned)block_offset_is_interior(page, (uintptr_t)p - (uintptr_t)page->start) |
+                 (unsigned)block_is_marked_free(page, block))) {
+      free_generic(p, page);
+      return;
     }
+    block->free_mark = block_free_mark(page, block);
     block_set_next(page, block, page->local_free);
     page->local_free = block;
     heap->counters.freed_bytes += page->block_size;

@@ -11,10 +11,11 @@
 # listed by TESTS_LIST=1.  Logs are kept in BUILD_DIR/tests/logs/ (times.txt:
 # seconds per test).
 #
-# Groups: unit/* (tests/test_*.c on the prefixed API), stress/* (threads),
+# Groups: unit/* (tests/test_*.c on the prefixed API), stress/* (threads;
+# stress/opt_* under each option of OPTION_MATRIX),
 # asan/* and tsan/* (sanitizer builds), edge/* (preloaded corner cases),
 # misuse/* (double, invalid and wrong-size frees reported and aborted:
-# tests/misuse/), oom/* (out of memory: address-space limit and injected
+# tests/misuse/; misuse/opt_* under each option of OPTION_MATRIX), oom/* (out of memory: address-space limit and injected
 # mapping failures, tests/oom/), programs/* (real programs on glibc and on
 # alloy, outputs compared), fuzz/smoke (60 s of fuzz/run.sh).
 # A test script exits 77 after printing "SKIP: reason" when a tool it needs is
@@ -46,6 +47,9 @@ start_all=$(date +%s)
 # name|timeout|kind|arg   (kind: unit, san, stress, stress-preload, edge-bin,
 # edge-sh, misuse, oom, prog-sh, fuzz); tools it needs are checked in needs().
 UNITS=$(ls tests/test_*.c 2>/dev/null | sed 's|tests/||; s|\.c$||')
+# The option matrix: the preloaded stress test (contents, alignment, a peak
+# RSS bound) and the misuse cases run again under each of these.
+OPTION_MATRIX="guard:true guard_sample:1 background_thread:true purge:free secure:false thp:always"
 
 catalogue() {
   for u in $UNITS; do echo "unit/$u|120|unit|$u"; done
@@ -69,9 +73,11 @@ catalogue() {
   echo "edge/setuid|60|edge-sh|setuid"
   echo "edge/launcher|120|edge-sh|launcher basic"
   echo "edge/launcher_stats|120|edge-sh|launcher stats"
+  for o in $OPTION_MATRIX; do echo "stress/opt_${o%%:*}|240|stress-opt|$o"; done
   echo "misuse/core|180|misuse|core"
   echo "misuse/preload|180|misuse|preload"
   echo "misuse/cxx|120|misuse|cxx"
+  for o in $OPTION_MATRIX; do echo "misuse/opt_${o%%:*}|180|misuse-opt|$o"; done
   echo "oom/rlimit|180|oom|rlimit"
   echo "oom/inject|120|oom|inject"
   for p in python sort gcc git sqlite cpython bind9 redis jemalloc_api; do echo "programs/$p|240|prog-sh|$p"; done
@@ -198,6 +204,16 @@ run_one() { # name timeout kind arg
       preload_ready || { fail "$why"; return; }
       build "$B/tests/stress/stress_libc" || { fail "build failed"; return; }
       run_cmd "$tmo" env LD_PRELOAD="$ALLOY_SO" STRESS_REQUIRE_ALLOY=1 "$B/tests/stress/stress_libc"
+      ;;
+    stress-opt)
+      preload_ready || { fail "$why"; return; }
+      build "$B/tests/stress/stress_libc" || { fail "build failed"; return; }
+      run_cmd "$tmo" env LD_PRELOAD="$ALLOY_SO" STRESS_REQUIRE_ALLOY=1 ALLOY_CONF="$arg" \
+        "$B/tests/stress/stress_libc" -t 4 -r 4 -n 20000 -M 400
+      ;;
+    misuse-opt)
+      build "$B/tests/misuse/misuse" || { fail "build failed"; return; }
+      run_cmd "$tmo" env MISUSE_EXTRA_CONF="$arg" "$B/tests/misuse/misuse"
       ;;
     san)
       set -- $arg

@@ -27,7 +27,10 @@
  *                      malloc in this process.
  *
  * Usage: stress [-t threads] [-r rounds] [-n ops-per-thread-per-round]
- *               [-s seed] [-S slots]
+ *               [-s seed] [-S slots] [-M max-peak-rss-MiB]
+ * -M fails the run when the process's peak RSS (getrusage) exceeds the
+ * bound: tests/run.sh runs the preloaded build under each option of the
+ * option matrix with one.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -40,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -459,20 +463,22 @@ static void *worker(void *arg)
 
 static void usage(const char *argv0)
 {
-  fprintf(stderr, "usage: %s [-t threads] [-r rounds] [-n ops] [-s seed] [-S slots]\n", argv0);
+  fprintf(stderr, "usage: %s [-t threads] [-r rounds] [-n ops] [-s seed] [-S slots] [-M MiB]\n", argv0);
   exit(2);
 }
 
 int main(int argc, char **argv)
 {
   int c;
-  while ((c = getopt(argc, argv, "t:r:n:s:S:")) != -1) {
+  unsigned long max_rss_mib = 0;
+  while ((c = getopt(argc, argv, "t:r:n:s:S:M:")) != -1) {
     switch (c) {
     case 't': nthreads = (unsigned)strtoul(optarg, NULL, 0); break;
     case 'r': nrounds = (unsigned)strtoul(optarg, NULL, 0); break;
     case 'n': nops = strtoul(optarg, NULL, 0); break;
     case 's': seed = strtoull(optarg, NULL, 0); break;
     case 'S': nslots = strtoul(optarg, NULL, 0); break;
+    case 'M': max_rss_mib = strtoul(optarg, NULL, 0); break;
     default: usage(argv[0]);
     }
   }
@@ -530,6 +536,13 @@ int main(int argc, char **argv)
   printf("allocs %lu, frees %lu, reallocs %lu, cross-thread frees %lu, %.1f s\n", allocs, frees,
          atomic_load(&n_reallocs), atomic_load(&n_cross_checked),
          (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("peak RSS %ld MiB\n", ru.ru_maxrss / 1024);
+  if (max_rss_mib && (unsigned long)ru.ru_maxrss / 1024 > max_rss_mib) {
+    fprintf(stderr, "stress: peak RSS %ld MiB above the bound of %lu MiB\n", ru.ru_maxrss / 1024, max_rss_mib);
+    atomic_fetch_add(&failed, 1);
+  }
   if (!atomic_load(&failed) && allocs != frees) {
     fprintf(stderr, "stress: %lu allocations but %lu frees\n", allocs, frees);
     atomic_fetch_add(&failed, 1);
