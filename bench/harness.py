@@ -64,7 +64,28 @@ WORKLOADS = {
     "thread_churn": (["40000"], ["8000"], ["threads_per_s", "rss_kb"]),
     "phases": (["1g", "20", "2"], ["200m", "20", "2"], ["build_s", "free_s", "rss_after_kb", "rss_after_pct"]),
     "mixed_mt": (["4", "8e6"], ["4", "2e6"], ["ops_per_s"]),
+    # shapes an outside evaluation measured (see bench/README.md)
+    "cold_churn": (["20e6", "100000", "1"], ["4e6", "100000", "1"], ["ops_per_s", "live_rss_kb"]),
+    "cold_churn_mt": (["10e6", "100000", "2"], ["2.5e6", "100000", "2"], ["ops_per_s", "live_rss_kb"]),
+    "prodcons_batch": (["8e6"], ["2e6"], ["ops_per_s"]),
+    "larson_like": (["2", "1000", "20000"], ["2", "200", "20000"], ["ops_per_s"]),
+    "larson_like_8": (["8", "250", "20000"], ["8", "50", "20000"], ["ops_per_s"]),
+    "larson_sized": (["2", "1000", "20000"], ["2", "200", "20000"], ["ops_per_s"]),
+    "mstress_like": (["4", "15000"], ["4", "4000"], ["ops_per_s"]),
+    "rptest_like": (["4", "4e6"], ["4", "1e6"], ["ops_per_s"]),
+    "xmalloc_like": (["4e6"], ["1e6"], ["ops_per_s"]),
+    "big_random": (["1e6"], ["200000"], ["ops_per_s"]),
+    "big_pass": (["4", "3000"], ["4", "800"], ["ops_per_s", "mib_per_s"]),
+    "str_append": (["7e6", "10000", "32768"], ["1.5e6", "5000", "32768"], ["ops_per_s", "moved_pct", "live_rss_kb"]),
+    "threads_200": (["200", "40000"], ["200", "10000"], ["ops_per_s"]),
 }
+# workloads registered under another name than their program's
+WORKLOAD_BIN = {"cold_churn_mt": "cold_churn", "larson_like_8": "larson_like"}
+
+
+def workload_bin(name):
+    return WORKLOAD_BIN.get(name, name)
+
 
 # real program -> (full size, quick size)
 REAL = {
@@ -253,7 +274,7 @@ def maybe_backtrace(ctx, r, argv, alloc, stdin_path=None, env_extra=None, cwd=No
 def run_workload(ctx, name, alloc):
     full, quick, _ = WORKLOADS[name]
     args = quick if ctx["quick"] else full
-    argv = [os.path.join(ctx["bindir"], name)] + args
+    argv = [os.path.join(ctx["bindir"], workload_bin(name))] + args
     r, so, _ = run_process(ctx, argv, child_env(ctx["preload"][alloc]), ctx["timeout"])
     r.argv = argv
     maybe_backtrace(ctx, r, argv, alloc)
@@ -915,7 +936,7 @@ def main():
 
 def run_all(quick, rounds, build, results_dir, snap):
     src_bindir = os.path.join(build, "bench")
-    for name in list(WORKLOADS) + ["launch"]:
+    for name in sorted(set(workload_bin(w) for w in WORKLOADS)) + ["launch"]:
         src = os.path.join(src_bindir, name)
         if not os.access(src, os.X_OK):
             sys.exit("%s is not built (make -f bench/Makefile)" % src)
