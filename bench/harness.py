@@ -9,7 +9,9 @@ Environment:
   QUICK=1          one round, small sizes
   ROUNDS=N         rounds (default 5; QUICK default 1)
   BUILD=dir        build directory (default build)
-  ALLOCATORS=a,b   only these allocators (default alloy,glibc,jemalloc,mimalloc,tcmalloc)
+  ALLOCATORS=a,b   only these allocators (default alloy,alloy-insecure,glibc,jemalloc,mimalloc,
+                   tcmalloc, and snmalloc when SNMALLOC_SO is set)
+  SNMALLOC_SO=lib  an snmalloc build (libsnmallocshim.so) to add as the optional peer "snmalloc"
   WORKLOADS=a,b    only these workloads / real programs (names as in the tables)
   REAL=0           skip the real programs
   RESULTS=dir      where latest.* go (default bench/results)
@@ -38,8 +40,8 @@ LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
 # name -> (preload library or None, Debian package providing it or None)
 ALLOCATORS = {
     "alloy": (None, None),  # filled in main(): BUILD/liballoy.so
-    # alloy with hardening off by default (BUILD/liballoy-insecure.so): run
-    # ALLOCATORS=alloy,alloy-insecure to measure what hardening costs
+    # alloy with hardening off by default (BUILD/liballoy-insecure.so): part of
+    # the default set, so that every report shows what hardening costs
     "alloy-insecure": (None, None),
     # alloy that never purges (BUILD/liballoy-nopurge.so): what purging costs
     "alloy-nopurge": (None, None),
@@ -47,8 +49,18 @@ ALLOCATORS = {
     "jemalloc": (LIBDIR + "/libjemalloc.so.2", "libjemalloc2"),
     "mimalloc": (LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
     "tcmalloc": (LIBDIR + "/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+    # optional, never installed by the harness (not a Debian package): the
+    # library named by $SNMALLOC_SO, e.g. snmalloc's libsnmallocshim.so
+    "snmalloc": (os.environ.get("SNMALLOC_SO") or None, None),
 }
-ORDER = ["alloy", "glibc", "jemalloc", "mimalloc", "tcmalloc"]
+ORDER = ["alloy", "alloy-insecure", "glibc", "jemalloc", "mimalloc", "tcmalloc"]
+if os.environ.get("SNMALLOC_SO") and os.path.exists(os.environ["SNMALLOC_SO"]):
+    ORDER.append("snmalloc")
+# alloy is compared ("alloy ÷ best peer") with these only, never with its own variants
+PEERS = ("glibc", "jemalloc", "mimalloc", "tcmalloc", "snmalloc")
+# alloy's variants built from the same sources: (file in BUILD, what they measure)
+ALLOY_VARIANTS = {"alloy": "liballoy.so", "alloy-insecure": "liballoy-insecure.so",
+                  "alloy-nopurge": "liballoy-nopurge.so"}
 
 # workload -> (full args, quick args, own metrics shown in the metrics table)
 WORKLOADS = {
@@ -453,8 +465,8 @@ def unsnap(ctx, path):
     if not path:
         return path
     snap = ctx["bindir"]
-    if path == os.path.join(snap, "liballoy.so"):
-        return ctx.get("alloy_lib", path)
+    if path in ctx.get("snap_src", {}):
+        return ctx["snap_src"][path]
     if path.startswith(ctx["realdir"] + os.sep):
         return os.path.join(ctx["kept_dir"], os.path.basename(path))
     if path.startswith(snap + os.sep):
@@ -662,11 +674,50 @@ def summarize(ctx, results):
     return S
 
 
+def hardening_table(L, S, benches, rounds):
+    """What hardening costs: alloy (secure by default) ÷ alloy-insecure, per workload."""
+    L.append("## Hardening cost (alloy ÷ alloy-insecure, median; > 1.00 = hardening is slower)")
+    L.append("")
+    L.append("alloy-insecure is the same build with `secure:false` by default.  Each cell is alloy's "
+             "median divided by alloy-insecure's, with \"within noise\" when their min–max ranges overlap "
+             "(no verdict from one round).")
+    L.append("")
+    L.append("| workload | wall | CPU | peak RSS |")
+    L.append("|---|---:|---:|---:|")
+    gm = {"time": [], "cpu": [], "rss": []}
+    for b in benches:
+        row = [b]
+        for key in ("time", "cpu", "rss"):
+            x = S.get((b, "alloy"), {}).get(key)
+            y = S.get((b, "alloy-insecure"), {}).get(key)
+            if not x or not y or not y[0]:
+                row.append("-")
+                continue
+            ratio = x[0] / y[0]
+            gm[key].append(ratio)
+            if rounds < 2:
+                row.append("%.2f" % ratio)
+            elif x[1] <= y[2] and y[1] <= x[2]:
+                row.append("%.2f (within noise)" % ratio)
+            else:
+                row.append("**%.2f**" % ratio)
+        L.append("| " + " | ".join(row) + " |")
+    L.append("| **geomean** | " + " | ".join(("%.2f" % geomean(gm[k])) if geomean(gm[k]) else "-"
+                                            for k in ("time", "cpu", "rss")) + " |")
+    L.append("")
+    L.append("Bold: the min–max ranges do not overlap.")
+    L.append("")
+
+
 def build_report(ctx, results, info):
     S = summarize(ctx, results)
     allocs = ctx["allocators"]
     benches = ctx["benches"]
-    peers = [a for a in allocs if a != "alloy"]
+    # alloy is compared with the peers only, never with its own variants;
+    # "best" (the ÷ best ratios, the geomean row, the SVG) is over alloy and
+    # the peers, so a variant's ratio can be below 1.00
+    peers = [a for a in allocs if a in PEERS]
+    ranked = [a for a in allocs if a == "alloy" or a in PEERS] or list(allocs)
     has_alloy = "alloy" in allocs
     rounds = ctx["rounds"]
     L = []
@@ -682,13 +733,20 @@ def build_report(ctx, results, info):
         info["loadavg_start"], info.get("loadavg_end", "?"), info.get("duration_s", 0)))
     L.append("- alloy revision: %s%s" % (info["alloy_revision"], (", liballoy.so sha256 %s" % ctx["alloy_sha"])
                                           if ctx.get("alloy_sha") else " (alloy not benchmarked)"))
+    if ctx.get("variant_sha", {}).get("alloy-insecure"):
+        L.append("- alloy-insecure: %s (secure:false by default), sha256 %s" % (
+            ctx["snap_src"].get(ctx["preload"]["alloy-insecure"], "?"), ctx["variant_sha"]["alloy-insecure"]))
+    if ctx.get("snmalloc_lib"):
+        L.append("- snmalloc: %s (from SNMALLOC_SO), sha256 %s" % (ctx["snmalloc_lib"], ctx["snmalloc_sha"]))
     L.append("")
     L.append("Cells are median [min–max] over the rounds.  Time is the wall time of the whole process "
-             "(for redis: of the redis-benchmark run); peak RSS is the kernel's ru_maxrss from wait4 "
-             "(for redis: of redis-server).  \"alloy ÷ best peer\" compares alloy's median with the best "
-             "peer's; it says \"within noise\" when the two min–max ranges overlap, and claims nothing "
-             "from a single round.  The geomean row is the geometric mean over the workloads of each "
-             "allocator's median divided by the best median of that workload (1.00 = best everywhere).")
+             "(for redis: of the redis-benchmark run); peak RSS is "
+             "the kernel's ru_maxrss from wait4 (for redis: of redis-server).  \"alloy ÷ best "
+             "peer\" compares alloy's median with the best peer's (%s; never with alloy's own variants); it "
+             "says \"within noise\" when the two min–max ranges overlap, and claims nothing from a single "
+             "round.  The geomean row is the geometric mean over the workloads of each allocator's median "
+             "divided by the best median of that workload among alloy and the peers (1.00 = best "
+             "everywhere; a variant such as alloy-insecure can be below 1.00)." % (", ".join(peers) or "none"))
     L.append("")
 
     def table(title, key, unit_scale, unit, better_low=("faster", "slower")):
@@ -703,7 +761,7 @@ def build_report(ctx, results, info):
         for b in benches:
             row = [b]
             cells = {a: S.get((b, a), {}).get(key) for a in allocs}
-            best = min((c[0] for c in cells.values() if c), default=None)
+            best = min((cells[a][0] for a in ranked if cells.get(a)), default=None)
             for a in allocs:
                 c = S.get((b, a))
                 if c is None:
@@ -745,6 +803,9 @@ def build_report(ctx, results, info):
     table("CPU time (s, user + system of the process and its children, lower is better)", "cpu", 1.0,
           "seconds of CPU; less sensitive than wall time to other load on a shared machine, but it also "
           "counts spinning, and for redis it is the server's alone (the client is not included)")
+
+    if has_alloy and "alloy-insecure" in allocs:
+        hardening_table(L, S, benches, rounds)
 
     # RSS after
     ra = [b for b in benches if b in RSS_AFTER_KEY]
@@ -832,7 +893,7 @@ def build_report(ctx, results, info):
 
 
 COLORS = {"alloy": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4", "mimalloc": "#2ca02c",
-          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd", "alloy-nopurge": "#8c564b"}
+          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd", "alloy-nopurge": "#8c564b", "snmalloc": "#17becf"}
 
 
 def esc(s):
@@ -843,8 +904,12 @@ def build_svg(ctx, S):
     allocs = ctx["allocators"]
     benches = [b for b in ctx["benches"] if any(S.get((b, a), {}).get("time") for a in allocs)]
     vals = {}
+    ranked = [a for a in allocs if a == "alloy" or a in PEERS] or list(allocs)
     for b in benches:
-        best = min(S[(b, a)]["time"][0] for a in allocs if S.get((b, a), {}).get("time"))
+        tb = [S[(b, a)]["time"][0] for a in ranked if S.get((b, a), {}).get("time")]
+        if not tb:
+            tb = [S[(b, a)]["time"][0] for a in allocs if S.get((b, a), {}).get("time")]
+        best = min(tb)
         for a in allocs:
             t = S.get((b, a), {}).get("time")
             if t:
@@ -934,39 +999,41 @@ def main():
         shutil.rmtree(snap, ignore_errors=True)
 
 
-def run_all(quick, rounds, build, results_dir, snap):
-    src_bindir = os.path.join(build, "bench")
-    for name in sorted(set(workload_bin(w) for w in WORKLOADS)) + ["launch"]:
-        src = os.path.join(src_bindir, name)
-        if not os.access(src, os.X_OK):
-            sys.exit("%s is not built (make -f bench/Makefile)" % src)
-        shutil.copy2(src, os.path.join(snap, name))
-    ctx = {"quick": quick, "rounds": rounds, "bindir": snap, "realdir": os.path.join(snap, "real"),
-           "timeout": 120 if quick else 300, "ref_out": {}, "launcher": os.path.join(snap, "launch"),
-           "src_bindir": src_bindir, "kept_dir": os.path.join(src_bindir, "failed-inputs"),
-           "no_gdb": os.environ.get("GDB", "1") == "0"}
-    os.makedirs(ctx["realdir"], exist_ok=True)
-
+def setup_allocators(ctx, build, snap):
+    """Fills ctx["allocators"] (in interleaving order) and ctx["preload"]
+    (allocator -> library to preload, None for glibc).  alloy's builds are
+    copied into the snapshot directory first."""
+    explicit = bool(os.environ.get("ALLOCATORS"))
     want = [a.strip() for a in (os.environ.get("ALLOCATORS") or ",".join(ORDER)).split(",") if a.strip()]
     preload = {}
     allocs = []
+    ctx.setdefault("snap_src", {})
     for a in want:
         if a not in ALLOCATORS:
-            sys.exit("unknown allocator %r (known: %s)" % (a, ", ".join(ORDER)))
-        lib = (os.path.join(build, "liballoy.so") if a == "alloy" else
-               os.path.join(build, "liballoy-insecure.so") if a == "alloy-insecure" else
-               os.path.join(build, "liballoy-nopurge.so") if a == "alloy-nopurge" else ALLOCATORS[a][0])
+            sys.exit("unknown allocator %r (known: %s)" % (a, ", ".join(list(ALLOCATORS))))
+        lib = os.path.join(build, ALLOY_VARIANTS[a]) if a in ALLOY_VARIANTS else ALLOCATORS[a][0]
+        if a == "snmalloc" and not lib:
+            sys.exit("snmalloc: set SNMALLOC_SO to an snmalloc shim library (libsnmallocshim.so)")
         if lib and not os.path.exists(lib):
-            if a == "alloy" and not os.environ.get("ALLOCATORS"):
-                log("WARNING: %s not built: benchmarking the peers only" % lib)
+            if a in ALLOY_VARIANTS and not explicit:
+                log("WARNING: %s not built: benchmarking without %s" % (lib, a))
                 continue
             sys.exit("%s: %s is missing" % (a, lib))
-        if a == "alloy":
-            ctx["alloy_lib"] = lib
-            lib = os.path.join(snap, "liballoy.so")
-            shutil.copy2(ctx["alloy_lib"], lib)
+        if a in ALLOY_VARIANTS:
+            src = lib
+            lib = os.path.join(snap, ALLOY_VARIANTS[a])
+            shutil.copy2(src, lib)
+            ctx["snap_src"][lib] = src
             with open(lib, "rb") as f:
-                ctx["alloy_sha"] = hashlib.sha256(f.read()).hexdigest()[:16]
+                sha = hashlib.sha256(f.read()).hexdigest()[:16]
+            if a == "alloy":
+                ctx["alloy_lib"] = src
+                ctx["alloy_sha"] = sha
+            ctx.setdefault("variant_sha", {})[a] = sha
+        if a == "snmalloc":
+            with open(lib, "rb") as f:
+                ctx["snmalloc_sha"] = hashlib.sha256(f.read()).hexdigest()[:16]
+            ctx["snmalloc_lib"] = lib
         if lib:
             env = dict(os.environ, LD_PRELOAD=lib)
             smoke = subprocess.run(["/bin/true"], env=env, capture_output=True, text=True)
@@ -976,6 +1043,28 @@ def run_all(quick, rounds, build, results_dir, snap):
         allocs.append(a)
     ctx["allocators"] = allocs
     ctx["preload"] = preload
+
+
+def copy_programs(build, snap):
+    src_bindir = os.path.join(build, "bench")
+    for name in sorted(set(workload_bin(w) for w in WORKLOADS)) + ["launch"]:
+        src = os.path.join(src_bindir, name)
+        if not os.access(src, os.X_OK):
+            sys.exit("%s is not built (make -f bench/Makefile)" % src)
+        shutil.copy2(src, os.path.join(snap, name))
+    return src_bindir
+
+
+def run_all(quick, rounds, build, results_dir, snap):
+    src_bindir = copy_programs(build, snap)
+    ctx = {"quick": quick, "rounds": rounds, "bindir": snap, "realdir": os.path.join(snap, "real"),
+           "timeout": 120 if quick else 300, "ref_out": {}, "launcher": os.path.join(snap, "launch"),
+           "src_bindir": src_bindir, "kept_dir": os.path.join(src_bindir, "failed-inputs"),
+           "no_gdb": os.environ.get("GDB", "1") == "0"}
+    os.makedirs(ctx["realdir"], exist_ok=True)
+
+    setup_allocators(ctx, build, snap)
+    allocs = ctx["allocators"]
 
     tools = {"sqlite3": shutil.which("sqlite3"), "gcc": shutil.which("gcc"),
              "python": "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None,
@@ -1029,7 +1118,7 @@ def run_all(quick, rounds, build, results_dir, snap):
     with open(os.path.join(results_dir, "latest.svg"), "w") as f:
         f.write(build_svg(ctx, S))
     raw = {"info": ctx["info"], "quick": quick, "rounds": rounds, "allocators": allocs,
-           "preload": preload, "benches": ctx["benches"],
+           "preload": ctx["preload"], "benches": ctx["benches"],
            "runs": {"%s/%s" % k: [r.as_dict() for r in v] for k, v in results.items()}}
     with open(os.path.join(results_dir, "latest.json"), "w") as f:
         json.dump(raw, f, indent=1)
