@@ -16,6 +16,8 @@ Environment:
   REAL=0           skip the real programs
   RESULTS=dir      where latest.* go (default bench/results)
   GDB=0            do not re-run crashed programs under gdb for a backtrace
+  STRACE=1         syscall count mode (bench/syscalls.sh): run WORKLOADS once per allocator under
+                   strace -f -c and print the memory-mapping system calls per 100k operations
 """
 import datetime
 import hashlib
@@ -994,9 +996,86 @@ def main():
     # that a rebuild (or make clean) of BUILD during a long run changes nothing.
     snap = tempfile.mkdtemp(prefix="alloy-bench-")
     try:
+        if os.environ.get("STRACE", "") not in ("", "0"):
+            return run_syscalls(quick, build, snap)
         return run_all(quick, rounds, build, results_dir, snap)
     finally:
         shutil.rmtree(snap, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- syscall counts
+
+SYSCALLS = ["mmap", "munmap", "mremap", "madvise", "mprotect"]
+SYSCALLS_EXTRA = ["brk"]  # glibc grows its main heap with brk: shown, not in the total
+
+
+def parse_strace_summary(path):
+    """calls per system call from `strace -c -o path` output."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            t = line.split()
+            # % time, seconds, usecs/call, calls, [errors], syscall
+            if len(t) >= 5 and t[0][0].isdigit() and t[3].isdigit() and t[-1] != "total":
+                counts[t[-1]] = int(t[3])
+    return counts
+
+
+def run_syscalls(quick, build, snap):
+    """STRACE=1 (bench/syscalls.sh): each workload of WORKLOADS once per
+    allocator under strace -f -c; memory-mapping system calls per 100k of the
+    workload's own operations (its ops= output)."""
+    strace = shutil.which("strace")
+    if not strace:
+        sys.exit("strace is not installed (bench/syscalls.sh installs it)")
+    wl = [w.strip() for w in os.environ.get("WORKLOADS", "").split(",") if w.strip()]
+    if not wl:
+        sys.exit("STRACE=1 needs WORKLOADS=name[,name...]")
+    for w in wl:
+        if w not in WORKLOADS:
+            sys.exit("unknown workload %r (syscall counts are for the synthetic workloads)" % w)
+    copy_programs(build, snap)
+    ctx = {"bindir": snap}
+    setup_allocators(ctx, build, snap)
+    names = SYSCALLS + SYSCALLS_EXTRA
+    log("syscall counts: %s, allocators: %s, %s sizes, load average %s" % (
+        ", ".join(wl), ", ".join(ctx["allocators"]), "QUICK" if quick else "full", loadavg()))
+    L = ["", "| workload | allocator | ops | " + " | ".join(names) + " | total (%s) | per 100k ops: %s | total |"
+         % ("+".join(SYSCALLS), " / ".join(SYSCALLS)),
+         "|---|---|" + "---:|" * (len(names) + 3 + 1)]
+    failed = False
+    for w in wl:
+        full, qargs, _ = WORKLOADS[w]
+        argv = [os.path.join(snap, workload_bin(w))] + (qargs if quick else full)
+        for a in ctx["allocators"]:
+            fd, out = tempfile.mkstemp(prefix="alloy-strace-", suffix=".txt")
+            os.close(fd)
+            cmd = [strace, "-f", "-c", "-o", out, "-e", "trace=" + ",".join(names)]
+            if ctx["preload"].get(a):
+                cmd += ["-E", "LD_PRELOAD=" + ctx["preload"][a]]
+            p = subprocess.run(cmd + argv, capture_output=True, text=True, env=child_env(None))
+            lines = [l for l in p.stdout.splitlines() if "time_s=" in l]
+            m = parse_kv(lines[-1]) if lines else {}
+            if p.returncode != 0 or "check=ok" not in (lines[-1] if lines else ""):
+                failed = True
+                log("FAIL %s under %s: exit %d %s" % (w, a, p.returncode, p.stderr.strip()[-300:]))
+                os.unlink(out)
+                continue
+            c = parse_strace_summary(out)
+            os.unlink(out)
+            ops = m.get("ops")
+            tot = sum(c.get(n, 0) for n in SYSCALLS)
+            per = (lambda v: "%.1f" % (v * 1e5 / ops)) if ops else (lambda v: "-")
+            L.append("| %s | %s | %s | %s | %d | %s | %s |" % (
+                w, a, fmt_num(ops) if ops else "-", " | ".join(str(c.get(n, 0)) for n in names), tot,
+                " / ".join(per(c.get(n, 0)) for n in SYSCALLS), per(tot)))
+            log("  %s %s: %s" % (w, a, ", ".join("%s %d" % (n, c.get(n, 0)) for n in names)))
+    L.append("")
+    L.append("Counts from `strace -f -c` over the whole process (start-up and exit included); \"ops\" is the "
+             "workload's own operation count; brk is shown but not in the totals.  Load average at the end: "
+             "%s." % loadavg())
+    log("\n".join(L))
+    return 1 if failed else 0
 
 
 def setup_allocators(ctx, build, snap):
