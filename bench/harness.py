@@ -107,16 +107,19 @@ REAL = {
     "sqlite3": (1000000, 200000),  # rows inserted
     "python": (80000, 20000),      # records per round of bench/real/pyalloc.py
     "gcc": (160, 40),              # generated functions compiled with gcc -O2 -c
+    "redis_frag": (150000, 30000), # string keys of the scripted redis dataset (bench/README.md)
 }
 REAL_METRICS = {
     "redis": ["rps_geomean", "rps_set", "rps_get", "rps_lpush", "rps_lpop", "used_memory_rss_kb"],
     "sqlite3": [],
     "python": [],
     "gcc": [],
+    "redis_frag": ["mem_fragmentation_ratio", "allocator_frag_ratio", "used_memory_kb", "used_memory_rss_kb",
+                   "load_s"],
 }
 
 # workloads whose "RSS after" (memory kept once the work is done) gets its own column
-RSS_AFTER_KEY = {"phases": "rss_after_kb", "redis": "used_memory_rss_kb"}
+RSS_AFTER_KEY = {"phases": "rss_after_kb", "redis": "used_memory_rss_kb", "redis_frag": "used_memory_rss_kb"}
 
 
 def log(msg):
@@ -315,7 +318,7 @@ def free_port():
 
 def real_preload(ctx, prog, alloc):
     pre = ctx["preload"][alloc]
-    if prog == "redis":
+    if prog in ("redis", "redis_frag"):
         # Debian's redis-server is linked against libjemalloc: the jemalloc column
         # needs no preload, and glibc's malloc is selected by preloading libc itself
         # (a preloaded object comes first in symbol lookup).
@@ -326,39 +329,97 @@ def real_preload(ctx, prog, alloc):
     return pre
 
 
-def run_redis(ctx, alloc, n):
-    """redis-server (under the allocator, through the launcher) on a random
-    loopback port; redis-benchmark and redis-cli run without any preload."""
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="alloy-redis-")
-    env = child_env(real_preload(ctx, "redis", alloc))
-    srv_argv = [ctx["tools"]["redis-server"], "--bind", "127.0.0.1", "--port", str(port), "--protected-mode", "yes",
-                "--save", "", "--appendonly", "no", "--dir", workdir, "--loglevel", "warning",
-                "--daemonize", "no"]
-    r = Run()
-    log_path = os.path.join(workdir, "server.log")
-    logf = open(log_path, "wb")
-    srv, res_path = start_launched(ctx, srv_argv, env, stdout=logf, stderr=subprocess.STDOUT)
-    cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(port)]
-    clean_env = child_env(None)
-    ended = False
-    try:
+class RedisServer:
+    """redis-server under an allocator (through the launcher) on a random
+    loopback port, for the redis real programs; clients run without preload."""
+
+    def __init__(self, ctx, prog, alloc):
+        self.port = free_port()
+        self.workdir = tempfile.mkdtemp(prefix="alloy-redis-")
+        env = child_env(real_preload(ctx, prog, alloc))
+        self.argv = [ctx["tools"]["redis-server"], "--bind", "127.0.0.1", "--port", str(self.port),
+                     "--protected-mode", "yes", "--save", "", "--appendonly", "no", "--dir", self.workdir,
+                     "--loglevel", "warning", "--daemonize", "no"]
+        self.log_path = os.path.join(self.workdir, "server.log")
+        self.logf = open(self.log_path, "wb")
+        self.srv, self.res_path = start_launched(ctx, self.argv, env, stdout=self.logf, stderr=subprocess.STDOUT)
+        self.cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port)]
+        self.clean_env = child_env(None)
+        self.ended = False
+
+    def wait_ready(self):
         deadline = time.time() + 20
         while True:
-            if srv.poll() is not None:
-                ended = True
-                res = read_launch_result(res_path) or {}
+            if self.srv.poll() is not None:
+                self.ended = True
+                res = read_launch_result(self.res_path) or {}
                 raise RuntimeError("redis-server exited at start: %s" % describe_result(res))
-            pr = subprocess.run(cli + ["ping"], capture_output=True, text=True, env=clean_env)
+            pr = subprocess.run(self.cli + ["ping"], capture_output=True, text=True, env=self.clean_env)
             if pr.stdout.strip() == "PONG":
-                break
+                return
             if time.time() > deadline:
                 raise RuntimeError("redis-server did not answer PING within 20 s")
             time.sleep(0.05)
+
+    def info_memory(self):
+        info = subprocess.run(self.cli + ["INFO", "memory"], capture_output=True, text=True, env=self.clean_env)
+        d = {}
+        for line in info.stdout.splitlines():
+            if ":" in line:
+                k, v = line.strip().split(":", 1)
+                d[k] = v
+        if "used_memory_rss" not in d:
+            raise RuntimeError("no used_memory_rss in INFO memory (server gone?)")
+        return d
+
+    def shutdown(self, r):
+        """SHUTDOWN NOSAVE, wait, and fill r's peak RSS / CPU from the launcher."""
+        subprocess.run(self.cli + ["shutdown", "nosave"], capture_output=True, env=self.clean_env)
+        try:
+            self.srv.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError("redis-server did not stop within 20 s of SHUTDOWN")
+        self.ended = True
+        finish_launched(r, self.res_path, False, 0)
+        if not r.ok:
+            raise RuntimeError("redis-server ended with " + r.error)
+
+    def fail(self, r, e):
+        r.ok = False
+        r.error = str(e)
+        try:
+            with open(self.log_path, "rb") as f:
+                tail = f.read().decode("utf-8", "replace").strip().splitlines()[-3:]
+            if tail:
+                r.error += "; server log: " + " | ".join(tail)
+        except OSError:
+            pass
+
+    def cleanup(self):
+        if not self.ended:
+            try:
+                os.killpg(self.srv.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.srv.wait()
+        try:
+            os.unlink(self.res_path)
+        except OSError:
+            pass
+        self.logf.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def run_redis(ctx, alloc, n):
+    """redis-benchmark against redis-server under the allocator."""
+    r = Run()
+    srv = RedisServer(ctx, "redis", alloc)
+    try:
+        srv.wait_ready()
         t0 = time.perf_counter()
-        bench = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-q", "-n", str(n),
+        bench = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(srv.port), "-q", "-n", str(n),
                                 "-t", "set,get,lpush,lpop", "-P", "16"],
-                               capture_output=True, text=True, env=clean_env, timeout=ctx["timeout"])
+                               capture_output=True, text=True, env=srv.clean_env, timeout=ctx["timeout"])
         wall = time.perf_counter() - t0
         if bench.returncode != 0:
             raise RuntimeError("redis-benchmark failed: %s" % bench.stderr.strip()[-300:])
@@ -371,45 +432,248 @@ def run_redis(ctx, alloc, n):
                 raise RuntimeError("no %s result in redis-benchmark output: %r" % (t, bench.stdout[-300:]))
             r.metrics["rps_" + t] = rps[t]
         r.metrics["rps_geomean"] = math.exp(sum(math.log(v) for v in rps.values()) / len(rps))
-        info = subprocess.run(cli + ["INFO", "memory"], capture_output=True, text=True, env=clean_env)
-        m = re.search(r"^used_memory_rss:(\d+)", info.stdout, re.M)
-        if not m:
-            raise RuntimeError("no used_memory_rss in INFO memory (server gone?)")
-        r.metrics["used_memory_rss_kb"] = int(m.group(1)) / 1024.0
-        subprocess.run(cli + ["shutdown", "nosave"], capture_output=True, env=clean_env)
-        try:
-            srv.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError("redis-server did not stop within 20 s of SHUTDOWN")
-        ended = True
-        finish_launched(r, res_path, False, 0)
+        info = srv.info_memory()
+        r.metrics["used_memory_rss_kb"] = int(info["used_memory_rss"]) / 1024.0
+        srv.shutdown(r)
         r.wall = wall
-        if not r.ok:
-            raise RuntimeError("redis-server ended with " + r.error)
     except (RuntimeError, subprocess.TimeoutExpired) as e:
-        r.ok = False
-        r.error = str(e)
-        try:
-            with open(log_path, "rb") as f:
-                tail = f.read().decode("utf-8", "replace").strip().splitlines()[-3:]
-            if tail:
-                r.error += "; server log: " + " | ".join(tail)
-        except OSError:
-            pass
+        srv.fail(r, e)
     finally:
-        if not ended:
-            try:
-                os.killpg(srv.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            srv.wait()
-        try:
-            os.unlink(res_path)
-        except OSError:
-            pass
-        logf.close()
-        shutil.rmtree(workdir, ignore_errors=True)
-    r.argv = srv_argv
+        srv.cleanup()
+    r.argv = srv.argv
+    return r
+
+
+# ---------------------------------------------------------------- redis_frag
+
+def resp(*args):
+    """One command in RESP (bytes)."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if not isinstance(a, bytes):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class RespConn:
+    """Minimal pipelined RESP client over a socket: send many commands, then
+    read exactly that many replies (so neither side's buffers fill up)."""
+
+    def __init__(self, port, timeout):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.pos = 0
+
+    def close(self):
+        self.sock.close()
+
+    def _fill(self):
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise RuntimeError("redis closed the connection")
+        self.buf = self.buf[self.pos:] + data
+        self.pos = 0
+
+    def _line(self):
+        while True:
+            i = self.buf.find(b"\r\n", self.pos)
+            if i >= 0:
+                line = self.buf[self.pos:i]
+                self.pos = i + 2
+                return line
+            self._fill()
+
+    def reply(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t in (b"+", b":"):
+            return rest
+        if t == b"-":
+            raise RuntimeError("redis error reply: %s" % rest.decode("utf-8", "replace"))
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) - self.pos < n + 2:
+                self._fill()
+            v = self.buf[self.pos:self.pos + n]
+            self.pos += n + 2
+            return v
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.reply() for _ in range(n)]
+        raise RuntimeError("unexpected RESP reply %r" % line[:40])
+
+    def pipeline(self, cmds):
+        """Send a list of encoded commands; return their replies."""
+        self.sock.sendall(b"".join(cmds))
+        return [self.reply() for _ in cmds]
+
+
+def frag_size(rng, scale=1):
+    """Value sizes of the redis_frag dataset: 10 B-4 KiB, skewed small
+    (70% 10-100 B, 25% 101-1000 B, 5% 1001-4096 B), times scale."""
+    u = rng.random()
+    if u < 0.70:
+        n = rng.randint(10, 100)
+    elif u < 0.95:
+        n = rng.randint(101, 1000)
+    else:
+        n = rng.randint(1001, 4096)
+    return n * scale
+
+
+def redis_frag_script(n):
+    """The redis_frag dataset as a generator of command batches (lists of
+    encoded commands), deterministic for a given n, plus the expected final
+    values of sampled string keys and the expected key count.  n is the
+    number of string keys; the other types scale with it."""
+    import random
+    rng = random.Random(20261129)
+    pool = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(1 << 16))
+    pool = pool * 2
+
+    def val(size):  # size <= 64 KiB
+        off = rng.randrange(0, 1 << 16)
+        return pool[off:off + size]
+
+    nh, nl, nz, ns = n // 30, n // 75, n // 75, n // 75
+    strings = ["s:%d" % i for i in range(n)]
+    hashes = ["h:%d" % i for i in range(nh)]
+    lists = ["l:%d" % i for i in range(nl)]
+    zsets = ["z:%d" % i for i in range(nz)]
+    sets = ["t:%d" % i for i in range(ns)]
+    sample = set(strings[::max(1, n // 400)])
+    expect = {}
+    hfields = {}
+    llen = {}
+    batches = []
+    B = 1000
+
+    def flush(cmds):
+        for i in range(0, len(cmds), B):
+            batches.append(cmds[i:i + B])
+
+    # 1. load: strings, hashes (small ones stay listpacks, every tenth is a
+    # big hashtable), lists, sorted sets, sets of strings and sets of integers
+    cmds = []
+    for k in strings:
+        v = val(frag_size(rng))
+        if k in sample:
+            expect[k] = v
+        cmds.append(resp(b"SET", k, v))
+    for i, k in enumerate(hashes):
+        nf = 200 if i % 10 == 0 else 20
+        hfields[k] = nf
+        args = [b"HSET", k]
+        for f in range(nf):
+            args += [b"f%d" % f, val(rng.randint(5, 200))]
+        cmds.append(resp(*args))
+    for k in lists:
+        llen[k] = 60
+        for _ in range(2):
+            cmds.append(resp(b"RPUSH", k, *[val(rng.randint(10, 300)) for _ in range(30)]))
+    for i, k in enumerate(zsets):
+        nm = 300 if i % 10 == 0 else 50
+        args = [b"ZADD", k]
+        for m in range(nm):
+            args += [b"%.6f" % rng.random(), b"m%d:" % m + val(rng.randint(10, 40))]
+        cmds.append(resp(*args))
+    for i, k in enumerate(sets):
+        if i % 2:
+            cmds.append(resp(b"SADD", k, *[b"%d" % rng.randrange(1 << 40) for _ in range(40)]))
+        else:
+            cmds.append(resp(b"SADD", k, *[val(rng.randint(8, 40)) for _ in range(40)]))
+    rng.shuffle(cmds)  # interleave the types in memory
+    flush(cmds)
+
+    # 2. delete a random half of all keys
+    keys = strings + hashes + lists + zsets + sets
+    dead = set(rng.sample(keys, len(keys) // 2))
+    cmds = [resp(b"DEL", *[k for k in keys[i:i + 20] if k in dead])
+            for i in range(0, len(keys), 20) if any(k in dead for k in keys[i:i + 20])]
+    rng.shuffle(cmds)
+    flush(cmds)
+    for k in dead:
+        expect.pop(k, None)
+    live_strings = [k for k in strings if k not in dead]
+
+    # 3. refill: as many new strings as were deleted, values three times larger
+    nd = sum(1 for k in strings if k in dead)
+    cmds = []
+    for i in range(nd):
+        cmds.append(resp(b"SET", "r:%d" % i, val(frag_size(rng, 3))))
+    flush(cmds)
+
+    # 4. grow and shrink the survivors: APPEND to strings, LPOP from lists,
+    # HDEL half the fields of hashes
+    ops = []
+    for _ in range(len(live_strings) // 2):
+        k = rng.choice(live_strings)
+        v = val(rng.randint(10, 200))
+        ops.append((k, v, resp(b"APPEND", k, v)))
+    for k in lists:
+        if k not in dead:
+            ops.append((None, None, resp(b"LPOP", k, b"25")))
+    for k in hashes:
+        if k not in dead:
+            ops.append((None, None, resp(b"HDEL", k, *[b"f%d" % f for f in range(0, hfields[k], 2)])))
+    rng.shuffle(ops)
+    for k, v, _ in ops:
+        if k in expect:
+            expect[k] = expect[k] + v
+    flush([c for _, _, c in ops])
+    nkeys = len(keys) - len(dead) + nd
+    return batches, expect, nkeys
+
+
+def run_redis_frag(ctx, alloc, n):
+    """Loads the scripted dataset into redis-server under the allocator and
+    reports INFO memory's fragmentation figures (see bench/README.md)."""
+    r = Run()
+    if ctx.get("frag_script", (None,))[0] != n:
+        ctx["frag_script"] = (n, redis_frag_script(n))
+    batches, expect, nkeys = ctx["frag_script"][1]
+    srv = RedisServer(ctx, "redis_frag", alloc)
+    conn = None
+    try:
+        srv.wait_ready()
+        conn = RespConn(srv.port, ctx["timeout"])
+        t0 = time.perf_counter()
+        for b in batches:
+            conn.pipeline(b)
+        wall = time.perf_counter() - t0
+        # check the data: the key count and the sampled strings
+        got = int(conn.pipeline([resp(b"DBSIZE")])[0])
+        if got != nkeys:
+            raise RuntimeError("DBSIZE %d, expected %d" % (got, nkeys))
+        ks = sorted(expect)
+        vals = conn.pipeline([resp(b"GET", k) for k in ks])
+        bad = [k for k, v in zip(ks, vals) if v != expect[k]]
+        if bad:
+            raise RuntimeError("%d sampled strings differ (e.g. %s)" % (len(bad), bad[0]))
+        conn.close()
+        conn = None
+        # INFO's RSS figure is refreshed by the server's cron (10 Hz): let it
+        # run, the same 1 s under every allocator
+        time.sleep(1.0)
+        info = srv.info_memory()
+        r.metrics["used_memory_kb"] = int(info["used_memory"]) / 1024.0
+        r.metrics["used_memory_rss_kb"] = int(info["used_memory_rss"]) / 1024.0
+        r.metrics["mem_fragmentation_ratio"] = float(info["mem_fragmentation_ratio"])
+        if "allocator_frag_ratio" in info:
+            r.metrics["allocator_frag_ratio"] = float(info["allocator_frag_ratio"])
+        r.metrics["load_s"] = wall
+        srv.shutdown(r)
+        r.wall = wall
+    except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as e:
+        srv.fail(r, e)
+    finally:
+        if conn:
+            conn.close()
+        srv.cleanup()
+    r.argv = srv.argv
     return r
 
 
@@ -505,6 +769,8 @@ def run_real(ctx, prog, alloc):
     rd = ctx["realdir"]
     if prog == "redis":
         return run_redis(ctx, alloc, n)
+    if prog == "redis_frag":
+        return run_redis_frag(ctx, alloc, n)
     if prog == "sqlite3":
         sql = os.path.join(rd, "sqlite_%d.sql" % n)
         if not os.path.exists(sql):
@@ -742,8 +1008,8 @@ def build_report(ctx, results, info):
         L.append("- snmalloc: %s (from SNMALLOC_SO), sha256 %s" % (ctx["snmalloc_lib"], ctx["snmalloc_sha"]))
     L.append("")
     L.append("Cells are median [min–max] over the rounds.  Time is the wall time of the whole process "
-             "(for redis: of the redis-benchmark run); peak RSS is "
-             "the kernel's ru_maxrss from wait4 (for redis: of redis-server).  \"alloy ÷ best "
+             "(for redis: of the redis-benchmark run; for redis_frag: of the scripted load); peak RSS is "
+             "the kernel's ru_maxrss from wait4 (for redis and redis_frag: of redis-server).  \"alloy ÷ best "
              "peer\" compares alloy's median with the best peer's (%s; never with alloy's own variants); it "
              "says \"within noise\" when the two min–max ranges overlap, and claims nothing from a single "
              "round.  The geomean row is the geometric mean over the workloads of each allocator's median "
@@ -816,7 +1082,8 @@ def build_report(ctx, results, info):
         L.append("")
         L.append("Memory the process still holds once its work is done: for `phases`, /proc/self/statm "
                  "resident after freeing 95% and 2 s of light activity (and that as % of the peak RSS); for "
-                 "`redis`, `used_memory_rss` from `INFO memory` after the benchmark.")
+                 "`redis`, `used_memory_rss` from `INFO memory` after the benchmark; for `redis_frag`, the "
+                 "same after the scripted load, deletes and rewrites.")
         L.append("")
         head = ["workload"] + allocs + (["alloy ÷ best peer"] if has_alloy else [])
         L.append("| " + " | ".join(head) + " |")
@@ -1148,6 +1415,7 @@ def run_all(quick, rounds, build, results_dir, snap):
     tools = {"sqlite3": shutil.which("sqlite3"), "gcc": shutil.which("gcc"),
              "python": "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None,
              "redis": shutil.which("redis-server") and shutil.which("redis-benchmark") and shutil.which("redis-cli"),
+             "redis_frag": shutil.which("redis-server") and shutil.which("redis-cli"),
              "redis-server": shutil.which("redis-server")}
     if tools["python"]:
         tools["python"] = os.path.realpath(tools["python"])  # the interpreter itself, not a wrapper
