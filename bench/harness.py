@@ -1132,7 +1132,9 @@ def build_report(ctx, results, info):
     L.append("")
     for b in benches:
         if b in WORKLOADS:
-            L.append("- `%s %s`" % (b, " ".join(WORKLOADS[b][1 if ctx["quick"] else 0])))
+            prog = workload_bin(b)
+            L.append("- %s`%s %s`" % ("" if prog == b else "%s: " % b, prog,
+                                      " ".join(WORKLOADS[b][1 if ctx["quick"] else 0])))
         else:
             L.append("- %s: size %d (see bench/README.md)" % (b, REAL[b][1 if ctx["quick"] else 0]))
     L.append("")
