@@ -54,11 +54,11 @@ static void start_detached(chain_t *c)
     pthread_t t;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    c->threads_made++;  /* before: the new thread owns c once it runs */
     int e = pthread_create(&t, &at, chain_thread, c);
     if (e)
         die("pthread_create: %s", strerror(e));
     pthread_attr_destroy(&at);
-    c->threads_made++;
 }
 
 static void *chain_thread(void *arg)

@@ -93,7 +93,8 @@ int main(int argc, char **argv)
     uint64_t seed = arg_u(argc, argv, 6, 20);
     if (nt < 1 || nt > 4096 || slots < 1 || xchg < 1 || ncells < 1)
         die("bad parameters");
-    cells = calloc(ncells, sizeof(void *));
+    cells = xmalloc(ncells * sizeof(void *));
+    memset(cells, 0, ncells * sizeof(void *));
     job_t *jobs = xmalloc(nt * sizeof *jobs);
     pthread_t *th = xmalloc(nt * sizeof *th);
     pthread_attr_t at;
