@@ -9,11 +9,15 @@ Environment:
   QUICK=1          one round, small sizes
   ROUNDS=N         rounds (default 5; QUICK default 1)
   BUILD=dir        build directory (default build)
-  ALLOCATORS=a,b   only these allocators (default alloy,glibc,jemalloc,mimalloc,tcmalloc)
+  ALLOCATORS=a,b   only these allocators (default alloy,alloy-insecure,glibc,jemalloc,mimalloc,
+                   tcmalloc, and snmalloc when SNMALLOC_SO is set)
+  SNMALLOC_SO=lib  an snmalloc build (libsnmallocshim.so) to add as the optional peer "snmalloc"
   WORKLOADS=a,b    only these workloads / real programs (names as in the tables)
   REAL=0           skip the real programs
   RESULTS=dir      where latest.* go (default bench/results)
   GDB=0            do not re-run crashed programs under gdb for a backtrace
+  STRACE=1         syscall count mode (bench/syscalls.sh): run WORKLOADS once per allocator under
+                   strace -f -c and print the memory-mapping system calls per 100k operations
 """
 import datetime
 import hashlib
@@ -38,8 +42,8 @@ LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
 # name -> (preload library or None, Debian package providing it or None)
 ALLOCATORS = {
     "alloy": (None, None),  # filled in main(): BUILD/liballoy.so
-    # alloy with hardening off by default (BUILD/liballoy-insecure.so): run
-    # ALLOCATORS=alloy,alloy-insecure to measure what hardening costs
+    # alloy with hardening off by default (BUILD/liballoy-insecure.so): part of
+    # the default set, so that every report shows what hardening costs
     "alloy-insecure": (None, None),
     # alloy that never purges (BUILD/liballoy-nopurge.so): what purging costs
     "alloy-nopurge": (None, None),
@@ -47,8 +51,18 @@ ALLOCATORS = {
     "jemalloc": (LIBDIR + "/libjemalloc.so.2", "libjemalloc2"),
     "mimalloc": (LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
     "tcmalloc": (LIBDIR + "/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+    # optional, never installed by the harness (not a Debian package): the
+    # library named by $SNMALLOC_SO, e.g. snmalloc's libsnmallocshim.so
+    "snmalloc": (os.environ.get("SNMALLOC_SO") or None, None),
 }
-ORDER = ["alloy", "glibc", "jemalloc", "mimalloc", "tcmalloc"]
+ORDER = ["alloy", "alloy-insecure", "glibc", "jemalloc", "mimalloc", "tcmalloc"]
+if os.environ.get("SNMALLOC_SO") and os.path.exists(os.environ["SNMALLOC_SO"]):
+    ORDER.append("snmalloc")
+# alloy is compared ("alloy ÷ best peer") with these only, never with its own variants
+PEERS = ("glibc", "jemalloc", "mimalloc", "tcmalloc", "snmalloc")
+# alloy's variants built from the same sources: (file in BUILD, what they measure)
+ALLOY_VARIANTS = {"alloy": "liballoy.so", "alloy-insecure": "liballoy-insecure.so",
+                  "alloy-nopurge": "liballoy-nopurge.so"}
 
 # workload -> (full args, quick args, own metrics shown in the metrics table)
 WORKLOADS = {
@@ -64,7 +78,28 @@ WORKLOADS = {
     "thread_churn": (["40000"], ["8000"], ["threads_per_s", "rss_kb"]),
     "phases": (["1g", "20", "2"], ["200m", "20", "2"], ["build_s", "free_s", "rss_after_kb", "rss_after_pct"]),
     "mixed_mt": (["4", "8e6"], ["4", "2e6"], ["ops_per_s"]),
+    # shapes an outside evaluation measured (see bench/README.md)
+    "cold_churn": (["20e6", "100000", "1"], ["4e6", "100000", "1"], ["ops_per_s", "live_rss_kb"]),
+    "cold_churn_mt": (["10e6", "100000", "2"], ["2.5e6", "100000", "2"], ["ops_per_s", "live_rss_kb"]),
+    "prodcons_batch": (["8e6"], ["2e6"], ["ops_per_s"]),
+    "larson_like": (["2", "1000", "20000"], ["2", "200", "20000"], ["ops_per_s"]),
+    "larson_like_8": (["8", "250", "20000"], ["8", "50", "20000"], ["ops_per_s"]),
+    "larson_sized": (["2", "1000", "20000"], ["2", "200", "20000"], ["ops_per_s"]),
+    "mstress_like": (["4", "15000"], ["4", "4000"], ["ops_per_s"]),
+    "rptest_like": (["4", "4e6"], ["4", "1e6"], ["ops_per_s"]),
+    "xmalloc_like": (["4e6"], ["1e6"], ["ops_per_s"]),
+    "big_random": (["1e6"], ["200000"], ["ops_per_s"]),
+    "big_pass": (["4", "3000"], ["4", "800"], ["ops_per_s", "mib_per_s"]),
+    "str_append": (["7e6", "10000", "32768"], ["1.5e6", "5000", "32768"], ["ops_per_s", "moved_pct", "live_rss_kb"]),
+    "threads_200": (["200", "40000"], ["200", "10000"], ["ops_per_s"]),
 }
+# workloads registered under another name than their program's
+WORKLOAD_BIN = {"cold_churn_mt": "cold_churn", "larson_like_8": "larson_like"}
+
+
+def workload_bin(name):
+    return WORKLOAD_BIN.get(name, name)
+
 
 # real program -> (full size, quick size)
 REAL = {
@@ -72,16 +107,19 @@ REAL = {
     "sqlite3": (1000000, 200000),  # rows inserted
     "python": (80000, 20000),      # records per round of bench/real/pyalloc.py
     "gcc": (160, 40),              # generated functions compiled with gcc -O2 -c
+    "redis_frag": (150000, 30000), # string keys of the scripted redis dataset (bench/README.md)
 }
 REAL_METRICS = {
     "redis": ["rps_geomean", "rps_set", "rps_get", "rps_lpush", "rps_lpop", "used_memory_rss_kb"],
     "sqlite3": [],
     "python": [],
     "gcc": [],
+    "redis_frag": ["mem_fragmentation_ratio", "allocator_frag_ratio", "used_memory_kb", "used_memory_rss_kb",
+                   "load_s"],
 }
 
 # workloads whose "RSS after" (memory kept once the work is done) gets its own column
-RSS_AFTER_KEY = {"phases": "rss_after_kb", "redis": "used_memory_rss_kb"}
+RSS_AFTER_KEY = {"phases": "rss_after_kb", "redis": "used_memory_rss_kb", "redis_frag": "used_memory_rss_kb"}
 
 
 def log(msg):
@@ -253,7 +291,7 @@ def maybe_backtrace(ctx, r, argv, alloc, stdin_path=None, env_extra=None, cwd=No
 def run_workload(ctx, name, alloc):
     full, quick, _ = WORKLOADS[name]
     args = quick if ctx["quick"] else full
-    argv = [os.path.join(ctx["bindir"], name)] + args
+    argv = [os.path.join(ctx["bindir"], workload_bin(name))] + args
     r, so, _ = run_process(ctx, argv, child_env(ctx["preload"][alloc]), ctx["timeout"])
     r.argv = argv
     maybe_backtrace(ctx, r, argv, alloc)
@@ -280,7 +318,7 @@ def free_port():
 
 def real_preload(ctx, prog, alloc):
     pre = ctx["preload"][alloc]
-    if prog == "redis":
+    if prog in ("redis", "redis_frag"):
         # Debian's redis-server is linked against libjemalloc: the jemalloc column
         # needs no preload, and glibc's malloc is selected by preloading libc itself
         # (a preloaded object comes first in symbol lookup).
@@ -291,39 +329,97 @@ def real_preload(ctx, prog, alloc):
     return pre
 
 
-def run_redis(ctx, alloc, n):
-    """redis-server (under the allocator, through the launcher) on a random
-    loopback port; redis-benchmark and redis-cli run without any preload."""
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="alloy-redis-")
-    env = child_env(real_preload(ctx, "redis", alloc))
-    srv_argv = [ctx["tools"]["redis-server"], "--bind", "127.0.0.1", "--port", str(port), "--protected-mode", "yes",
-                "--save", "", "--appendonly", "no", "--dir", workdir, "--loglevel", "warning",
-                "--daemonize", "no"]
-    r = Run()
-    log_path = os.path.join(workdir, "server.log")
-    logf = open(log_path, "wb")
-    srv, res_path = start_launched(ctx, srv_argv, env, stdout=logf, stderr=subprocess.STDOUT)
-    cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(port)]
-    clean_env = child_env(None)
-    ended = False
-    try:
+class RedisServer:
+    """redis-server under an allocator (through the launcher) on a random
+    loopback port, for the redis real programs; clients run without preload."""
+
+    def __init__(self, ctx, prog, alloc):
+        self.port = free_port()
+        self.workdir = tempfile.mkdtemp(prefix="alloy-redis-")
+        env = child_env(real_preload(ctx, prog, alloc))
+        self.argv = [ctx["tools"]["redis-server"], "--bind", "127.0.0.1", "--port", str(self.port),
+                     "--protected-mode", "yes", "--save", "", "--appendonly", "no", "--dir", self.workdir,
+                     "--loglevel", "warning", "--daemonize", "no"]
+        self.log_path = os.path.join(self.workdir, "server.log")
+        self.logf = open(self.log_path, "wb")
+        self.srv, self.res_path = start_launched(ctx, self.argv, env, stdout=self.logf, stderr=subprocess.STDOUT)
+        self.cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port)]
+        self.clean_env = child_env(None)
+        self.ended = False
+
+    def wait_ready(self):
         deadline = time.time() + 20
         while True:
-            if srv.poll() is not None:
-                ended = True
-                res = read_launch_result(res_path) or {}
+            if self.srv.poll() is not None:
+                self.ended = True
+                res = read_launch_result(self.res_path) or {}
                 raise RuntimeError("redis-server exited at start: %s" % describe_result(res))
-            pr = subprocess.run(cli + ["ping"], capture_output=True, text=True, env=clean_env)
+            pr = subprocess.run(self.cli + ["ping"], capture_output=True, text=True, env=self.clean_env)
             if pr.stdout.strip() == "PONG":
-                break
+                return
             if time.time() > deadline:
                 raise RuntimeError("redis-server did not answer PING within 20 s")
             time.sleep(0.05)
+
+    def info_memory(self):
+        info = subprocess.run(self.cli + ["INFO", "memory"], capture_output=True, text=True, env=self.clean_env)
+        d = {}
+        for line in info.stdout.splitlines():
+            if ":" in line:
+                k, v = line.strip().split(":", 1)
+                d[k] = v
+        if "used_memory_rss" not in d:
+            raise RuntimeError("no used_memory_rss in INFO memory (server gone?)")
+        return d
+
+    def shutdown(self, r):
+        """SHUTDOWN NOSAVE, wait, and fill r's peak RSS / CPU from the launcher."""
+        subprocess.run(self.cli + ["shutdown", "nosave"], capture_output=True, env=self.clean_env)
+        try:
+            self.srv.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError("redis-server did not stop within 20 s of SHUTDOWN")
+        self.ended = True
+        finish_launched(r, self.res_path, False, 0)
+        if not r.ok:
+            raise RuntimeError("redis-server ended with " + r.error)
+
+    def fail(self, r, e):
+        r.ok = False
+        r.error = str(e)
+        try:
+            with open(self.log_path, "rb") as f:
+                tail = f.read().decode("utf-8", "replace").strip().splitlines()[-3:]
+            if tail:
+                r.error += "; server log: " + " | ".join(tail)
+        except OSError:
+            pass
+
+    def cleanup(self):
+        if not self.ended:
+            try:
+                os.killpg(self.srv.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.srv.wait()
+        try:
+            os.unlink(self.res_path)
+        except OSError:
+            pass
+        self.logf.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def run_redis(ctx, alloc, n):
+    """redis-benchmark against redis-server under the allocator."""
+    r = Run()
+    srv = RedisServer(ctx, "redis", alloc)
+    try:
+        srv.wait_ready()
         t0 = time.perf_counter()
-        bench = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-q", "-n", str(n),
+        bench = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(srv.port), "-q", "-n", str(n),
                                 "-t", "set,get,lpush,lpop", "-P", "16"],
-                               capture_output=True, text=True, env=clean_env, timeout=ctx["timeout"])
+                               capture_output=True, text=True, env=srv.clean_env, timeout=ctx["timeout"])
         wall = time.perf_counter() - t0
         if bench.returncode != 0:
             raise RuntimeError("redis-benchmark failed: %s" % bench.stderr.strip()[-300:])
@@ -336,45 +432,248 @@ def run_redis(ctx, alloc, n):
                 raise RuntimeError("no %s result in redis-benchmark output: %r" % (t, bench.stdout[-300:]))
             r.metrics["rps_" + t] = rps[t]
         r.metrics["rps_geomean"] = math.exp(sum(math.log(v) for v in rps.values()) / len(rps))
-        info = subprocess.run(cli + ["INFO", "memory"], capture_output=True, text=True, env=clean_env)
-        m = re.search(r"^used_memory_rss:(\d+)", info.stdout, re.M)
-        if not m:
-            raise RuntimeError("no used_memory_rss in INFO memory (server gone?)")
-        r.metrics["used_memory_rss_kb"] = int(m.group(1)) / 1024.0
-        subprocess.run(cli + ["shutdown", "nosave"], capture_output=True, env=clean_env)
-        try:
-            srv.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError("redis-server did not stop within 20 s of SHUTDOWN")
-        ended = True
-        finish_launched(r, res_path, False, 0)
+        info = srv.info_memory()
+        r.metrics["used_memory_rss_kb"] = int(info["used_memory_rss"]) / 1024.0
+        srv.shutdown(r)
         r.wall = wall
-        if not r.ok:
-            raise RuntimeError("redis-server ended with " + r.error)
     except (RuntimeError, subprocess.TimeoutExpired) as e:
-        r.ok = False
-        r.error = str(e)
-        try:
-            with open(log_path, "rb") as f:
-                tail = f.read().decode("utf-8", "replace").strip().splitlines()[-3:]
-            if tail:
-                r.error += "; server log: " + " | ".join(tail)
-        except OSError:
-            pass
+        srv.fail(r, e)
     finally:
-        if not ended:
-            try:
-                os.killpg(srv.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            srv.wait()
-        try:
-            os.unlink(res_path)
-        except OSError:
-            pass
-        logf.close()
-        shutil.rmtree(workdir, ignore_errors=True)
-    r.argv = srv_argv
+        srv.cleanup()
+    r.argv = srv.argv
+    return r
+
+
+# ---------------------------------------------------------------- redis_frag
+
+def resp(*args):
+    """One command in RESP (bytes)."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if not isinstance(a, bytes):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class RespConn:
+    """Minimal pipelined RESP client over a socket: send many commands, then
+    read exactly that many replies (so neither side's buffers fill up)."""
+
+    def __init__(self, port, timeout):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.pos = 0
+
+    def close(self):
+        self.sock.close()
+
+    def _fill(self):
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise RuntimeError("redis closed the connection")
+        self.buf = self.buf[self.pos:] + data
+        self.pos = 0
+
+    def _line(self):
+        while True:
+            i = self.buf.find(b"\r\n", self.pos)
+            if i >= 0:
+                line = self.buf[self.pos:i]
+                self.pos = i + 2
+                return line
+            self._fill()
+
+    def reply(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t in (b"+", b":"):
+            return rest
+        if t == b"-":
+            raise RuntimeError("redis error reply: %s" % rest.decode("utf-8", "replace"))
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) - self.pos < n + 2:
+                self._fill()
+            v = self.buf[self.pos:self.pos + n]
+            self.pos += n + 2
+            return v
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.reply() for _ in range(n)]
+        raise RuntimeError("unexpected RESP reply %r" % line[:40])
+
+    def pipeline(self, cmds):
+        """Send a list of encoded commands; return their replies."""
+        self.sock.sendall(b"".join(cmds))
+        return [self.reply() for _ in cmds]
+
+
+def frag_size(rng, scale=1):
+    """Value sizes of the redis_frag dataset: 10 B-4 KiB, skewed small
+    (70% 10-100 B, 25% 101-1000 B, 5% 1001-4096 B), times scale."""
+    u = rng.random()
+    if u < 0.70:
+        n = rng.randint(10, 100)
+    elif u < 0.95:
+        n = rng.randint(101, 1000)
+    else:
+        n = rng.randint(1001, 4096)
+    return n * scale
+
+
+def redis_frag_script(n):
+    """The redis_frag dataset as a generator of command batches (lists of
+    encoded commands), deterministic for a given n, plus the expected final
+    values of sampled string keys and the expected key count.  n is the
+    number of string keys; the other types scale with it."""
+    import random
+    rng = random.Random(20261129)
+    pool = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(1 << 16))
+    pool = pool * 2
+
+    def val(size):  # size <= 64 KiB
+        off = rng.randrange(0, 1 << 16)
+        return pool[off:off + size]
+
+    nh, nl, nz, ns = n // 30, n // 75, n // 75, n // 75
+    strings = ["s:%d" % i for i in range(n)]
+    hashes = ["h:%d" % i for i in range(nh)]
+    lists = ["l:%d" % i for i in range(nl)]
+    zsets = ["z:%d" % i for i in range(nz)]
+    sets = ["t:%d" % i for i in range(ns)]
+    sample = set(strings[::max(1, n // 400)])
+    expect = {}
+    hfields = {}
+    llen = {}
+    batches = []
+    B = 1000
+
+    def flush(cmds):
+        for i in range(0, len(cmds), B):
+            batches.append(cmds[i:i + B])
+
+    # 1. load: strings, hashes (small ones stay listpacks, every tenth is a
+    # big hashtable), lists, sorted sets, sets of strings and sets of integers
+    cmds = []
+    for k in strings:
+        v = val(frag_size(rng))
+        if k in sample:
+            expect[k] = v
+        cmds.append(resp(b"SET", k, v))
+    for i, k in enumerate(hashes):
+        nf = 200 if i % 10 == 0 else 20
+        hfields[k] = nf
+        args = [b"HSET", k]
+        for f in range(nf):
+            args += [b"f%d" % f, val(rng.randint(5, 200))]
+        cmds.append(resp(*args))
+    for k in lists:
+        llen[k] = 60
+        for _ in range(2):
+            cmds.append(resp(b"RPUSH", k, *[val(rng.randint(10, 300)) for _ in range(30)]))
+    for i, k in enumerate(zsets):
+        nm = 300 if i % 10 == 0 else 50
+        args = [b"ZADD", k]
+        for m in range(nm):
+            args += [b"%.6f" % rng.random(), b"m%d:" % m + val(rng.randint(10, 40))]
+        cmds.append(resp(*args))
+    for i, k in enumerate(sets):
+        if i % 2:
+            cmds.append(resp(b"SADD", k, *[b"%d" % rng.randrange(1 << 40) for _ in range(40)]))
+        else:
+            cmds.append(resp(b"SADD", k, *[val(rng.randint(8, 40)) for _ in range(40)]))
+    rng.shuffle(cmds)  # interleave the types in memory
+    flush(cmds)
+
+    # 2. delete a random half of all keys
+    keys = strings + hashes + lists + zsets + sets
+    dead = set(rng.sample(keys, len(keys) // 2))
+    cmds = [resp(b"DEL", *[k for k in keys[i:i + 20] if k in dead])
+            for i in range(0, len(keys), 20) if any(k in dead for k in keys[i:i + 20])]
+    rng.shuffle(cmds)
+    flush(cmds)
+    for k in dead:
+        expect.pop(k, None)
+    live_strings = [k for k in strings if k not in dead]
+
+    # 3. refill: as many new strings as were deleted, values three times larger
+    nd = sum(1 for k in strings if k in dead)
+    cmds = []
+    for i in range(nd):
+        cmds.append(resp(b"SET", "r:%d" % i, val(frag_size(rng, 3))))
+    flush(cmds)
+
+    # 4. grow and shrink the survivors: APPEND to strings, LPOP from lists,
+    # HDEL half the fields of hashes
+    ops = []
+    for _ in range(len(live_strings) // 2):
+        k = rng.choice(live_strings)
+        v = val(rng.randint(10, 200))
+        ops.append((k, v, resp(b"APPEND", k, v)))
+    for k in lists:
+        if k not in dead:
+            ops.append((None, None, resp(b"LPOP", k, b"25")))
+    for k in hashes:
+        if k not in dead:
+            ops.append((None, None, resp(b"HDEL", k, *[b"f%d" % f for f in range(0, hfields[k], 2)])))
+    rng.shuffle(ops)
+    for k, v, _ in ops:
+        if k in expect:
+            expect[k] = expect[k] + v
+    flush([c for _, _, c in ops])
+    nkeys = len(keys) - len(dead) + nd
+    return batches, expect, nkeys
+
+
+def run_redis_frag(ctx, alloc, n):
+    """Loads the scripted dataset into redis-server under the allocator and
+    reports INFO memory's fragmentation figures (see bench/README.md)."""
+    r = Run()
+    if ctx.get("frag_script", (None,))[0] != n:
+        ctx["frag_script"] = (n, redis_frag_script(n))
+    batches, expect, nkeys = ctx["frag_script"][1]
+    srv = RedisServer(ctx, "redis_frag", alloc)
+    conn = None
+    try:
+        srv.wait_ready()
+        conn = RespConn(srv.port, ctx["timeout"])
+        t0 = time.perf_counter()
+        for b in batches:
+            conn.pipeline(b)
+        wall = time.perf_counter() - t0
+        # check the data: the key count and the sampled strings
+        got = int(conn.pipeline([resp(b"DBSIZE")])[0])
+        if got != nkeys:
+            raise RuntimeError("DBSIZE %d, expected %d" % (got, nkeys))
+        ks = sorted(expect)
+        vals = conn.pipeline([resp(b"GET", k) for k in ks])
+        bad = [k for k, v in zip(ks, vals) if v != expect[k]]
+        if bad:
+            raise RuntimeError("%d sampled strings differ (e.g. %s)" % (len(bad), bad[0]))
+        conn.close()
+        conn = None
+        # INFO's RSS figure is refreshed by the server's cron (10 Hz): let it
+        # run, the same 1 s under every allocator
+        time.sleep(1.0)
+        info = srv.info_memory()
+        r.metrics["used_memory_kb"] = int(info["used_memory"]) / 1024.0
+        r.metrics["used_memory_rss_kb"] = int(info["used_memory_rss"]) / 1024.0
+        r.metrics["mem_fragmentation_ratio"] = float(info["mem_fragmentation_ratio"])
+        if "allocator_frag_ratio" in info:
+            r.metrics["allocator_frag_ratio"] = float(info["allocator_frag_ratio"])
+        r.metrics["load_s"] = wall
+        srv.shutdown(r)
+        r.wall = wall
+    except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as e:
+        srv.fail(r, e)
+    finally:
+        if conn:
+            conn.close()
+        srv.cleanup()
+    r.argv = srv.argv
     return r
 
 
@@ -432,8 +731,8 @@ def unsnap(ctx, path):
     if not path:
         return path
     snap = ctx["bindir"]
-    if path == os.path.join(snap, "liballoy.so"):
-        return ctx.get("alloy_lib", path)
+    if path in ctx.get("snap_src", {}):
+        return ctx["snap_src"][path]
     if path.startswith(ctx["realdir"] + os.sep):
         return os.path.join(ctx["kept_dir"], os.path.basename(path))
     if path.startswith(snap + os.sep):
@@ -470,6 +769,8 @@ def run_real(ctx, prog, alloc):
     rd = ctx["realdir"]
     if prog == "redis":
         return run_redis(ctx, alloc, n)
+    if prog == "redis_frag":
+        return run_redis_frag(ctx, alloc, n)
     if prog == "sqlite3":
         sql = os.path.join(rd, "sqlite_%d.sql" % n)
         if not os.path.exists(sql):
@@ -641,11 +942,50 @@ def summarize(ctx, results):
     return S
 
 
+def hardening_table(L, S, benches, rounds):
+    """What hardening costs: alloy (secure by default) ÷ alloy-insecure, per workload."""
+    L.append("## Hardening cost (alloy ÷ alloy-insecure, median; > 1.00 = hardening is slower)")
+    L.append("")
+    L.append("alloy-insecure is the same build with `secure:false` by default.  Each cell is alloy's "
+             "median divided by alloy-insecure's, with \"within noise\" when their min–max ranges overlap "
+             "(no verdict from one round).")
+    L.append("")
+    L.append("| workload | wall | CPU | peak RSS |")
+    L.append("|---|---:|---:|---:|")
+    gm = {"time": [], "cpu": [], "rss": []}
+    for b in benches:
+        row = [b]
+        for key in ("time", "cpu", "rss"):
+            x = S.get((b, "alloy"), {}).get(key)
+            y = S.get((b, "alloy-insecure"), {}).get(key)
+            if not x or not y or not y[0]:
+                row.append("-")
+                continue
+            ratio = x[0] / y[0]
+            gm[key].append(ratio)
+            if rounds < 2:
+                row.append("%.2f" % ratio)
+            elif x[1] <= y[2] and y[1] <= x[2]:
+                row.append("%.2f (within noise)" % ratio)
+            else:
+                row.append("**%.2f**" % ratio)
+        L.append("| " + " | ".join(row) + " |")
+    L.append("| **geomean** | " + " | ".join(("%.2f" % geomean(gm[k])) if geomean(gm[k]) else "-"
+                                            for k in ("time", "cpu", "rss")) + " |")
+    L.append("")
+    L.append("Bold: the min–max ranges do not overlap.")
+    L.append("")
+
+
 def build_report(ctx, results, info):
     S = summarize(ctx, results)
     allocs = ctx["allocators"]
     benches = ctx["benches"]
-    peers = [a for a in allocs if a != "alloy"]
+    # alloy is compared with the peers only, never with its own variants;
+    # "best" (the ÷ best ratios, the geomean row, the SVG) is over alloy and
+    # the peers, so a variant's ratio can be below 1.00
+    peers = [a for a in allocs if a in PEERS]
+    ranked = [a for a in allocs if a == "alloy" or a in PEERS] or list(allocs)
     has_alloy = "alloy" in allocs
     rounds = ctx["rounds"]
     L = []
@@ -661,13 +1001,20 @@ def build_report(ctx, results, info):
         info["loadavg_start"], info.get("loadavg_end", "?"), info.get("duration_s", 0)))
     L.append("- alloy revision: %s%s" % (info["alloy_revision"], (", liballoy.so sha256 %s" % ctx["alloy_sha"])
                                           if ctx.get("alloy_sha") else " (alloy not benchmarked)"))
+    if ctx.get("variant_sha", {}).get("alloy-insecure"):
+        L.append("- alloy-insecure: %s (secure:false by default), sha256 %s" % (
+            ctx["snap_src"].get(ctx["preload"]["alloy-insecure"], "?"), ctx["variant_sha"]["alloy-insecure"]))
+    if ctx.get("snmalloc_lib"):
+        L.append("- snmalloc: %s (from SNMALLOC_SO), sha256 %s" % (ctx["snmalloc_lib"], ctx["snmalloc_sha"]))
     L.append("")
     L.append("Cells are median [min–max] over the rounds.  Time is the wall time of the whole process "
-             "(for redis: of the redis-benchmark run); peak RSS is the kernel's ru_maxrss from wait4 "
-             "(for redis: of redis-server).  \"alloy ÷ best peer\" compares alloy's median with the best "
-             "peer's; it says \"within noise\" when the two min–max ranges overlap, and claims nothing "
-             "from a single round.  The geomean row is the geometric mean over the workloads of each "
-             "allocator's median divided by the best median of that workload (1.00 = best everywhere).")
+             "(for redis: of the redis-benchmark run; for redis_frag: of the scripted load); peak RSS is "
+             "the kernel's ru_maxrss from wait4 (for redis and redis_frag: of redis-server).  \"alloy ÷ best "
+             "peer\" compares alloy's median with the best peer's (%s; never with alloy's own variants); it "
+             "says \"within noise\" when the two min–max ranges overlap, and claims nothing from a single "
+             "round.  The geomean row is the geometric mean over the workloads of each allocator's median "
+             "divided by the best median of that workload among alloy and the peers (1.00 = best "
+             "everywhere; a variant such as alloy-insecure can be below 1.00)." % (", ".join(peers) or "none"))
     L.append("")
 
     def table(title, key, unit_scale, unit, better_low=("faster", "slower")):
@@ -682,7 +1029,7 @@ def build_report(ctx, results, info):
         for b in benches:
             row = [b]
             cells = {a: S.get((b, a), {}).get(key) for a in allocs}
-            best = min((c[0] for c in cells.values() if c), default=None)
+            best = min((cells[a][0] for a in ranked if cells.get(a)), default=None)
             for a in allocs:
                 c = S.get((b, a))
                 if c is None:
@@ -725,6 +1072,9 @@ def build_report(ctx, results, info):
           "seconds of CPU; less sensitive than wall time to other load on a shared machine, but it also "
           "counts spinning, and for redis it is the server's alone (the client is not included)")
 
+    if has_alloy and "alloy-insecure" in allocs:
+        hardening_table(L, S, benches, rounds)
+
     # RSS after
     ra = [b for b in benches if b in RSS_AFTER_KEY]
     if ra:
@@ -732,7 +1082,8 @@ def build_report(ctx, results, info):
         L.append("")
         L.append("Memory the process still holds once its work is done: for `phases`, /proc/self/statm "
                  "resident after freeing 95% and 2 s of light activity (and that as % of the peak RSS); for "
-                 "`redis`, `used_memory_rss` from `INFO memory` after the benchmark.")
+                 "`redis`, `used_memory_rss` from `INFO memory` after the benchmark; for `redis_frag`, the "
+                 "same after the scripted load, deletes and rewrites.")
         L.append("")
         head = ["workload"] + allocs + (["alloy ÷ best peer"] if has_alloy else [])
         L.append("| " + " | ".join(head) + " |")
@@ -781,7 +1132,9 @@ def build_report(ctx, results, info):
     L.append("")
     for b in benches:
         if b in WORKLOADS:
-            L.append("- `%s %s`" % (b, " ".join(WORKLOADS[b][1 if ctx["quick"] else 0])))
+            prog = workload_bin(b)
+            L.append("- %s`%s %s`" % ("" if prog == b else "%s: " % b, prog,
+                                      " ".join(WORKLOADS[b][1 if ctx["quick"] else 0])))
         else:
             L.append("- %s: size %d (see bench/README.md)" % (b, REAL[b][1 if ctx["quick"] else 0]))
     L.append("")
@@ -811,7 +1164,7 @@ def build_report(ctx, results, info):
 
 
 COLORS = {"alloy": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4", "mimalloc": "#2ca02c",
-          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd", "alloy-nopurge": "#8c564b"}
+          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd", "alloy-nopurge": "#8c564b", "snmalloc": "#17becf"}
 
 
 def esc(s):
@@ -822,8 +1175,12 @@ def build_svg(ctx, S):
     allocs = ctx["allocators"]
     benches = [b for b in ctx["benches"] if any(S.get((b, a), {}).get("time") for a in allocs)]
     vals = {}
+    ranked = [a for a in allocs if a == "alloy" or a in PEERS] or list(allocs)
     for b in benches:
-        best = min(S[(b, a)]["time"][0] for a in allocs if S.get((b, a), {}).get("time"))
+        tb = [S[(b, a)]["time"][0] for a in ranked if S.get((b, a), {}).get("time")]
+        if not tb:
+            tb = [S[(b, a)]["time"][0] for a in allocs if S.get((b, a), {}).get("time")]
+        best = min(tb)
         for a in allocs:
             t = S.get((b, a), {}).get("time")
             if t:
@@ -908,44 +1265,123 @@ def main():
     # that a rebuild (or make clean) of BUILD during a long run changes nothing.
     snap = tempfile.mkdtemp(prefix="alloy-bench-")
     try:
+        if os.environ.get("STRACE", "") not in ("", "0"):
+            return run_syscalls(quick, build, snap)
         return run_all(quick, rounds, build, results_dir, snap)
     finally:
         shutil.rmtree(snap, ignore_errors=True)
 
 
-def run_all(quick, rounds, build, results_dir, snap):
-    src_bindir = os.path.join(build, "bench")
-    for name in list(WORKLOADS) + ["launch"]:
-        src = os.path.join(src_bindir, name)
-        if not os.access(src, os.X_OK):
-            sys.exit("%s is not built (make -f bench/Makefile)" % src)
-        shutil.copy2(src, os.path.join(snap, name))
-    ctx = {"quick": quick, "rounds": rounds, "bindir": snap, "realdir": os.path.join(snap, "real"),
-           "timeout": 120 if quick else 300, "ref_out": {}, "launcher": os.path.join(snap, "launch"),
-           "src_bindir": src_bindir, "kept_dir": os.path.join(src_bindir, "failed-inputs"),
-           "no_gdb": os.environ.get("GDB", "1") == "0"}
-    os.makedirs(ctx["realdir"], exist_ok=True)
+# ---------------------------------------------------------------- syscall counts
 
+SYSCALLS = ["mmap", "munmap", "mremap", "madvise", "mprotect"]
+SYSCALLS_EXTRA = ["brk"]  # glibc grows its main heap with brk: shown, not in the total
+
+
+def parse_strace_summary(path):
+    """calls per system call from `strace -c -o path` output."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            t = line.split()
+            # % time, seconds, usecs/call, calls, [errors], syscall
+            if len(t) >= 5 and t[0][0].isdigit() and t[3].isdigit() and t[-1] != "total":
+                counts[t[-1]] = int(t[3])
+    return counts
+
+
+def run_syscalls(quick, build, snap):
+    """STRACE=1 (bench/syscalls.sh): each workload of WORKLOADS once per
+    allocator under strace -f -c; memory-mapping system calls per 100k of the
+    workload's own operations (its ops= output)."""
+    strace = shutil.which("strace")
+    if not strace:
+        sys.exit("strace is not installed (bench/syscalls.sh installs it)")
+    wl = [w.strip() for w in os.environ.get("WORKLOADS", "").split(",") if w.strip()]
+    if not wl:
+        sys.exit("STRACE=1 needs WORKLOADS=name[,name...]")
+    for w in wl:
+        if w not in WORKLOADS:
+            sys.exit("unknown workload %r (syscall counts are for the synthetic workloads)" % w)
+    copy_programs(build, snap)
+    ctx = {"bindir": snap}
+    setup_allocators(ctx, build, snap)
+    names = SYSCALLS + SYSCALLS_EXTRA
+    log("syscall counts: %s, allocators: %s, %s sizes, load average %s" % (
+        ", ".join(wl), ", ".join(ctx["allocators"]), "QUICK" if quick else "full", loadavg()))
+    L = ["", "| workload | allocator | ops | " + " | ".join(names) + " | total (%s) | per 100k ops: %s | total |"
+         % ("+".join(SYSCALLS), " / ".join(SYSCALLS)),
+         "|---|---|" + "---:|" * (len(names) + 3 + 1)]
+    failed = False
+    for w in wl:
+        full, qargs, _ = WORKLOADS[w]
+        argv = [os.path.join(snap, workload_bin(w))] + (qargs if quick else full)
+        for a in ctx["allocators"]:
+            fd, out = tempfile.mkstemp(prefix="alloy-strace-", suffix=".txt")
+            os.close(fd)
+            cmd = [strace, "-f", "-c", "-o", out, "-e", "trace=" + ",".join(names)]
+            if ctx["preload"].get(a):
+                cmd += ["-E", "LD_PRELOAD=" + ctx["preload"][a]]
+            p = subprocess.run(cmd + argv, capture_output=True, text=True, env=child_env(None))
+            lines = [l for l in p.stdout.splitlines() if "time_s=" in l]
+            m = parse_kv(lines[-1]) if lines else {}
+            if p.returncode != 0 or "check=ok" not in (lines[-1] if lines else ""):
+                failed = True
+                log("FAIL %s under %s: exit %d %s" % (w, a, p.returncode, p.stderr.strip()[-300:]))
+                os.unlink(out)
+                continue
+            c = parse_strace_summary(out)
+            os.unlink(out)
+            ops = m.get("ops")
+            tot = sum(c.get(n, 0) for n in SYSCALLS)
+            per = (lambda v: "%.1f" % (v * 1e5 / ops)) if ops else (lambda v: "-")
+            L.append("| %s | %s | %s | %s | %d | %s | %s |" % (
+                w, a, fmt_num(ops) if ops else "-", " | ".join(str(c.get(n, 0)) for n in names), tot,
+                " / ".join(per(c.get(n, 0)) for n in SYSCALLS), per(tot)))
+            log("  %s %s: %s" % (w, a, ", ".join("%s %d" % (n, c.get(n, 0)) for n in names)))
+    L.append("")
+    L.append("Counts from `strace -f -c` over the whole process (start-up and exit included); \"ops\" is the "
+             "workload's own operation count; brk is shown but not in the totals.  Load average at the end: "
+             "%s." % loadavg())
+    log("\n".join(L))
+    return 1 if failed else 0
+
+
+def setup_allocators(ctx, build, snap):
+    """Fills ctx["allocators"] (in interleaving order) and ctx["preload"]
+    (allocator -> library to preload, None for glibc).  alloy's builds are
+    copied into the snapshot directory first."""
+    explicit = bool(os.environ.get("ALLOCATORS"))
     want = [a.strip() for a in (os.environ.get("ALLOCATORS") or ",".join(ORDER)).split(",") if a.strip()]
     preload = {}
     allocs = []
+    ctx.setdefault("snap_src", {})
     for a in want:
         if a not in ALLOCATORS:
-            sys.exit("unknown allocator %r (known: %s)" % (a, ", ".join(ORDER)))
-        lib = (os.path.join(build, "liballoy.so") if a == "alloy" else
-               os.path.join(build, "liballoy-insecure.so") if a == "alloy-insecure" else
-               os.path.join(build, "liballoy-nopurge.so") if a == "alloy-nopurge" else ALLOCATORS[a][0])
+            sys.exit("unknown allocator %r (known: %s)" % (a, ", ".join(list(ALLOCATORS))))
+        lib = os.path.join(build, ALLOY_VARIANTS[a]) if a in ALLOY_VARIANTS else ALLOCATORS[a][0]
+        if a == "snmalloc" and not lib:
+            sys.exit("snmalloc: set SNMALLOC_SO to an snmalloc shim library (libsnmallocshim.so)")
         if lib and not os.path.exists(lib):
-            if a == "alloy" and not os.environ.get("ALLOCATORS"):
-                log("WARNING: %s not built: benchmarking the peers only" % lib)
+            if a in ALLOY_VARIANTS and not explicit:
+                log("WARNING: %s not built: benchmarking without %s" % (lib, a))
                 continue
             sys.exit("%s: %s is missing" % (a, lib))
-        if a == "alloy":
-            ctx["alloy_lib"] = lib
-            lib = os.path.join(snap, "liballoy.so")
-            shutil.copy2(ctx["alloy_lib"], lib)
+        if a in ALLOY_VARIANTS:
+            src = lib
+            lib = os.path.join(snap, ALLOY_VARIANTS[a])
+            shutil.copy2(src, lib)
+            ctx["snap_src"][lib] = src
             with open(lib, "rb") as f:
-                ctx["alloy_sha"] = hashlib.sha256(f.read()).hexdigest()[:16]
+                sha = hashlib.sha256(f.read()).hexdigest()[:16]
+            if a == "alloy":
+                ctx["alloy_lib"] = src
+                ctx["alloy_sha"] = sha
+            ctx.setdefault("variant_sha", {})[a] = sha
+        if a == "snmalloc":
+            with open(lib, "rb") as f:
+                ctx["snmalloc_sha"] = hashlib.sha256(f.read()).hexdigest()[:16]
+            ctx["snmalloc_lib"] = lib
         if lib:
             env = dict(os.environ, LD_PRELOAD=lib)
             smoke = subprocess.run(["/bin/true"], env=env, capture_output=True, text=True)
@@ -956,9 +1392,32 @@ def run_all(quick, rounds, build, results_dir, snap):
     ctx["allocators"] = allocs
     ctx["preload"] = preload
 
+
+def copy_programs(build, snap):
+    src_bindir = os.path.join(build, "bench")
+    for name in sorted(set(workload_bin(w) for w in WORKLOADS)) + ["launch"]:
+        src = os.path.join(src_bindir, name)
+        if not os.access(src, os.X_OK):
+            sys.exit("%s is not built (make -f bench/Makefile)" % src)
+        shutil.copy2(src, os.path.join(snap, name))
+    return src_bindir
+
+
+def run_all(quick, rounds, build, results_dir, snap):
+    src_bindir = copy_programs(build, snap)
+    ctx = {"quick": quick, "rounds": rounds, "bindir": snap, "realdir": os.path.join(snap, "real"),
+           "timeout": 120 if quick else 300, "ref_out": {}, "launcher": os.path.join(snap, "launch"),
+           "src_bindir": src_bindir, "kept_dir": os.path.join(src_bindir, "failed-inputs"),
+           "no_gdb": os.environ.get("GDB", "1") == "0"}
+    os.makedirs(ctx["realdir"], exist_ok=True)
+
+    setup_allocators(ctx, build, snap)
+    allocs = ctx["allocators"]
+
     tools = {"sqlite3": shutil.which("sqlite3"), "gcc": shutil.which("gcc"),
              "python": "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None,
              "redis": shutil.which("redis-server") and shutil.which("redis-benchmark") and shutil.which("redis-cli"),
+             "redis_frag": shutil.which("redis-server") and shutil.which("redis-cli"),
              "redis-server": shutil.which("redis-server")}
     if tools["python"]:
         tools["python"] = os.path.realpath(tools["python"])  # the interpreter itself, not a wrapper
@@ -1008,7 +1467,7 @@ def run_all(quick, rounds, build, results_dir, snap):
     with open(os.path.join(results_dir, "latest.svg"), "w") as f:
         f.write(build_svg(ctx, S))
     raw = {"info": ctx["info"], "quick": quick, "rounds": rounds, "allocators": allocs,
-           "preload": preload, "benches": ctx["benches"],
+           "preload": ctx["preload"], "benches": ctx["benches"],
            "runs": {"%s/%s" % k: [r.as_dict() for r in v] for k, v in results.items()}}
     with open(os.path.join(results_dir, "latest.json"), "w") as f:
         json.dump(raw, f, indent=1)

@@ -6,7 +6,8 @@
 # writes bench/results/latest.md, latest.svg and latest.json.
 #
 # Environment: QUICK=1, ROUNDS=N, BUILD=dir (default build), ALLOCATORS=a,b,
-# WORKLOADS=a,b, REAL=0 (skip real programs), RESULTS=dir.  See bench/README.md.
+# WORKLOADS=a,b, REAL=0 (skip real programs), RESULTS=dir, SNMALLOC_SO=lib,
+# STRACE=1 (syscall counts, see bench/syscalls.sh).  See bench/README.md.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -19,6 +20,10 @@ if [ "${REAL:-1}" != 0 ]; then
     command -v redis-benchmark >/dev/null 2>&1 || missing="$missing redis-tools"
     command -v sqlite3 >/dev/null 2>&1 || missing="$missing sqlite3"
     [ -x /usr/bin/python3 ] || missing="$missing python3"
+fi
+# syscall count mode (STRACE=1, as bench/syscalls.sh sets): strace is needed
+if [ "${STRACE:-0}" != 0 ]; then
+    command -v strace >/dev/null 2>&1 || missing="$missing strace"
 fi
 install_missing bench "$missing"
 

@@ -14,7 +14,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -215,6 +217,87 @@ static UNUSED_FN void xpthread_join(pthread_t t)
     int e = pthread_join(t, NULL);
     if (e)
         die("pthread_join: %s", strerror(e));
+}
+
+/*
+ * Bounded single-producer single-consumer ring of pointers (lock-free).  A
+ * side that finds the ring full (empty) spins briefly and then yields the
+ * CPU, so that the other side gets to run on a loaded 2-core machine.
+ */
+
+typedef struct {
+    size_t head __attribute__((aligned(64)));   /* next slot to pop (consumer) */
+    size_t tail __attribute__((aligned(64)));   /* next slot to push (producer) */
+    size_t mask __attribute__((aligned(64)));
+    void **buf;
+} ring_t;
+
+static UNUSED_FN void ring_init(ring_t *q, size_t cap_pow2)
+{
+    if (cap_pow2 < 2 || (cap_pow2 & (cap_pow2 - 1)))
+        die("ring capacity %zu is not a power of two >= 2", cap_pow2);
+    q->head = q->tail = 0;
+    q->mask = cap_pow2 - 1;
+    q->buf = (void **)xmalloc(cap_pow2 * sizeof(void *));
+}
+
+static UNUSED_FN void ring_destroy(ring_t *q)
+{
+    free(q->buf);
+    q->buf = NULL;
+}
+
+static UNUSED_FN void backoff(unsigned *spins)
+{
+    if (++*spins < 100)
+        __builtin_ia32_pause();
+    else
+        sched_yield();
+}
+
+static UNUSED_FN int ring_try_push(ring_t *q, void *p)
+{
+    size_t t = q->tail;
+    if (t - __atomic_load_n(&q->head, __ATOMIC_ACQUIRE) > q->mask)
+        return 0;
+    q->buf[t & q->mask] = p;
+    __atomic_store_n(&q->tail, t + 1, __ATOMIC_RELEASE);
+    return 1;
+}
+
+static UNUSED_FN void *ring_try_pop(ring_t *q)
+{
+    size_t h = q->head;
+    if (h == __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE))
+        return NULL;
+    void *p = q->buf[h & q->mask];
+    __atomic_store_n(&q->head, h + 1, __ATOMIC_RELEASE);
+    return p;
+}
+
+static UNUSED_FN void ring_push(ring_t *q, void *p)
+{
+    unsigned spins = 0;
+    while (!ring_try_push(q, p))
+        backoff(&spins);
+}
+
+/* p must never be NULL (NULL means "empty"). */
+static UNUSED_FN void *ring_pop(ring_t *q)
+{
+    unsigned spins = 0;
+    void *p;
+    while (!(p = ring_try_pop(q)))
+        backoff(&spins);
+    return p;
+}
+
+/* Log-uniform integer in [lo, hi]: every power of two of the range equally likely. */
+static UNUSED_FN size_t rng_log_uniform(rng_t *r, size_t lo, size_t hi)
+{
+    double l = log((double)lo), h = log((double)hi + 1.0);
+    size_t v = (size_t)exp(l + (h - l) * rng_unit(r));
+    return v < lo ? lo : v > hi ? hi : v;
 }
 
 /* The common tail of every result line. */
