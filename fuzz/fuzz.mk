@@ -2,26 +2,18 @@
 #
 #   make -f fuzz/fuzz.mk BUILD=build        -> build/fuzz/fuzz_alloc
 #
-# The allocator's core sources (CORE_SRC of the top-level Makefile: src/*.c
-# but override.c) are compiled like the sanitizer builds of tests/tests.mk
-# (clang, ASan + UBSan, the library's visibility and TLS model), plus
-# libFuzzer's coverage instrumentation; the harness links libFuzzer's main.
+# The allocator's core sources (CORE_SRC of sources.mk) are compiled like
+# the sanitizer builds of tests/tests.mk (clang, ASan + UBSan, the library's
+# visibility and TLS model), plus libFuzzer's coverage instrumentation; the
+# harness links libFuzzer's main.
 BUILD   ?= build
 FUZZ_CC ?= clang
 F       := $(BUILD)/fuzz
 
-CORE_SRC := $(shell $(MAKE) -s --no-print-directory -f Makefile \
-              --eval='fuzz-print-%: ; @echo $$($$*)' fuzz-print-CORE_SRC 2>/dev/null)
-ifeq ($(strip $(CORE_SRC)),)
-CORE_SRC := $(filter-out src/override.c,$(wildcard src/*.c))
-endif
-LIB_HEADERS := $(wildcard src/*.h) include/alloy.h
+include sources.mk
 
-WARN      := -Wall -Wextra
-SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-LIB_CFLAGS := -std=gnu11 $(WARN) -g -O1 -D_GNU_SOURCE -Iinclude -fvisibility=hidden \
-              -ftls-model=initial-exec -fno-builtin-malloc $(SAN_FLAGS) -fsanitize=fuzzer-no-link
-HARNESS_CFLAGS := -std=gnu11 $(WARN) -g -O1 -D_GNU_SOURCE -Iinclude $(SAN_FLAGS)
+LIB_FUZZ_CFLAGS := $(SAN_LIB_CFLAGS) $(ASAN_FLAGS) -fsanitize=fuzzer-no-link
+HARNESS_CFLAGS := -std=gnu11 -Wall -Wextra -g -O1 -D_GNU_SOURCE -Iinclude $(ASAN_FLAGS)
 
 FUZZ_OBJ := $(CORE_SRC:src/%.c=$(F)/obj/%.o)
 
@@ -30,7 +22,7 @@ fuzz-build: $(F)/fuzz_alloc
 
 $(F)/obj/%.o: src/%.c $(LIB_HEADERS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(LIB_CFLAGS) -c $< -o $@
+	$(FUZZ_CC) $(LIB_FUZZ_CFLAGS) -c $< -o $@
 
 $(F)/liballoy_fuzz.a: $(FUZZ_OBJ)
 	@rm -f $@

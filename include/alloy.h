@@ -20,6 +20,8 @@ extern "C" {
 #define ALLOY_VERSION_MINOR 1
 #define ALLOY_VERSION_PATCH 0
 #define ALLOY_VERSION_STRING "0.1.0"
+/* What mallctl("version") answers: jemalloc's version format, naming alloy. */
+#define ALLOY_JEMALLOC_VERSION "5.3.0-0-alloy-" ALLOY_VERSION_STRING
 
 #if defined(__GNUC__)
 #define ALLOY_ALLOC_ATTR __attribute__((malloc, warn_unused_result))

@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define EXPORT __attribute__((visibility("default")))
 #pragma GCC diagnostic ignored "-Wpragmas"
 #pragma GCC diagnostic ignored "-Wunknown-warning-option"
 #pragma GCC diagnostic ignored "-Wmissing-attributes" /* aliases drop `malloc` */
@@ -21,36 +20,66 @@
   extern __typeof(alloy_##name) alloy__##name \
       __attribute__((alias("alloy_" #name), visibility("hidden")))
 
+/* Keeps init.c (the fork handlers, registered by its constructor) in a
+ * static link, where nothing else names it. */
+extern const char alloy__init_anchor;
+__attribute__((used)) static const char *const init_anchor = &alloy__init_anchor;
+
 EXPORT void *alloy_malloc(size_t size) { return fast_malloc(size); }
 EXPORT void alloy_free(void *p) { fast_free(p); }
 
+/* The malloc slow path of a thread: a new thread gets its heap here, a
+ * thread bound to an explicit arena allocates there, a thread past its exit
+ * hook from the exited threads' heap; a real heap runs its slow path. */
+NOINLINE void *alloc_slow(heap_t *heap, size_t size, size_t align) {
+  if (heap == &alloy__heap_bound) return arena_malloc_bound(size, align);
+  if (heap == &alloy__heap_exited) return heap_alloc_exited(size, align);
+  if (heap == &alloy__heap_empty && (heap = heap_init_thread()) == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return heap_alloc(heap, size, align);
+}
+
+/* fast_malloc's second tier: sizes up to 64 KiB go to the class's current
+ * page first (its next bitmap word), the rest to the whole slow path. */
+NOINLINE void *alloc_tier2(size_t size, heap_t *heap) {
+  if (unlikely(heap_is_sentinel(heap))) return alloc_slow(heap, size, 0);
+  if (likely(size <= MEDIUM_MAX)) return heap_alloc_small(heap, size == 0 ? 1 : size);
+  return heap_alloc(heap, size, 0);
+}
+
 static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
-/* The page of a block, or NULL after reporting when p is not one. */
+/* True when the block at p (a valid block start of its page) is free. */
+static bool block_is_free(const page_t *page, const void *p) {
+  if (page->kind >= PAGE_LARGE) return page->used == 0;
+  size_t index = (size_t)(((uint64_t)((const uint8_t *)p - page->start) * page->block_magic) >> MAGIC_BITS);
+  uint64_t bit = (uint64_t)1 << (index % 64);
+  return ((__atomic_load_n(&page->bits->free[index / 64], __ATOMIC_RELAXED) |
+           atomic_load_explicit(&page->bits->remote[index / 64], memory_order_relaxed)) & bit) != 0;
+}
+
+/* The page of a live block, or NULL after reporting when p is not one. */
 static page_t *block_page(const void *p, const char *what) {
   page_t *page = segment_page_lookup(p);
   if (page == NULL) {
-    report_misuse(what, p, segment_huge_recently_freed(p) ? "already freed (double free)"
-                                                          : "not allocated by alloy");
+    process_init();
+    report_misuse(what, p, segment_was_freed(p) ? "already freed (double free)" : "not allocated by alloy");
     return NULL;
   }
   const char *bad = page_check_block(page, p);
-  if (bad) {
-    /* A freed large block's slices are no page any more; it started one. */
-    if (page_was_large_block(page, p))
-      bad = "already freed (double free): its pages were released";
+  if (bad || block_is_free(page, p)) {
+    process_init();
+    if (!bad || segment_was_freed(p)) bad = "already freed (double free)";
     report_misuse(what, p, bad);
-    return NULL;
-  }
-  if (page->kind != PAGE_HUGE && block_is_marked_free(page, p)) {
-    report_misuse(what, p, "already freed (double free)");
     return NULL;
   }
   return page;
 }
 
 /* free_sized/sdallocx: the size must be one the block could have been asked
- * for: of the block's size class; for large and huge blocks, within the OS
+ * for: of the block's size class; for large and big blocks, within the OS
  * page the usable size was rounded to; or at most the usable size and at
  * least half of it (what realloc keeps in place). */
 static bool size_fits_block(const page_t *page, size_t size) {
@@ -75,6 +104,8 @@ EXPORT void *alloy_calloc(size_t n, size_t size) {
   }
   void *p = fast_malloc(total);
   if (unlikely(p == NULL)) return NULL;
+  /* fresh large and big blocks are zero already: not touching them keeps
+   * them out of RSS until the program writes them */
   if (total > MEDIUM_MAX && segment_page_lookup(p)->is_zero) return p;
   return memset(p, 0, total);
 }
@@ -89,23 +120,16 @@ static void count_resize(size_t old_usable, size_t new_usable) {
     heap->counters.freed_bytes += old_usable - new_usable;
 }
 
-/* Large blocks grow in place while the slices behind them are theirs; huge
- * blocks grow or shrink their mapping where it stands. */
-static bool resize_in_place(page_t *page, const void *p, size_t size) {
+static large_stats_t *block_stats(const page_t *page) {
+  return page->arena != 0 ? arena_large_stats(page->arena) : &alloy__large_stats;
+}
+
+/* Large and big blocks grow or shrink where they stand when the back end
+ * has room next to them. */
+static bool resize_in_place(page_t *page, size_t size) {
+  if (page->kind < PAGE_LARGE) return false;
   size_t old = page->block_size;
-  if (page->kind == PAGE_HUGE) {
-    if (!segment_huge_resize(segment_of(page), size)) return false;
-  } else if (page->kind == PAGE_LARGE && page_heap(page) == heap_get() && !alloy__options.guard) {
-    if (size <= old || size > LARGE_MAX) return false;
-    uint8_t *span_end = (uint8_t *)segment_of(p) + (size_t)(page->slice_index + page->slice_count) * SLICE_SIZE;
-    size_t usable = alloy__large_usable(size);
-    if (page->start + usable > span_end) return false;
-    segment_count_active((int64_t)(usable - old));
-    page->block_size = usable;
-    page->alloc_charge = alloc_charge_of(usable);
-  } else {
-    return false;
-  }
+  if (!segment_resize(page, size, block_stats(page))) return false;
   count_resize(old, page->block_size);
   return true;
 }
@@ -115,7 +139,7 @@ bool alloy__resize_in_place(void *p, size_t size) {
   page_t *page = block_page(p, "resize of an invalid pointer");
   if (page == NULL) return false;
   if (size <= page->block_size) return true;
-  return resize_in_place(page, p, size);
+  return resize_in_place(page, size);
 }
 
 /* Where a small or medium block that must move grows to: at least a
@@ -142,7 +166,19 @@ EXPORT void *alloy_realloc(void *p, size_t size) {
   }
   size_t usable = page->block_size;
   if (size <= usable && size >= usable / 2) return p;
-  if (resize_in_place(page, p, size)) return p;
+  if (resize_in_place(page, size)) return p;
+  if (page->kind == PAGE_BIG && size > usable && page->arena == 0) {
+    /* a big block moves with its pages (mremap): nothing copied or refaulted */
+    void *q = segment_move_big(page, size, block_stats(page));
+    if (q) { /* counted as a new block and a freed one, as a copying realloc is */
+      heap_t *heap = heap_get();
+      if (!heap_is_sentinel(heap)) {
+        heap->counters.freed_bytes += usable;
+        heap->event_countdown -= alloc_charge_of(segment_page_lookup(q)->block_size);
+      }
+      return q;
+    }
+  }
   void *q = fast_malloc(realloc_target(size, usable));
   if (q == NULL && size > usable) q = fast_malloc(size); /* the headroom may be what failed */
   if (q == NULL) return NULL; /* errno is ENOMEM; p untouched */
@@ -168,7 +204,8 @@ void *alloy__aligned(size_t align, size_t size) {
   }
   size_t small = aligned_small_size(size, align);
   if (small) return fast_malloc(small);
-  return heap_malloc_generic(size, heap_get(), align);
+  heap_t *heap = heap_get();
+  return heap_is_sentinel(heap) ? alloc_slow(heap, size, align) : heap_alloc(heap, size, align);
 }
 
 EXPORT void *alloy_aligned_alloc(size_t align, size_t size) {
@@ -219,7 +256,7 @@ EXPORT void *alloy_pvalloc(size_t size) {
 bool alloy__sized_free_ok(const void *p, size_t size) {
   if (p == NULL || size == 0) return true;
   page_t *page = segment_page_lookup(p);
-  return !(page && !page_check_block(page, p) && !size_fits_block(page, size));
+  return !(page && !page_check_block(page, p) && !block_is_free(page, p) && !size_fits_block(page, size));
 }
 
 /* Frees p after checking the size the program says it had (free_sized,

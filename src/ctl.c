@@ -21,7 +21,6 @@
 #include <string.h>
 #include <sys/types.h>
 
-#define EXPORT __attribute__((visibility("default")))
 #define CTL_MAX_DEPTH 8
 
 typedef int (*ctl_handler_t)(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
@@ -101,9 +100,7 @@ static int ctl_action(const void *oldp, const size_t *oldlenp, const void *newp,
 
 /* ---------------------------------------------------------------- leaves */
 
-static const char *const version_string = "5.3.0-0-alloy-" ALLOY_VERSION_STRING;
-static const char *const thp_names[] = {"default", "always", "never"};
-static const char *const purge_names[] = {"dontneed", "free"};
+static const char *const version_string = ALLOY_JEMALLOC_VERSION;
 static _Atomic(uint64_t) epoch;
 static _Atomic(bool) arena_stats_stale = true;
 static __thread bool thread_tcache_enabled = true;
@@ -127,11 +124,11 @@ READ_ONLY(ctl_opt_guard, bool, alloy__options.guard)
 READ_ONLY(ctl_opt_guard_sample, ssize_t, alloy__options.guard_sample)
 READ_ONLY(ctl_opt_dirty_decay_ms, ssize_t, alloy__options.dirty_decay_ms)
 READ_ONLY(ctl_opt_muzzy_decay_ms, ssize_t, alloy__options.muzzy_decay_ms)
-READ_ONLY(ctl_opt_thp, const char *, thp_names[alloy__options.thp])
-READ_ONLY(ctl_opt_purge, const char *, purge_names[alloy__options.purge])
+READ_ONLY(ctl_opt_thp, const char *, alloy__thp_names[alloy__options.thp])
+READ_ONLY(ctl_opt_purge, const char *, alloy__purge_names[alloy__options.purge])
 READ_ONLY(ctl_opt_narenas, unsigned, alloy__options.narenas ? (unsigned)alloy__options.narenas : 1)
 READ_ONLY(ctl_opt_tcache, bool, alloy__options.tcache)
-READ_ONLY(ctl_opt_tcache_max, size_t, 32 * ALLOY_KiB)
+READ_ONLY(ctl_opt_tcache_max, size_t, TCACHE_MAX_SIZE)
 READ_ONLY(ctl_opt_stats_print, bool, alloy__options.stats_print)
 READ_ONLY(ctl_opt_stats_summary, bool, alloy__options.stats_summary)
 READ_ONLY(ctl_opt_stats_summary_pid, ssize_t, alloy__options.summary_pid)
@@ -141,7 +138,7 @@ READ_ONLY(ctl_thread_deallocated, uint64_t, thread_deallocated())
 READ_ONLY(ctl_arenas_narenas, unsigned, arena_count())
 READ_ONLY(ctl_arenas_page, size_t, os_page_size())
 READ_ONLY(ctl_arenas_quantum, size_t, ALIGNMENT_MIN)
-READ_ONLY(ctl_arenas_tcache_max, size_t, 32 * ALLOY_KiB)
+READ_ONLY(ctl_arenas_tcache_max, size_t, TCACHE_MAX_SIZE)
 READ_ONLY(ctl_arenas_nbins, unsigned, SIZE_CLASSES)
 READ_ONLY(ctl_arenas_nlextents, unsigned, LEXTENTS)
 READ_ONLY(ctl_stats_allocated, size_t, (size_t)ctl_memory().allocated)
@@ -247,7 +244,8 @@ HANDLER(ctl_thread_tcache_enabled) {
 HANDLER(ctl_thread_tcache_flush) {
   UNUSED_ARGS;
   int err = ctl_action(oldp, oldlenp, newp, newlen);
-  if (err == 0) heap_flush(arena_home_heap());
+  heap_t *heap = err == 0 ? heap_for_thread() : NULL;
+  if (heap) heap_release_empty(heap);
   return err;
 }
 
@@ -336,7 +334,7 @@ static size_t bin_slab_size(unsigned cls) {
 INDEXED_GEOMETRY(ctl_bin_size, SIZE_CLASSES, size_t, size_class_size(j))
 INDEXED_GEOMETRY(ctl_bin_slab_size, SIZE_CLASSES, size_t, bin_slab_size(j))
 INDEXED_GEOMETRY(ctl_bin_nregs, SIZE_CLASSES, uint32_t, bin_slab_size(j) / size_class_size(j))
-INDEXED_GEOMETRY(ctl_lextent_size, LEXTENTS, size_t, stats_lextent_size(j))
+INDEXED_GEOMETRY(ctl_lextent_size, LEXTENTS, size_t, segment_lextent_size(j))
 
 /* One decay schedule serves every arena (alloy keeps no per-arena one):
  * arenas.dirty_decay_ms and arena.<i>.dirty_decay_ms read and set it. */
@@ -358,7 +356,7 @@ static int decay_arena_check(const size_t *mib, size_t miblen) {
   if (miblen < 3) return 0;
   long i = arena_index_of(mib, miblen);
   if (i < 0) return ENOENT;
-  return i == 0 || i == ARENAS_ALL || arena_heap((unsigned)i) != NULL ? 0 : EFAULT;
+  return i == 0 || i == ARENAS_ALL || arena_exists((unsigned)i) ? 0 : EFAULT;
 }
 
 HANDLER(ctl_dirty_decay_ms) {
@@ -389,10 +387,9 @@ static long arena_index_of(const size_t *mib, size_t miblen) {
  * made, which is how all of its blocks come back. */
 static void heap_purge_cb(heap_t *heap, void *arg) {
   bool now = *(bool *)arg;
-  if (heap->arena_index != 0) heap_collect_remote(heap);
   if (now && heap->arena_index == 0) heap_collect(heap);
-  else if (now) heap_flush(heap);
-  segment_decay(heap, now);
+  else heap_release_empty(heap);
+  segment_decay(os_now_ms(), now);
 }
 
 /* purge (now) or decay (the schedule, now) on the caller's heap (which
@@ -474,7 +471,7 @@ static uint64_t purge_count(bool bytes) {
 /* Purges are counted process-wide: reported for every arena index. */
 ARENA_STAT(ctl_sa_nthreads, unsigned, st.nthreads)
 ARENA_STAT(ctl_sa_pactive, size_t, st.pactive)
-ARENA_STAT(ctl_sa_pdirty, size_t, st.heap.pdirty)
+ARENA_STAT(ctl_sa_pdirty, size_t, st.pdirty)
 ARENA_STAT(ctl_sa_pmuzzy, size_t, 0)
 ARENA_STAT(ctl_sa_dirty_npurge, uint64_t, purge_count(false))
 ARENA_STAT(ctl_sa_dirty_nmadvise, uint64_t, purge_count(false))
@@ -504,7 +501,7 @@ ARENA_INDEXED_STAT(ctl_sab_curslabs, SIZE_CLASSES, size_t, st.heap.bins[j].cursl
 ARENA_INDEXED_STAT(ctl_sab_nonfull_slabs, SIZE_CLASSES, size_t, st.heap.bins[j].nonfull_slabs)
 ARENA_INDEXED_STAT(ctl_sab_nmalloc, SIZE_CLASSES, uint64_t, st.heap.bins[j].nfills)
 ARENA_INDEXED_STAT(ctl_sab_ndalloc, SIZE_CLASSES, uint64_t, st.heap.bins[j].nfills - st.heap.bins[j].curregs)
-ARENA_INDEXED_STAT(ctl_sal_curlextents, LEXTENTS, size_t, st.heap.curlextents[j])
+ARENA_INDEXED_STAT(ctl_sal_curlextents, LEXTENTS, size_t, st.curlextents[j])
 
 /* ------------------------------------------------------------------ tree */
 

@@ -3,52 +3,88 @@
  * prefixed API (alloc.c) and the standard names (override.c) are the whole
  * fast path with no extra call.  Each ends in a non-inlined slow path.
  * Their instruction counts are measured and recorded in docs/DESIGN.md.
+ *
+ * Neither reads nor writes the block itself: malloc takes the lowest set
+ * bit of its page's current bitmap word; free validates the pointer
+ * (page map, index, double free) against metadata only and sets its bit.
+ * A free of a cold block costs no cache miss on the block.
  */
 #ifndef ALLOY_FASTPATH_H
 #define ALLOY_FASTPATH_H
 
 #include "internal.h"
 
+void *alloc_tier2(size_t size, heap_t *heap); /* alloc.c: the rest of malloc */
+
 static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
   heap_t *heap = heap_get();
   if (likely(size <= DIRECT_MAX)) {
     page_t *page = heap->direct[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN];
-    if (likely(page->free != NULL)) {
-      block_t *block = page_pop_free(page);
-      if (unlikely((heap->event_countdown -= page->alloc_charge) < 0))
-        return heap_event(heap, block, size);
+    uint64_t *cur = page->cur;
+    uint64_t word = *cur;
+    if (likely(word != 0)) {
+      /* (relaxed atomic stores: other threads read these words to catch
+       * double frees; the same instruction as a plain store) */
+      __atomic_store_n(cur, word & (word - 1), __ATOMIC_RELAXED);
+      void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
+      page->used++;
+      if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block, size);
       return block;
     }
   }
-  if (likely(size <= MEDIUM_MAX)) return heap_malloc_small(size, heap);
-  return heap_malloc_generic(size, heap, 0);
+  return alloc_tier2(size, heap);
 }
 
+#ifdef ALLOY_UNCHECKED
+/* The benchmark's alloy-insecure variant (Makefile): the same free without
+ * the checks (page map, interior pointer, one past the blocks, double
+ * free), to measure what they cost.  Never shipped. */
 static inline __attribute__((always_inline)) void fast_free(void *p) {
-  if (unlikely(!segment_map_has(p))) {
+  if (unlikely(p == NULL)) return;
+  page_t *page = segment_page_of(segment_of(p), p);
+  heap_t *heap = heap_get();
+  if (likely(atomic_load_explicit(&page->xheap, memory_order_relaxed) == (uintptr_t)heap)) {
+    uint64_t index = ((uint64_t)((uint8_t *)p - page->start) * page->block_magic) >> MAGIC_BITS;
+    uint64_t *word = &page->bits->free[index / 64];
+    __atomic_store_n(word, *word | (uint64_t)1 << (index % 64), __ATOMIC_RELAXED);
+    page->free_summary |= (uint64_t)1 << (index / 64);
+    heap->counters.freed_bytes += page->block_size;
+    if (unlikely(--page->used == 0)) heap_page_now_free(heap, page);
+    return;
+  }
+  free_generic(p, NULL);
+}
+#else
+static inline __attribute__((always_inline)) void fast_free(void *p) {
+  if (unlikely(!pagemap_owns(p))) {
     free_generic(p, NULL);
     return;
   }
   page_t *page = segment_page_of(segment_of(p), p);
   heap_t *heap = heap_get();
-  /* One compare: the page is this thread's and not in the full queue. */
+  /* One compare: the page is this thread's and in its queues. */
   if (likely(atomic_load_explicit(&page->xheap, memory_order_relaxed) == (uintptr_t)heap)) {
-    block_t *block = p;
-    /* Misuse (an interior pointer, a block already free) goes to the slow
-     * path, which reports it; one branch for both, whatever `secure` says. */
-    if (unlikely((unsigned)block_offset_is_interior(page, (uintptr_t)p - (uintptr_t)page->start) |
-                 (unsigned)block_is_marked_free(page, block))) {
-      free_generic(p, page);
-      return;
+    uint64_t m = (uint64_t)((uint8_t *)p - page->start) * page->block_magic;
+    uint64_t index = m >> MAGIC_BITS;
+    /* Misuse (an interior pointer, one past the blocks carved, a block
+     * already free here or freed by another thread) goes to the slow path,
+     * which reports it. */
+    if (likely(!page_offset_is_interior(m, page->block_magic) & (index < page->capacity))) {
+      uint64_t *word = &page->bits->free[index / 64];
+      uint64_t bit = (uint64_t)1 << (index % 64);
+      uint64_t old = *word;
+      uint64_t remote = atomic_load_explicit(&page->bits->remote[index / 64], memory_order_relaxed);
+      if (likely(((old | remote) & bit) == 0)) {
+        __atomic_store_n(word, old | bit, __ATOMIC_RELAXED);
+        page->free_summary |= (uint64_t)1 << (index / 64);
+        heap->counters.freed_bytes += page->block_size;
+        if (unlikely(--page->used == 0)) heap_page_now_free(heap, page);
+        return;
+      }
     }
-    block->free_mark = block_free_mark(page, block);
-    block_set_next(page, block, page->local_free);
-    page->local_free = block;
-    heap->counters.freed_bytes += page->block_size;
-    if (unlikely(--page->used == 0)) heap_page_now_free(heap, page);
-    return;
   }
   free_generic(p, page);
 }
+#endif
 
 #endif /* ALLOY_FASTPATH_H */

@@ -1,119 +1,95 @@
 /*
- * internal.h - what the modules of alloy tell each other: cross-file
- * functions (alloy__ prefix or module_verb_object), the thread's heap, and
- * the few inline helpers both the fast paths and the slow paths need.
+ * internal.h - what the modules of alloy tell each other, and in which
+ * order they may call each other.  Layers, from the bottom; a file calls
+ * only files of its own layer or below (a call upwards is a defect, except
+ * inside the core knot, whose files must call each other: see
+ * docs/DESIGN.md "Layers"):
+ *
+ *   1 platform   os.h (contract), os_linux.c
+ *   2 base       meta.c (process-lifetime metadata), report.c (a malloc-free
+ *                printf and misuse reports), options.c (configuration),
+ *                size_class.c, process.c (one-time process start)
+ *   3 back end   pagemap.c (frame -> header), segment.c (frames, segments,
+ *                spans, large and big blocks, decay, THP)
+ *   4 core knot  page.c (one page's bitmaps), heap.c (thread heaps, the
+ *                allocation slow path, abandonment), stats.c (counters folded
+ *                at events, snapshots), free.c (every free)
+ *   5 front ends arena.c (explicit arenas), tcache.c, background.c,
+ *                event.c (the rare-event hook: sampling, statistics, decay)
+ *   6 API        alloc.c (+ fastpath.h), mallocx.c, ctl.c, stats_print.c,
+ *                override.c and mallinfo.c (the standard names), init.c
+ *                (fork handlers and exit reports, registered at load time)
+ *
+ * Names: alloy_* is the public prefixed API, alloy__* internal symbols
+ * shared across files, module_verb_object otherwise (STYLE.md).
  */
 #ifndef ALLOY_INTERNAL_H
 #define ALLOY_INTERNAL_H
 
+#include "os.h"
 #include "types.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define NOINLINE __attribute__((noinline))
-#define INTERNAL __attribute__((visibility("hidden")))
+#define EXPORT __attribute__((visibility("default")))
 
-size_t os_page_size(void); /* (the platform layer, below) */
+/* ================================================================ base */
 
-/* ------------------------------------------------------------- heap (TLS) */
-extern __thread heap_t *alloy__tls_heap __attribute__((tls_model("initial-exec")));
-extern heap_t alloy__heap_empty;  /* every thread starts here */
-extern page_t alloy__page_empty;  /* no free blocks: direct[] of the empty heap */
-extern page_t alloy__page_invalid; /* descriptor of free slices */
+/* ---------------------------------------------------------------- meta */
+void *meta_alloc(size_t size); /* zeroed, 64-aligned, never freed */
+size_t meta_mapped_bytes(void);
+void meta_fork_prepare(void);
+void meta_fork_release(void);
 
-static inline heap_t *heap_get(void) { return alloy__tls_heap; }
-extern heap_t alloy__heap_bound; /* TLS heap of a thread bound to an explicit arena (arena.c) */
-extern heap_t alloy__heap_exited; /* TLS heap of a thread past its exit hook (heap.c) */
-/* The shared heaps a TLS pointer may hold that own nothing and must never
- * be written. */
-static inline bool heap_is_sentinel(const heap_t *heap) {
-  return heap == &alloy__heap_empty || heap == &alloy__heap_bound || heap == &alloy__heap_exited;
+/* -------------------------------------------------------------- report */
+/* Tiny printf (%s %d %u %x %p %c %% with l/ll/z and a width) into buf;
+ * never allocates. */
+size_t fmt_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
+size_t fmt_format(char *buf, size_t cap, const char *fmt, ...);
+void report_message(const char *fmt, ...);
+/* Misuse by the program: reported with the address, then abort unless
+ * abort_on_error:false (report_set_abort). */
+void report_misuse(const char *what, const void *p, const char *detail);
+void report_misuse_fmt(const char *fmt, ...);
+void report_set_abort(bool abort_on_misuse);
+__attribute__((noreturn)) void report_fatal(const char *fmt, ...);
+
+/* ------------------------------------------------------------- options */
+typedef struct {
+  bool secure;          /* kept for compatibility: every check is always on */
+  bool abort_on_error;  /* abort after reporting misuse (default true) */
+  bool guard;           /* guard pages after segments, large and big blocks */
+  int guard_sample;     /* bytes between sampled guarded allocations (0: off) */
+  int dirty_decay_ms;   /* freed pages go back to the OS after about this long; -1 never */
+  int thp;              /* thp_mode_t: transparent huge pages for segments */
+  bool stats_summary;   /* print the short summary at exit */
+  int summary_pid;      /* only in this process (the launcher's child) */
+  bool abort_conf;      /* an unknown key or bad value is fatal (jemalloc's abort_conf) */
+  bool stats_print;     /* print the full report (alloy_malloc_stats_print) at exit */
+  char stats_print_opts[16]; /* its jemalloc letters ("Jgmdablxeh" at most), NUL-terminated */
+  bool background_thread; /* purge from a background thread (default false) */
+  int muzzy_decay_ms;   /* jemalloc's; stored and reported only: alloy has no muzzy state */
+  unsigned narenas;     /* jemalloc's; 0 automatic (alloy's automatic arenas are thread heaps) */
+  bool tcache;          /* jemalloc's; stored only (default true) */
+  int purge;            /* purge_mode_t: how freed pages go back to the OS */
+} alloy_options_t;
+typedef enum { THP_DEFAULT, THP_ALWAYS, THP_NEVER } thp_mode_t;
+typedef enum { PURGE_DONTNEED, PURGE_FREE } purge_mode_t; /* MADV_DONTNEED or MADV_FREE */
+extern alloy_options_t alloy__options;
+extern const char *const alloy__thp_names[];   /* "default", "always", "never" */
+extern const char *const alloy__purge_names[]; /* "dontneed", "free" */
+void options_init(void);
+static inline int options_decay_ms(void) {
+  return __atomic_load_n(&alloy__options.dirty_decay_ms, __ATOMIC_RELAXED);
 }
 
-heap_t *heap_init_thread(void);            /* the calling thread's real heap, or NULL */
-heap_t *heap_for_thread(void);             /* the same, made if need be; NULL once the thread exited */
-void heap_thread_done(heap_t *heap);       /* thread exit: abandon */
-/* Argument order matches the fast path's registers (size stays in rdi). */
-void *heap_malloc_generic(size_t size, heap_t *heap, size_t align);
-void *heap_malloc_small(size_t size, heap_t *heap); /* size <= MEDIUM_MAX */
-void *heap_event(heap_t *heap, void *block, size_t size);
-void heap_page_now_free(heap_t *heap, page_t *page);
-void heap_page_unfull(heap_t *heap, page_t *page);
-void heap_collect_delayed(heap_t *heap);
-void heap_collect(heap_t *heap);
-void heap_fork_prepare(void);
-void heap_fork_parent(void);
-void heap_fork_child(void);
-void heap_count_threads(uint64_t *in_use, uint64_t *abandoned);
-void heap_reset(heap_t *heap);
-void heap_visit_pages(heap_t *heap, void (*fn)(heap_t *heap, page_t *page, void *arg), void *arg);
-void heap_for_each(void (*fn)(heap_t *heap, void *arg), void *arg);
-uint64_t heap_live_bytes(heap_t *heap);
-void heap_collect_remote(heap_t *heap);
-bool heap_decay_due(heap_t *heap, uint64_t now_ms);
-void heap_background_pass(heap_t *self, uint64_t now_ms);
-
-/* ------------------------------------------------------------- background */
-bool background_wanted(void);  /* enabled and not running: start it */
-void background_start(void);
-int background_set(bool on);   /* the `background_thread` mallctl */
-bool background_running(void);
-bool background_enabled(void);
-void background_counts(uint64_t *threads, uint64_t *runs, uint64_t *avg_interval_ns);
-void background_fork_child(void);
-void heap_flush(heap_t *heap);
-
-/* ------------------------------------------------------------------ arena */
-#define ARENAS_MAX 4096       /* explicit arenas are 1..ARENAS_MAX-1 */
-#define ARENAS_ALL 4096       /* MALLCTL_ARENAS_ALL */
-unsigned arena_count(void);      /* arenas.narenas: 1 + explicit arenas ever made */
-unsigned arena_create(void);     /* 0: none could be made */
-heap_t *arena_heap(unsigned index);
-void *arena_malloc(unsigned index, size_t size, size_t align);
-void *arena_malloc_bound(size_t size, size_t align);
-void arena_track_huge(heap_t *heap, void *block);
-void arena_untrack_huge(segment_t *seg);
-int arena_reset(unsigned index, bool destroy);
-int arena_of(const void *p);
-int arena_bind_thread(unsigned index);
-heap_t *arena_home_heap(void);
-unsigned arena_thread_index(void);
-unsigned arena_nthreads(unsigned index);
-bool arena_with_heap(unsigned index, void (*fn)(heap_t *heap, void *arg), void *arg);
-typedef struct {
-  heap_stats_t heap;     /* pages: bins, large blocks, pactive, pdirty */
-  uint64_t huge_count;   /* live huge blocks */
-  uint64_t huge_bytes;
-  uint64_t huge_nmalloc; /* ever (arena 0 and all only) */
-  uint32_t nthreads;
-  /* Derived (arena_stats fills them): jemalloc's small.* and large.*
-   * (large includes huge blocks), and pactive with the huge mappings. */
-  uint64_t small_allocated, small_nmalloc, small_ndalloc;
-  uint64_t large_allocated, large_nmalloc, large_ndalloc;
-  uint64_t pactive;
-} arena_stats_t;
-bool arena_stats(unsigned index, arena_stats_t *out);
-void arena_fork_prepare(void);
-void arena_fork_release(void);
-void arena_fork_child(void);
-void arena_for_each_heap(void (*fn)(heap_t *heap, page_t *page, void *arg));
-
-/* ----------------------------------------------------------------- tcache */
-#define TCACHES_MAX 4093      /* jemalloc's MALLOCX_TCACHE_MAX */
-int tcache_create(unsigned *id);
-int tcache_flush(unsigned id);
-int tcache_destroy(unsigned id);
-void *tcache_malloc(unsigned id, size_t size, unsigned arena);
-bool tcache_free(unsigned id, void *p);
-void tcache_fork_prepare(void);
-void tcache_fork_release(void);
-
-/* ------------------------------------------------------------ size classes */
+/* ---------------------------------------------------------- size class */
 void size_class_init(void);
 extern size_t alloy__class_size[SIZE_CLASSES];
-extern uint8_t alloy__direct_class[DIRECT_SLOTS];
 
 /* Class index of a request of `size` bytes (1 <= size <= MEDIUM_MAX). */
 static inline unsigned size_class_of(size_t size) {
@@ -126,137 +102,253 @@ static inline size_t size_class_size(unsigned cls) { return alloy__class_size[cl
  * aligned page start, and the class of a multiple of a power of two `align`
  * is itself a multiple of it (see size_class.c): rounding the size up gives
  * an aligned block from the ordinary small path.  Returns that size, or 0
- * when the request needs the large or huge path's alignment. */
+ * when the request needs the large or big path's alignment. */
 static inline size_t aligned_small_size(size_t size, size_t align) {
   if (size > MEDIUM_MAX) return 0;
-  if (align <= ALIGNMENT_MIN) return size <= MEDIUM_MAX ? (size ? size : 1) : 0;
+  if (align <= ALIGNMENT_MIN) return size ? size : 1;
   size_t rounded = (size + align - 1) & ~(align - 1);
   if (rounded == 0) rounded = align;
   return rounded <= MEDIUM_MAX && align <= SLICE_SIZE ? rounded : 0;
 }
+/* The usable size of a large block: the request rounded to the OS page. */
+static inline size_t large_usable(size_t size) {
+  size_t ps = os_page_size();
+  return (size + ps - 1) & ~(ps - 1);
+}
 
-/* ----------------------------------------------------------------- segment */
-extern uint8_t alloy__segment_map[SEGMENT_MAP_SIZE];
+/* ------------------------------------------------------------- process */
+extern _Atomic(int) alloy__process_ready; /* 0 not started, 1 running, 2 done */
+void process_init(void);
 
+/* ============================================================ back end */
+
+/* ------------------------------------------------------------- pagemap */
+/* Frame -> the header governing it: a segment's or big block's (the
+ * pointer), a free run's (the pointer | PAGEMAP_FREE), or 0.  Two levels: a
+ * first level of 2^15 offsets in .bss (256 KiB of address space, touched
+ * only where frames live), second-level chunks of 1024 entries (one per
+ * 4 GiB of address space) from the metadata allocator.  An offset of 0
+ * means "no chunk": it lands on a static chunk of zeros. */
+#define PAGEMAP_FREE ((uintptr_t)1)
+#define PAGEMAP_L2_BITS (32 - SEGMENT_SHIFT)
+#define PAGEMAP_L1_BITS (OS_ADDRESS_BITS - 32)
+extern uintptr_t alloy__pagemap_l1[(size_t)1 << PAGEMAP_L1_BITS];
+extern const uintptr_t alloy__pagemap_zero[(size_t)1 << PAGEMAP_L2_BITS];
+static inline uintptr_t pagemap_get(const void *p) {
+  uintptr_t a = (uintptr_t)p, i = a >> 32;
+  if (unlikely(i >= ((uintptr_t)1 << PAGEMAP_L1_BITS))) return 0;
+  const uintptr_t *l2 = (const uintptr_t *)((uintptr_t)alloy__pagemap_zero + alloy__pagemap_l1[i]);
+  return __atomic_load_n(&l2[(a >> SEGMENT_SHIFT) & (((uintptr_t)1 << PAGEMAP_L2_BITS) - 1)],
+                         __ATOMIC_RELAXED);
+}
 static inline segment_t *segment_of(const void *p) {
   return (segment_t *)((uintptr_t)p & ~(uintptr_t)SEGMENT_MASK);
 }
-/* Segment map values: 0 the frame is not alloy's; MAP_HEADER a segment
- * starts here; d >= 2: the frame holds the start of a huge block aligned to
- * 4 MiB or more, whose segment header is d-1 frames lower. */
-#define MAP_HEADER 1
-#define MAP_MAX_DISTANCE 254
-/* True when p lies in a 4 MiB frame that starts one of alloy's segments. */
-static inline bool segment_map_has(const void *p) {
-  uintptr_t frame = (uintptr_t)p >> SEGMENT_SHIFT;
-  return frame < SEGMENT_MAP_SIZE &&
-         __atomic_load_n(&alloy__segment_map[frame], __ATOMIC_RELAXED) == MAP_HEADER;
-}
-/* The page descriptor for p, or NULL when p is in none of alloy's segments;
- * also finds blocks aligned beyond the segment size.  Slow paths only. */
-page_t *segment_page_lookup(const void *p);
-static inline int64_t alloc_charge_of(size_t bytes) {
-  return (int64_t)((bytes << CHARGE_SHIFT) + 1);
-}
+/* True when p lies in the first frame of one of alloy's live segments or
+ * big blocks: the free fast path's check before it dereferences anything. */
+static inline bool pagemap_owns(const void *p) { return pagemap_get(p) == (uintptr_t)segment_of(p); }
+bool pagemap_set(const void *frame, size_t frames, uintptr_t value); /* false: out of memory */
+
+/* ------------------------------------------------------------- segment */
+extern page_t alloy__page_invalid; /* descriptor of free slices: no heap owns it */
 static inline page_t *segment_page_of(const segment_t *seg, const void *p) {
   return seg->slice_page[((uintptr_t)p >> SLICE_SHIFT) % SLICES_PER_SEGMENT];
 }
-page_t *segment_alloc_page(heap_t *heap, size_t slices, size_t align_slices, segment_list_t list);
-bool segment_heap_has_any(const heap_t *heap);
-void segment_free_page(heap_t *heap, page_t *page);
-void segment_release_spare(heap_t *heap);
-void segment_decay(heap_t *heap, bool now);
-void segment_move_all(heap_t *from, heap_t *to);
-void *segment_huge_alloc(size_t size, size_t align, bool guarded);
-size_t segment_huge_usable_for(size_t size, size_t align);
-void segment_huge_free(segment_t *seg);
-bool segment_huge_recently_freed(const void *p);
-void guard_quarantine(segment_t *seg);
-bool segment_huge_resize(segment_t *seg, size_t size);
-void segment_count(uint64_t *segments, uint64_t *huge);
-void segment_bytes(uint64_t *active, uint64_t *dirty, uint64_t *headers);
-void segment_heap_usage(heap_t *heap, uint64_t *active, uint64_t *dirty);
-void segment_count_active(int64_t delta); /* stats.active: carved or resized page bytes */
-void segment_decay_locked(heap_t *heap); /* seg_lock held by the caller */
-void segment_discard_all(heap_t *heap);
-void segment_huge_totals(uint64_t *live, uint64_t *bytes, uint64_t *nmalloc);
-void segment_huge_discard(segment_t *seg);
+/* The page descriptor for p (a block of any kind, or free slices), or NULL
+ * when p is in no live segment or big block.  Slow paths only. */
+page_t *segment_page_lookup(const void *p);
+/* p was a block alloy freed: it starts free slices or a free run. */
+bool segment_was_freed(const void *p);
+page_t *segment_alloc_class_page(size_t slices);
+void segment_free_class_page(page_t *page);
+/* Large (<= LARGE_MAX) and big blocks: any thread allocates and frees them
+ * through the back end; `stats` counts them (per arena). */
+page_t *segment_alloc_large(size_t size, size_t align, unsigned arena, large_stats_t *stats);
+bool segment_free_large(page_t *page, large_stats_t *stats); /* false: already freed */
+page_t *segment_alloc_big(size_t size, size_t align, unsigned arena, large_stats_t *stats, bool guarded);
+bool segment_free_big(page_t *page, large_stats_t *stats);   /* false: already freed */
+bool segment_resize(page_t *page, size_t size, large_stats_t *stats); /* large or big, in place */
+void *segment_move_big(page_t *page, size_t size, large_stats_t *stats); /* grows by moving its pages */
+size_t segment_big_usable_for(size_t size, size_t align); /* 0: impossible */
+bool segment_decay_due(uint64_t now_ms);
+void segment_decay(uint64_t now_ms, bool all); /* all: every free page now (trim, arena purge) */
+void segment_thp_advise(segment_t *seg);
+void segment_count_active(int64_t delta);
+typedef struct {
+  uint64_t active;     /* bytes of pages and blocks in use (touched part of class pages) */
+  uint64_t dirty;      /* free, not purged: free slices and free runs */
+  uint64_t retained;   /* free runs purged and kept mapped */
+  uint64_t headers;    /* segment headers and bitmap slices in use */
+  uint64_t segments;   /* class and large segments */
+  uint64_t big_live;   /* big blocks */
+  uint64_t big_bytes;
+  uint64_t big_nmalloc;
+} segment_totals_t;
+void segment_totals(segment_totals_t *t);
+extern large_stats_t alloy__large_stats; /* large and big blocks of the thread heaps */
+unsigned segment_lextent_of(size_t size);
+size_t segment_lextent_size(unsigned j);
+void segment_fork_prepare(void);
+void segment_fork_release(void);
+void segment_fork_child(void);
+void segment_waker_enter(void); /* a remote freer reads a page it does not own */
+void segment_waker_leave(void);
 
-/* -------------------------------------------------------------- huge cache */
-void huge_cache_put(segment_t *seg); /* keeps or unmaps */
-segment_t *huge_cache_take(size_t total);
-void huge_cache_expire(void);
-void huge_cache_flush(void);
-size_t huge_cache_bytes(void);
-void huge_cache_fork_prepare(void);
-void huge_cache_fork_release(void);
+/* ============================================================ core knot */
 
-/* -------------------------------------------------------------------- page */
-void page_init(page_t *page, unsigned cls, size_t block_size);
-bool page_extend_free(page_t *page);
-void page_collect(page_t *page);
-uint32_t page_take_thread_free(page_t *page);
-void page_set_tf_state(page_t *page, tf_state_t state);
-void page_wait_notify_done(page_t *page);
-void page_end_orphan_notify(heap_t *heap, page_t *page, void *arg);
-const char *page_check_block(const page_t *page, const void *p);
-/* p starts a slice that belongs to no page: a large block already freed. */
-static inline bool page_was_large_block(const page_t *page, const void *p) {
-  return page->slice_count == 0 && ((uintptr_t)p % SLICE_SIZE) == 0;
+/* ----------------------------------------------------------- heap (TLS) */
+extern __thread heap_t *alloy__tls_heap __attribute__((tls_model("initial-exec")));
+extern heap_t alloy__heap_empty;  /* every thread starts here */
+extern heap_t alloy__heap_bound;  /* a thread bound to an explicit arena (arena.c) */
+extern heap_t alloy__heap_exited; /* a thread past its exit hook (heap.c) */
+extern page_t alloy__page_empty;  /* no free blocks: direct[] of the sentinel heaps */
+static inline heap_t *heap_get(void) { return alloy__tls_heap; }
+/* The shared heaps a TLS pointer may hold that own nothing and must never
+ * be written. */
+static inline bool heap_is_sentinel(const heap_t *heap) {
+  return heap == &alloy__heap_empty || heap == &alloy__heap_bound || heap == &alloy__heap_exited;
 }
-/* Bytes of the page that count as active (jemalloc's stats.active): the
- * OS pages its blocks were carved into so far, or a large block's usable
- * size.  The uncarved rest of a page was never touched (see page.c). */
+
+/* ---------------------------------------------------------------- page */
+void page_init(page_t *page, unsigned cls, size_t block_size, page_bits_t *bits);
+/* Next word with free blocks, folding other threads' frees in when the
+ * owner's bits run out; false when the page has none at all. */
+bool page_refill(page_t *page);
+uint32_t page_collect_remote(page_t *page); /* blocks folded in */
+bool page_has_free(const page_t *page);
+/* Why p is not a block of this page, or NULL when it starts one. */
+const char *page_check_block(const page_t *page, const void *p);
+/* Block index of an offset into a page of a size class, with one
+ * multiplication: for off = q*size + r, the low 40 bits of off*magic are
+ * r*magic + q*d (d = magic*size - 2^40 < size, q*d < 2^40 for pages up to
+ * 512 KiB), which is below magic exactly when r == 0; (off*magic) >> 40 is q. */
+#define MAGIC_BITS 40
+#define MAGIC_MASK ((((uint64_t)1) << MAGIC_BITS) - 1)
+static inline uint64_t page_magic_of(size_t block_size) {
+  return (((uint64_t)1 << MAGIC_BITS) + block_size - 1) / block_size;
+}
+static inline bool page_offset_is_interior(uint64_t m, uint64_t magic) { return (m & MAGIC_MASK) >= magic; }
+/* Bytes of the page counted in stats.active: the OS pages its blocks were
+ * carved from so far, or a large or big block's usable size. */
 static inline size_t page_active_bytes(const page_t *page) {
   if (page->slice_count == 0) return 0;
-  if (page->kind == PAGE_LARGE) return page->block_size;
+  if (page->kind >= PAGE_LARGE) return page->block_size;
   size_t ps = os_page_size();
   return ((size_t)page->capacity * page->block_size + ps - 1) & ~(ps - 1);
 }
 static inline heap_t *page_heap(const page_t *page) {
-  return (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_relaxed) & ~XHEAP_FULL);
+  return (heap_t *)atomic_load_explicit(&page->xheap, memory_order_relaxed);
 }
-static inline bool page_is_full(const page_t *page) {
-  return atomic_load_explicit(&page->xheap, memory_order_relaxed) & XHEAP_FULL;
-}
-/* Free-list links and free marks (see block_t in types.h). */
-#define MAGIC_BITS 40
-#define MAGIC_MASK ((((uint64_t)1) << MAGIC_BITS) - 1)
-static inline block_t *block_next(const page_t *page, const block_t *b) {
-  return (block_t *)(b->next_enc ^ page->key);
-}
-static inline void block_set_next(const page_t *page, block_t *b, const block_t *next) {
-  b->next_enc = (uintptr_t)next ^ page->key;
-}
-static inline uintptr_t block_free_mark(const page_t *page, const void *b) {
-  return ~((uintptr_t)b ^ page->key);
-}
-static inline bool block_is_marked_free(const page_t *page, const block_t *b) {
-  return b->free_mark == block_free_mark(page, b);
-}
-/* True when `off` bytes into the page is not a block boundary, with one
- * multiplication: for off = q*size + r, the low 40 bits of off*magic are
- * r*magic + q*d (d = magic*size - 2^40 < size, q*d < page size), which is
- * below magic exactly when r == 0; and (off*magic) >> 40 is q. */
-static inline bool block_offset_is_interior(const page_t *page, uintptr_t off) {
-  return ((off * page->block_magic) & MAGIC_MASK) >= page->block_magic;
-}
-/* Takes the first block of the page's allocation list. */
-static inline block_t *page_pop_free(page_t *page) {
-  block_t *block = page->free;
-  page->free = block_next(page, block);
-  block->free_mark = 0;
-  page->used++;
-  return block;
-}
-void page_set_key(page_t *page);
+static inline int64_t alloc_charge_of(size_t bytes) { return (int64_t)((bytes << CHARGE_SHIFT) + 1); }
 
-/* -------------------------------------------------------------------- free */
+/* ---------------------------------------------------------------- heap */
+heap_t *heap_init_thread(void); /* the calling thread's new heap, or NULL */
+heap_t *heap_for_thread(void);  /* its heap, made if need be; NULL once the thread exited */
+void heap_thread_done(void *heap); /* the thread-exit hook: abandon */
+heap_t *heap_new_shared(void);  /* a heap no thread owns (arenas, exited threads) */
+void heap_reset(heap_t *heap);
+/* The allocation slow path of a real heap (sizes above DIRECT_MAX, empty
+ * pages, large and big blocks, alignments). */
+void *heap_alloc(heap_t *heap, size_t size, size_t align);
+void *heap_alloc_small(heap_t *heap, size_t size); /* size <= MEDIUM_MAX */
+void heap_page_now_free(heap_t *heap, page_t *page);
+void heap_page_unfull(heap_t *heap, page_t *page);
+void *heap_alloc_exited(size_t size, size_t align); /* a thread past its exit hook */
+void heap_collect(heap_t *heap);  /* alloy_collect, malloc_trim: adopt and release all */
+void heap_release_empty(heap_t *heap);
+void heap_collect_remote(heap_t *heap);
+void heap_take_pending(heap_t *heap);
+void heap_wake_page(page_t *page); /* another thread freed into a full page */
+bool heap_adopt_old(heap_t *heap, uint64_t before_event, uint64_t before_ms);
+uint64_t heap_event_clock(void);
+void heap_visit_pages(heap_t *heap, void (*fn)(heap_t *heap, page_t *page, void *arg), void *arg);
+void heap_for_each(void (*fn)(heap_t *heap, void *arg), void *arg);
+void heap_count_threads(uint64_t *in_use, uint64_t *abandoned);
+void heap_discard(heap_t *heap); /* arena.<i>.reset: every page back, live blocks and all */
+void heap_fork_prepare(void);
+void heap_fork_release(void);
+
+/* --------------------------------------------------------------- stats */
+void stats_fold(heap_t *heap);
+int64_t stats_event_interval(void);
+void stats_orphan_free(size_t bytes);
+void stats_publish(heap_t *heap);
+void stats_maybe_publish(heap_t *heap);
+void stats_refresh(void);
+void stats_heap_add(const heap_t *heap, heap_stats_t *sum);
+uint64_t stats_thread_peak(heap_t *heap, bool reset);
+typedef struct {
+  uint64_t allocated, active, metadata, resident, mapped, retained, dirty;
+} stats_memory_t;
+void stats_memory(stats_memory_t *m);
+void stats_print_at_exit(void);
+
+/* ---------------------------------------------------------------- free */
 void free_generic(void *p, page_t *page);
-void free_local(heap_t *heap, page_t *page, block_t *block);
-bool free_fork_child_notifying(void); /* resets the count of freers caught mid-handover */
+void free_count(heap_t *heap, size_t bytes); /* a free, counted against the calling thread */
+void free_report_double(const void *p, const page_t *page);
+void free_owned_block(heap_t *heap, page_t *page, void *p); /* undo a malloc just made */
 
-/* ------------------------------------------------------------------- alloc */
+/* =========================================================== front ends */
+
+/* --------------------------------------------------------------- arena */
+#define ARENAS_MAX 4096       /* explicit arenas are 1..ARENAS_MAX-1 */
+#define ARENAS_ALL 4096       /* MALLCTL_ARENAS_ALL */
+unsigned arena_count(void);   /* arenas.narenas: 1 + explicit arenas ever made */
+unsigned arena_create(void);  /* 0: none could be made */
+bool arena_exists(unsigned index);
+void *arena_malloc(unsigned index, size_t size, size_t align);
+void *arena_malloc_bound(size_t size, size_t align);
+void arena_block_freed(page_t *page); /* a large or big block of an explicit arena is going */
+large_stats_t *arena_large_stats(unsigned index);
+int arena_reset(unsigned index, bool destroy);
+int arena_of(const void *p);
+int arena_bind_thread(unsigned index);
+heap_t *arena_home_heap(void);
+unsigned arena_thread_index(void);
+unsigned arena_nthreads(unsigned index);
+bool arena_with_heap(unsigned index, void (*fn)(heap_t *heap, void *arg), void *arg);
+typedef struct {
+  heap_stats_t heap;     /* class pages: bins, pactive */
+  uint64_t nthreads;
+  uint64_t curlextents[LEXTENTS];
+  /* jemalloc's small.* and large.* (large includes big blocks), pactive
+   * with the large and big blocks. */
+  uint64_t small_allocated, small_nmalloc, small_ndalloc;
+  uint64_t large_allocated, large_nmalloc, large_ndalloc, large_count;
+  uint64_t pactive, pdirty;
+} arena_stats_t;
+bool arena_stats(unsigned index, arena_stats_t *out);
+void arena_fork_prepare(void);
+void arena_fork_release(void);
+void arena_fork_child(void);
+
+/* -------------------------------------------------------------- tcache */
+#define TCACHES_MAX 4093      /* jemalloc's MALLOCX_TCACHE_MAX */
+#define TCACHE_MAX_SIZE (32 * ALLOY_KiB) /* jemalloc's default tcache_max, reported */
+int tcache_create(unsigned *id);
+int tcache_flush(unsigned id);
+int tcache_destroy(unsigned id);
+bool tcache_exists(unsigned id);
+void tcache_fork_prepare(void);
+void tcache_fork_release(void);
+
+/* ---------------------------------------------------------- background */
+bool background_wanted(void);  /* enabled and not running: start it */
+void background_start(void);
+int background_set(bool on);   /* the `background_thread` mallctl */
+bool background_running(void);
+bool background_enabled(void);
+void background_counts(uint64_t *threads, uint64_t *runs, uint64_t *avg_interval_ns);
+void background_fork_child(void);
+
+/* --------------------------------------------------------------- event */
+/* The rare-event hook, every EVENT_INTERVAL_BYTES allocated by a heap:
+ * statistics, adoption, guarded sampling, decay.  May return another block
+ * (a sampled one) in place of `block`. */
+void *event_run(heap_t *heap, void *block, size_t size);
+
+/* ================================================================= API */
 /* Hidden aliases of the prefixed API, for calls from inside the library. */
 void *alloy__malloc(size_t size);
 void alloy__free(void *p);
@@ -277,107 +369,8 @@ bool alloy__sized_free_ok(const void *p, size_t size);
 bool alloy__resize_in_place(void *p, size_t size);
 /* Blocks aligned to `align` (a power of two); NULL and ENOMEM when impossible. */
 void *alloy__aligned(size_t align, size_t size);
-size_t alloy__large_usable(size_t size);
-
-/* ---------------------------------------------------------------------- os */
-size_t os_page_size(void);
-void os_init(void);
-void *os_map(size_t size);
-void *os_map_aligned(size_t size, size_t align, size_t *mapped);
-bool os_unmap(void *p, size_t size);
-bool os_remap_in_place(void *p, size_t old_size, size_t new_size);
-void *os_remap_move(void *p, size_t old_size, size_t new_size, size_t align);
-void os_purge(void *p, size_t size);
-void os_purge_counts(uint64_t *bytes, uint64_t *calls);
-void os_advise_huge(void *p, size_t size, bool huge);
-void os_set_clock(uint64_t (*now_ms)(void)); /* test hook: a fake clock (NULL: the real one) */
-void os_protect(void *p, size_t size, bool accessible);
-size_t os_mapped_bytes(void);
-size_t os_mapped_peak(void);
-void os_write(int fd, const char *s, size_t n);
-__attribute__((noreturn)) void os_abort(void);
-uint64_t os_random(void);
-const char *os_getenv(const char *name);
-int os_getpid(void);
-bool os_secure_exec(void); /* AT_SECURE: ignore the environment's configuration */
-uint64_t os_now_ms(void); /* monotonic */
-void os_yield(void);
-void *os_meta_alloc(size_t size); /* zeroed, never freed: heaps and such */
-size_t os_meta_bytes(void);
-void os_set_fail_after(long n);   /* test hook: fail the n-th next mapping */
-void os_fork_prepare(void);
-void os_fork_parent(void);
-void os_fork_child(void);
-
-/* Test hook: a test may pause a thread at these points (every lock just
- * taken, a remote free between NOTIFYING and PLAIN) and fork there
- * (tests/test_fork.c).  NULL in programs: one load and branch, slow paths only. */
-enum { TEST_LOCK_TAKEN, TEST_NOTIFYING };
-extern void (*alloy__test_hook)(int point, const void *obj);
-static inline void os_test_point(int point, const void *obj) {
-  if (unlikely(alloy__test_hook != NULL)) alloy__test_hook(point, obj);
-}
-void os_lock(os_lock_t *l);
-bool os_trylock(os_lock_t *l);
-void os_unlock(os_lock_t *l);
-
-/* ---------------------------------------------------------------- options */
-typedef struct {
-  bool secure;          /* encoded free lists, interior-pointer checks (default true) */
-  bool abort_on_error;  /* abort after reporting misuse (default true) */
-  bool guard;           /* guard pages after segments, large and huge blocks */
-  int guard_sample;     /* bytes between sampled guarded allocations (0: off) */
-  int dirty_decay_ms;   /* freed pages go back to the OS after about this long; -1 never */
-  int thp;              /* thp_mode_t: transparent huge pages for segments */
-  bool stats_summary;   /* print the short summary at exit */
-  int summary_pid;      /* only in this process (the launcher's child) */
-  bool abort_conf;      /* an unknown key or bad value is fatal (jemalloc's abort_conf) */
-  bool stats_print;     /* print the full report (alloy_malloc_stats_print) at exit */
-  char stats_print_opts[16]; /* its jemalloc letters ("Jgmdablxeh" at most), NUL-terminated */
-  bool background_thread; /* purge from a background thread (default false) */
-  int muzzy_decay_ms;   /* jemalloc's; stored and reported only: alloy has no muzzy state */
-  unsigned narenas;     /* jemalloc's; 0 automatic (alloy's automatic arenas are thread heaps) */
-  bool tcache;          /* jemalloc's; stored only (default true) */
-  int purge;            /* purge_mode_t: how freed pages go back to the OS */
-} alloy_options_t;
-typedef enum { THP_DEFAULT, THP_ALWAYS, THP_NEVER } thp_mode_t;
-typedef enum { PURGE_DONTNEED, PURGE_FREE } purge_mode_t; /* MADV_DONTNEED or MADV_FREE */
-extern alloy_options_t alloy__options;
-void options_init(void);
-
-/* ----------------------------------------------------------------- report */
-/* Tiny printf (%s %d %u %zu %zx %p %c %%) into buf; never allocates. */
-size_t fmt_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
-size_t fmt_format(char *buf, size_t cap, const char *fmt, ...);
-void report_message(const char *fmt, ...);
-/* Misuse by the program: reported with the address, then abort unless
- * abort_on_error:false. */
-void report_misuse(const char *what, const void *p, const char *detail);
-void report_misuse_fmt(const char *fmt, ...);
-__attribute__((noreturn)) void report_fatal(const char *fmt, ...);
-
-/* ------------------------------------------------------------------ stats */
-void stats_fold(heap_t *heap);
-int64_t stats_event_interval(void);
-void stats_orphan_free(size_t bytes);
-void stats_print_at_exit(void);
-typedef struct {
-  uint64_t allocated, active, metadata, resident, mapped, retained, dirty;
-} stats_memory_t;
-void stats_memory(stats_memory_t *m);
-void stats_publish(heap_t *heap);
-void stats_maybe_publish(heap_t *heap);
-void stats_refresh(void);
-void stats_heap_add(const heap_t *heap, heap_stats_t *sum);
-uint64_t stats_thread_peak(heap_t *heap, bool reset);
-size_t stats_lextent_size(unsigned j);
-unsigned stats_lextent_of(size_t size);
-
-/* ------------------------------------------------------------------- init */
-extern _Atomic(int) alloy__process_ready;
-extern uint64_t alloy__secret; /* random, chosen at process start */
-extern bool alloy__secure;     /* ALLOY_CONF secure (default true), read by free's fast path */
-void process_init(void);
-void init_thread_register(heap_t *heap);
+/* The malloc slow path of a thread: sentinel heaps (a new thread, one bound
+ * to an arena, one past its exit) are dispatched here (alloc.c). */
+void *alloc_slow(heap_t *heap, size_t size, size_t align);
 
 #endif /* ALLOY_INTERNAL_H */

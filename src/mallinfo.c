@@ -10,7 +10,7 @@
  * How glibc's fields map to alloy (docs/DESIGN.md says the same):
  *   arena     bytes mapped for segments and metadata (not huge blocks)
  *   ordblks   free runs of slices in segments: 1 per 64 KiB of dirty memory
- *   hblks     huge blocks (their own mappings), hblkhd their bytes
+ *   hblks     big blocks (above 2 MiB), hblkhd their bytes
  *   uordblks  bytes allocated (stats.allocated)
  *   fordblks  resident bytes not allocated (free blocks, free pages)
  *   keepcost  bytes malloc_trim would give back now (dirty, not purged)
@@ -23,18 +23,17 @@
 #include <malloc.h>
 #include <stdio.h>
 
-#define EXPORT __attribute__((visibility("default")))
 
 static struct mallinfo2 info_now(void) {
   stats_memory_t m;
   stats_memory(&m);
-  uint64_t huge_live, huge_bytes, huge_nmalloc;
-  segment_huge_totals(&huge_live, &huge_bytes, &huge_nmalloc);
+  segment_totals_t t;
+  segment_totals(&t);
   struct mallinfo2 mi = {0};
-  mi.arena = m.mapped > huge_bytes ? m.mapped - huge_bytes : 0;
+  mi.arena = m.mapped > t.big_bytes ? m.mapped - t.big_bytes : 0;
   mi.ordblks = m.dirty / SLICE_SIZE;
-  mi.hblks = huge_live;
-  mi.hblkhd = huge_bytes;
+  mi.hblks = t.big_live;
+  mi.hblkhd = t.big_bytes;
   mi.uordblks = m.allocated;
   mi.fordblks = m.resident > m.allocated ? m.resident - m.allocated : 0;
   mi.keepcost = m.dirty;
@@ -61,16 +60,16 @@ EXPORT struct mallinfo mallinfo(void) {
 EXPORT void malloc_stats(void) {
   alloy_stats_t s;
   alloy_stats_get(&s);
-  uint64_t huge_live, huge_bytes, huge_nmalloc;
-  segment_huge_totals(&huge_live, &huge_bytes, &huge_nmalloc);
+  segment_totals_t t;
+  segment_totals(&t);
   char buf[512];
   size_t n = fmt_format(buf, sizeof buf,
                         "Arena 0:\nsystem bytes     = %10llu\nin use bytes     = %10llu\n"
                         "Total (incl. mmap):\nsystem bytes     = %10llu\nin use bytes     = %10llu\n"
                         "max mmap regions = %10llu\nmax mmap bytes   = %10llu\n",
-                        (unsigned long long)(s.mapped - huge_bytes), (unsigned long long)s.allocated,
+                        (unsigned long long)(s.mapped - t.big_bytes), (unsigned long long)s.allocated,
                         (unsigned long long)s.mapped, (unsigned long long)s.allocated,
-                        (unsigned long long)huge_live, (unsigned long long)s.peak_mapped);
+                        (unsigned long long)t.big_live, (unsigned long long)s.peak_mapped);
   os_write(2, buf, n < sizeof buf ? n : sizeof buf - 1);
 }
 

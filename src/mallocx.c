@@ -4,10 +4,11 @@
  * MALLOCX_LG_ALIGN(la) in the low 6 bits, MALLOCX_ZERO = 0x40, the tcache
  * field in bits 8..19 (0: the thread's, 1: MALLOCX_TCACHE_NONE, tc + 2: the
  * explicit tcache tc) and the arena field from bit 20 (a + 1: arena a).
- * Blocks of an explicit arena come from that arena (arena.c), explicit
- * tcaches from tcache.c.  override.c exports these under jemalloc's names,
- * so programs linked against libjemalloc never mix its blocks with alloy's
- * under LD_PRELOAD.
+ * Blocks of an explicit arena come from that arena (arena.c); an explicit
+ * tcache is a name for the thread heap's own cache (tcache.c), so the
+ * tcache bits select nothing else.  override.c exports these under
+ * jemalloc's names, so programs linked against libjemalloc never mix its
+ * blocks with alloy's under LD_PRELOAD.
  */
 #include "internal.h"
 
@@ -15,11 +16,8 @@
 #include <errno.h>
 #include <string.h>
 
-#define EXPORT __attribute__((visibility("default")))
 #define FLAG_LG_ALIGN_MASK 0x3f
 #define FLAG_ZERO 0x40
-#define FLAG_TCACHE_SHIFT 8
-#define FLAG_TCACHE_MASK 0xfff00
 #define FLAG_ARENA_SHIFT 20
 
 static size_t flag_align(int flags) {
@@ -28,20 +26,14 @@ static size_t flag_align(int flags) {
 }
 /* The explicit arena the flags name, 0 for none. */
 static unsigned flag_arena(int flags) { return (unsigned)flags >> FLAG_ARENA_SHIFT; }
-/* The explicit tcache + 1 the flags name; 0 for none (default or NONE). */
-static unsigned flag_tcache(int flags) {
-  unsigned field = ((unsigned)flags & FLAG_TCACHE_MASK) >> FLAG_TCACHE_SHIFT;
-  return field >= 2 ? field - 1 : 0;
-}
-static bool flag_routed(int flags) { return flag_arena(flags) != 0 || flag_tcache(flags) != 0; }
+static bool flag_routed(int flags) { return flag_arena(flags) != 0; }
 
-/* An allocation the flags send to an explicit arena or tcache.
- * MALLOCX_ARENA(a) stores a + 1; alloy's explicit arenas are numbered from 1
- * (arena 0 is the thread heaps), so MALLOCX_ARENA(0) is the thread's heap. */
+/* An allocation the flags send to an explicit arena.  MALLOCX_ARENA(a)
+ * stores a + 1; alloy's explicit arenas are numbered from 1 (arena 0 is the
+ * thread heaps), so MALLOCX_ARENA(0) is the thread's heap.  An explicit
+ * tcache names a cache of the thread heap's: the same blocks (tcache.c). */
 static void *routed_malloc(size_t size, size_t align, int flags) {
   unsigned arena = flag_arena(flags) ? flag_arena(flags) - 1 : 0;
-  unsigned tc = flag_tcache(flags);
-  if (tc != 0 && align <= ALIGNMENT_MIN) return tcache_malloc(tc - 1, size, arena);
   if (arena == 0) return align > ALIGNMENT_MIN ? alloy__aligned(align, size) : alloy__malloc(size);
   size_t small = aligned_small_size(size, align);
   return small ? arena_malloc(arena, small, 0) : arena_malloc(arena, size, align);
@@ -63,14 +55,14 @@ EXPORT size_t alloy_nallocx(size_t size, int flags) {
   if (size > (size_t)PTRDIFF_MAX) return 0;
   if (align <= ALIGNMENT_MIN) {
     if (size <= MEDIUM_MAX) return size_class_size(size_class_of(size));
-    if (size <= LARGE_MAX) return alloy__large_usable(size);
-    return segment_huge_usable_for(size, 0);
+    if (size <= LARGE_MAX) return large_usable(size);
+    return segment_big_usable_for(size, 0);
   }
   size_t rounded = (size + align - 1) & ~(align - 1);
   if (rounded == 0) rounded = align;
   if (rounded <= MEDIUM_MAX && align <= SLICE_SIZE) return size_class_size(size_class_of(rounded));
-  if (size <= LARGE_MAX && align < LARGE_MAX) return alloy__large_usable(size == 0 ? 1 : size);
-  return segment_huge_usable_for(size == 0 ? 1 : size, align);
+  if (size <= LARGE_MAX && align < LARGE_MAX) return large_usable(size == 0 ? 1 : size);
+  return segment_big_usable_for(size == 0 ? 1 : size, align);
 }
 
 EXPORT size_t alloy_sallocx(const void *p, int flags) {
@@ -94,7 +86,7 @@ EXPORT void *alloy_rallocx(void *p, size_t size, int flags) {
   } else if (aligned && ((size <= old && size >= old / 2) || alloy__resize_in_place(p, size))) {
     q = p; /* stays where it is, alignment and arena with it */
   } else {
-    /* moves into the arena or tcache the flags name (realloc would move it
+    /* moves into the arena the flags name (realloc would move it
      * to the thread's heap), at the alignment they ask for */
     q = flag_routed(flags) ? routed_malloc(size, align, flags) : alloy__aligned(align, size);
     if (q != NULL) {
@@ -122,15 +114,12 @@ EXPORT size_t alloy_xallocx(void *p, size_t size, size_t extra, int flags) {
 }
 
 EXPORT void alloy_dallocx(void *p, int flags) {
-  unsigned tc = flag_tcache(flags);
-  if (tc != 0 && tcache_free(tc - 1, p)) return;
+  (void)flags;
   alloy__free(p);
 }
 
 EXPORT void alloy_sdallocx(void *p, size_t size, int flags) {
   size_t align = flag_align(flags);
-  unsigned tc = flag_tcache(flags);
-  if (tc != 0 && align <= ALIGNMENT_MIN && alloy__sized_free_ok(p, size) && tcache_free(tc - 1, p)) return;
   if (align > ALIGNMENT_MIN) alloy__free_aligned_sized(p, align, size);
   else alloy__free_checked_size(p, size);
 }

@@ -50,8 +50,8 @@ typedef struct {
   const char *const *values; /* OPT_ENUM: the names of 0, 1, ..., then NULL */
 } option_def_t;
 
-static const char *const thp_values[] = {"default", "always", "never", NULL};
-static const char *const purge_values[] = {"dontneed", "free", NULL};
+const char *const alloy__thp_names[] = {"default", "always", "never", NULL};
+const char *const alloy__purge_names[] = {"dontneed", "free", NULL};
 
 /* OPT_INT takes -1 to INT_MAX (-1: never, for the decay times), OPT_UINT 1
  * to UINT_MAX (jemalloc's narenas). */
@@ -61,7 +61,7 @@ static const option_def_t option_table[] = {
     {"guard", OPT_BOOL, &alloy__options.guard, NULL},
     {"guard_sample", OPT_INT, &alloy__options.guard_sample, NULL},
     {"dirty_decay_ms", OPT_INT, &alloy__options.dirty_decay_ms, NULL},
-    {"thp", OPT_ENUM, &alloy__options.thp, thp_values},
+    {"thp", OPT_ENUM, &alloy__options.thp, alloy__thp_names},
     {"stats_summary", OPT_BOOL, &alloy__options.stats_summary, NULL},
     {"stats_summary_pid", OPT_INT, &alloy__options.summary_pid, NULL},
     {"abort_conf", OPT_BOOL, &alloy__options.abort_conf, NULL},
@@ -71,7 +71,7 @@ static const option_def_t option_table[] = {
     {"muzzy_decay_ms", OPT_INT, &alloy__options.muzzy_decay_ms, NULL},
     {"narenas", OPT_UINT, &alloy__options.narenas, NULL},
     {"tcache", OPT_BOOL, &alloy__options.tcache, NULL},
-    {"purge", OPT_ENUM, &alloy__options.purge, purge_values},
+    {"purge", OPT_ENUM, &alloy__options.purge, alloy__purge_names},
 };
 
 /* jemalloc keys alloy does not implement: reported, never fatal, so that a
@@ -229,6 +229,7 @@ void options_init(void) {
 
 /* Ends the reading of the sources: fatal for a bad one with abort_conf. */
 static void options_checked(void) {
+  report_set_abort(alloy__options.abort_on_error);
   if (conf_error && alloy__options.abort_conf)
     report_fatal("alloy: invalid configuration (above) with abort_conf:true: aborting");
 }

@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <stdbool.h>
 
-#define EXPORT __attribute__((visibility("default")))
 /* An alias does not inherit the attributes libc's headers put on its target
  * (nothrow, malloc, ...); gcc warns about that, harmlessly. */
 #pragma GCC diagnostic ignored "-Wpragmas"

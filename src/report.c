@@ -2,7 +2,9 @@
  * report.c - messages to the user: a small printf that never allocates (the
  * allocator cannot call stdio, which may call malloc), and the reports of
  * misuse (invalid or double frees), which name the address and what was
- * wrong, then abort unless abort_on_error:false.
+ * wrong, then abort unless abort_on_error:false.  Below everything but the
+ * platform layer: callers make sure the options were read (process_init)
+ * before they report.
  */
 #include "internal.h"
 
@@ -123,13 +125,17 @@ void report_fatal(const char *fmt, ...) {
   os_abort();
 }
 
+static bool abort_on_misuse = true;
+
+/* abort_on_error (options.c): false reports misuse and goes on. */
+void report_set_abort(bool on) { abort_on_misuse = on; }
+
 void report_misuse_fmt(const char *fmt, ...) {
-  process_init(); /* a bad free can be the program's first call: read the options */
   va_list ap;
   va_start(ap, fmt);
   report_v(fmt, ap);
   va_end(ap);
-  if (alloy__options.abort_on_error) os_abort();
+  if (abort_on_misuse) os_abort();
 }
 
 void report_misuse(const char *what, const void *p, const char *detail) {

@@ -1,154 +1,282 @@
 /*
- * segment.c - segments: 4 MiB aligned regions carved into 64 KiB slices, and
- * huge blocks in segments of their own.  Owns the process-wide segment map
- * (which 4 MiB frames are alloy's) and the slice bookkeeping of each segment.
+ * segment.c - the back end: one per process, behind one lock.  Owns the
+ * frames alloy maps (4 MiB, aligned), what they are used for, and when
+ * their memory goes back to the OS:
  *
- * Called by the owning heap's thread (or under its arena's lock), except for
- * huge blocks, which any thread frees directly, and for decay passes, which
- * the background thread may run on an idle heap.  The map is updated with
- * atomic operations; a heap's segment lists and slice bits are guarded by
- * its seg_lock, which its owner takes once per page operation (never per
- * block) so the background thread can purge under it.
+ *   free runs     frames nobody uses, kept mapped: dirty after use, purged
+ *                 (MADV_DONTNEED) once free for dirty_decay_ms, then
+ *                 retained; joined with free neighbours; found by size in
+ *                 O(1) (bins of 1..63 frames, one bin for more)
+ *   segments      a frame split into 64 KiB slices: class segments give
+ *                 pages of size classes (1 or 8 slices), large segments
+ *                 spans for large blocks; a segment with free slices sits in
+ *                 a bin by its longest free run, so a span is found in O(1)
+ *                 and fragmented segments fill first (sparse ones drain)
+ *   big blocks    a run of frames for one block; a freed one becomes a free
+ *                 run, so repeated big allocations reuse mapped, already
+ *                 faulted pages with no system call (blocks above
+ *                 BIG_POOLED_MAX, or aligned beyond a frame, get mappings
+ *                 of their own)
+ *
+ * Every heap takes its pages here and gives them back when they empty, and
+ * any thread frees large and big blocks here directly: memory one thread
+ * freed is another thread's at once.  Frames are unmapped only when a new
+ * mapping fails (address-space limits), never otherwise: like jemalloc's
+ * retained memory, purged frames cost address space, not RSS.
+ *
+ * The lock is taken once per page, large or big block, never per small
+ * block; it is a leaf but for the page map's chunks (metadata) and the OS.
  */
 #include "internal.h"
 
+#include <stddef.h>
 #include <string.h>
 
-uint8_t alloy__segment_map[SEGMENT_MAP_SIZE];
+page_t alloy__page_invalid;
+large_stats_t alloy__large_stats;
+
+static os_lock_t backend_lock = OS_LOCK_INIT;
+
+/* Process totals, updated under the lock (per page or block) and read by
+ * statistics without it. */
+static _Atomic(uint64_t) active_bytes;   /* pages and blocks in use */
+static _Atomic(uint64_t) dirty_bytes;    /* free slices and free runs not purged */
+static _Atomic(uint64_t) retained_bytes; /* free runs purged */
+static _Atomic(uint64_t) header_bytes;   /* headers (and bitmap slices) of live segments and big blocks */
 static _Atomic(uint64_t) live_segments;
-static _Atomic(uint64_t) live_huge;
-static _Atomic(uint64_t) huge_bytes;   /* usable bytes of live huge blocks */
-static _Atomic(uint64_t) huge_nmalloc; /* huge blocks ever allocated */
-/* Bytes in pages and huge mappings in use, and bytes of free slices not yet
- * purged: jemalloc's stats.active and the dirty part of stats.resident.
- * Updated per page and per huge block, never per block. */
-static _Atomic(uint64_t) active_bytes;
-static _Atomic(uint64_t) dirty_bytes;
+static _Atomic(uint64_t) live_big;
+static _Atomic(uint64_t) big_bytes;
+static _Atomic(uint64_t) big_nmalloc;
 
-static void count_active(int64_t delta) {
-  atomic_fetch_add_explicit(&active_bytes, (uint64_t)delta, memory_order_relaxed);
+static void add(_Atomic(uint64_t) *counter, int64_t delta) {
+  atomic_fetch_add_explicit(counter, (uint64_t)delta, memory_order_relaxed);
 }
-void segment_count_active(int64_t delta) { count_active(delta); }
+void segment_count_active(int64_t delta) { add(&active_bytes, delta); }
 
-/* Active bytes of the pages in a segment (an arena discarded whole). */
-static int64_t segment_active_bytes(const segment_t *seg) {
-  int64_t sum = 0;
-  for (unsigned i = 1; i < SLICES_PER_SEGMENT; i++) sum += (int64_t)page_active_bytes(&seg->pages[i]);
-  return sum;
-}
-static void count_dirty(int64_t delta) {
-  atomic_fetch_add_explicit(&dirty_bytes, (uint64_t)delta, memory_order_relaxed);
-}
 static int64_t slice_bytes(uint64_t bits) { return (int64_t)__builtin_popcountll(bits) * (int64_t)SLICE_SIZE; }
+static uint64_t slice_mask(size_t first, size_t count) {
+  return (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
+}
 
-/* Header bytes, rounded to the OS page: a huge block starts right after. */
+/* Header bytes rounded to the OS page: a big block starts right after. */
 static size_t header_size(void) {
   size_t ps = os_page_size();
   return (sizeof(segment_t) + ps - 1) & ~(ps - 1);
 }
 
-static void map_store(const void *frame_addr, uint8_t value) {
-  __atomic_store_n(&alloy__segment_map[(uintptr_t)frame_addr >> SEGMENT_SHIFT], value,
-                   __ATOMIC_RELEASE);
-}
+static size_t frames_of(const segment_t *seg) { return seg->mapped_size >> SEGMENT_SHIFT; }
 
-static void map_set(segment_t *seg, bool on) { map_store(seg, on ? MAP_HEADER : 0); }
+/* ================================================================ lists */
 
-page_t *segment_page_lookup(const void *p) {
-  uintptr_t frame = (uintptr_t)p >> SEGMENT_SHIFT;
-  if (frame >= SEGMENT_MAP_SIZE) return NULL;
-  uint8_t v = __atomic_load_n(&alloy__segment_map[frame], __ATOMIC_ACQUIRE);
-  if (v == 0) return NULL;
-  if (v == MAP_HEADER) return segment_page_of(segment_of(p), p);
-  if ((size_t)(v - 1) > frame) return NULL;
-  segment_t *seg = (segment_t *)((frame - (v - 1)) << SEGMENT_SHIFT);
-  if (__atomic_load_n(&alloy__segment_map[frame - (v - 1)], __ATOMIC_ACQUIRE) != MAP_HEADER ||
-      seg->kind != SEGMENT_HUGE)
-    return NULL;
-  return &seg->pages[0];
-}
+typedef struct {
+  segment_t *first;
+} seg_list_t;
 
-static void segment_set_slices(segment_t *seg, size_t first, size_t count, page_t *page) {
-  for (size_t i = first; i < first + count; i++) seg->slice_page[i] = page;
-}
-
-/* Maps memory for a segment; when the OS refuses (RLIMIT_AS, overcommit
- * limits), gives back the cached huge mappings and tries once more, so
- * memory held for reuse never causes an out-of-memory failure. */
-static segment_t *segment_map(size_t size, size_t align, size_t *mapped) {
-  segment_t *seg = os_map_aligned(size, align, mapped);
-  if (seg == NULL && huge_cache_bytes() > 0) {
-    huge_cache_flush();
-    seg = os_map_aligned(size, align, mapped);
-  }
-  return seg;
-}
-
-static segment_t *segment_new(heap_t *heap) {
-  size_t mapped = 0;
-  segment_t *seg = segment_map(SEGMENT_SIZE, SEGMENT_SIZE, &mapped);
-  if (!seg) return NULL;
-  /* Fresh anonymous memory is zero: only the non-zero fields are set. */
-  seg->kind = SEGMENT_NORMAL;
-  seg->mapped_size = mapped;
-  seg->heap = heap;
-  seg->free_slices = ~(uint64_t)1; /* slice 0 is the header */
-  if (alloy__options.guard) {
-    /* The last OS page is inaccessible, so no block of this segment can run
-     * into the next segment's header; slice 63 is given up for it. */
-    size_t ps = os_page_size();
-    os_protect((uint8_t *)seg + SEGMENT_SIZE - ps, ps, false);
-    seg->free_slices &= ~((uint64_t)1 << (SLICES_PER_SEGMENT - 1));
-    seg->guarded = true;
-  }
-  segment_set_slices(seg, 0, SLICES_PER_SEGMENT, &alloy__page_invalid);
-  if (alloy__options.thp != THP_DEFAULT) os_advise_huge(seg, SEGMENT_SIZE, alloy__options.thp == THP_ALWAYS);
-  map_set(seg, true);
-  atomic_fetch_add_explicit(&live_segments, 1, memory_order_relaxed);
-  return seg;
-}
-
-static void segment_unmap(segment_t *seg) {
-  count_active(-segment_active_bytes(seg)); /* none, except when an arena is discarded */
-  count_dirty(-slice_bytes(seg->free_slices & seg->dirty_slices));
-  map_set(seg, false);
-  atomic_fetch_sub_explicit(&live_segments, 1, memory_order_relaxed);
-  os_unmap(seg, seg->mapped_size);
-}
-
-static void heap_link_segment(heap_t *heap, segment_t *seg) {
+static void list_push(seg_list_t *l, segment_t *seg) {
   seg->prev = NULL;
-  seg->next = heap->segments[seg->list];
-  if (seg->next) seg->next->prev = seg;
-  heap->segments[seg->list] = seg;
+  seg->next = l->first;
+  if (l->first) l->first->prev = seg;
+  l->first = seg;
 }
 
-static void heap_unlink_segment(heap_t *heap, segment_t *seg) {
+static void list_remove(seg_list_t *l, segment_t *seg) {
   if (seg->prev) seg->prev->next = seg->next;
-  else heap->segments[seg->list] = seg->next;
+  else l->first = seg->next;
   if (seg->next) seg->next->prev = seg->prev;
   seg->next = seg->prev = NULL;
 }
 
+/* Bins with a mask of the non-empty ones: the first fitting bin is one ctz. */
+#define NBINS 65
+typedef struct {
+  seg_list_t bin[NBINS];
+  uint64_t mask[2];
+} bins_t;
+
+static void bins_add(bins_t *b, segment_t *seg, unsigned i) {
+  list_push(&b->bin[i], seg);
+  b->mask[i / 64] |= (uint64_t)1 << (i % 64);
+  seg->bin = (uint8_t)i;
+}
+
+static void bins_remove(bins_t *b, segment_t *seg) {
+  unsigned i = seg->bin;
+  if (i == 0xff) return;
+  list_remove(&b->bin[i], seg);
+  if (b->bin[i].first == NULL) b->mask[i / 64] &= ~((uint64_t)1 << (i % 64));
+  seg->bin = 0xff;
+}
+
+/* The first non-empty bin at or above i, or NBINS. */
+static unsigned bins_find(const bins_t *b, unsigned i) {
+  for (; i < NBINS; i = (i / 64 + 1) * 64) {
+    uint64_t m = b->mask[i / 64] & (~(uint64_t)0 << (i % 64));
+    if (m) return (i / 64) * 64 + (unsigned)__builtin_ctzll(m);
+  }
+  return NBINS;
+}
+
+/* ============================================================ free runs */
+
+static bins_t runs;          /* free runs by frames: bin n < 64 holds n frames, 64 more */
+static _Atomic(uint32_t) wakers; /* see heap_wake_page: frames are never unmapped under one */
+
+static unsigned run_bin(size_t frames) { return frames < 64 ? (unsigned)frames : 64; }
+
+/* Marks the frames of a run in the page map and files it in its bin. */
+static void run_file(segment_t *run) {
+  run->kind = SEGMENT_FREE;
+  pagemap_set(run, frames_of(run), (uintptr_t)run | PAGEMAP_FREE);
+  bins_add(&runs, run, run_bin(frames_of(run)));
+  add(run->dirty ? &dirty_bytes : &retained_bytes, (int64_t)run->mapped_size);
+}
+
+static void run_unfile(segment_t *run) {
+  bins_remove(&runs, run);
+  add(run->dirty ? &dirty_bytes : &retained_bytes, -(int64_t)run->mapped_size);
+}
+
+/* The free run whose header governs the frame at `a`, or NULL. */
+static segment_t *run_at(const void *a) {
+  uintptr_t e = pagemap_get(a);
+  return (e & PAGEMAP_FREE) ? (segment_t *)(e & ~PAGEMAP_FREE) : NULL; /* NULL for frame 0 too */
+}
+
+/* Gives frames back to the pool as a free run, joined with free runs
+ * around it (a split block's tail, a neighbour freed before), so big
+ * requests find maximal runs.  `dirty`: its pages were used. */
+/* A run absorbed into the one below it: its header page must read zero
+ * again if the joined run is clean. */
+static void run_absorb(segment_t *into, segment_t *absorbed) {
+  bool clean = !into->dirty && !absorbed->dirty;
+  into->mapped_size += absorbed->mapped_size;
+  into->dirty |= absorbed->dirty;
+  if (clean) os_purge(absorbed, os_page_size(), false);
+}
+
+static void run_insert(segment_t *run, size_t size, bool dirty, uint64_t now) {
+  run->mapped_size = size;
+  run->dirty = dirty;
+  run->freed_ms = now;
+  run->bin = 0xff;
+  segment_t *below = run_at((uint8_t *)run - SEGMENT_SIZE);
+  if (below) {
+    run_unfile(below);
+    run_absorb(below, run);
+    below->freed_ms = now;
+    run = below;
+  }
+  segment_t *above = run_at((uint8_t *)run + run->mapped_size);
+  if (above) {
+    run_unfile(above);
+    run_absorb(run, above);
+  }
+  run_file(run);
+}
+
+/* A run of exactly `frames` frames from the pool (the head of a bigger one,
+ * whose tail stays free), or NULL.  The smallest run that fits: O(1). */
+static segment_t *run_take(size_t frames, bool *dirty) {
+  unsigned i = bins_find(&runs, run_bin(frames));
+  if (i == NBINS) return NULL;
+  segment_t *run = runs.bin[i].first;
+  if (i == 64) /* the open bin: first fit */
+    while (run && frames_of(run) < frames) run = run->next;
+  if (run == NULL) return NULL;
+  run_unfile(run);
+  *dirty = run->dirty;
+  size_t size = frames << SEGMENT_SHIFT;
+  if (run->mapped_size > size) {
+    segment_t *tail = (segment_t *)((uint8_t *)run + size);
+    tail->mapped_size = run->mapped_size - size;
+    tail->dirty = run->dirty;
+    tail->freed_ms = run->freed_ms;
+    tail->bin = 0xff;
+    run_file(tail);
+    run->mapped_size = size;
+  }
+  return run;
+}
+
+/* Address space is short (a mapping failed): unmap retained runs, which
+ * hold no memory, only address space.  Never while a remote freer may
+ * still read a page descriptor in them (heap_wake_page counts itself). */
+static bool runs_unmap_retained(void) {
+  while (atomic_load_explicit(&wakers, memory_order_acquire) != 0) os_yield();
+  bool any = false;
+  for (unsigned i = 1; i < NBINS; i++) {
+    for (segment_t *run = runs.bin[i].first, *next; run; run = next) {
+      next = run->next;
+      if (run->dirty) continue;
+      run_unfile(run);
+      pagemap_set(run, frames_of(run), 0);
+      os_unmap(run, run->mapped_size);
+      any = true;
+    }
+  }
+  return any;
+}
+
+/* New frames from the OS; when it refuses, address space held in retained
+ * runs is given back and it is asked once more. */
+static segment_t *frames_map(size_t frames) {
+  size_t mapped = 0, size = frames << SEGMENT_SHIFT;
+  segment_t *seg = os_map_aligned(size, SEGMENT_SIZE, &mapped);
+  if (seg == NULL && runs_unmap_retained()) seg = os_map_aligned(size, SEGMENT_SIZE, &mapped);
+  if (seg == NULL) return NULL;
+  seg->mapped_size = mapped;
+  return seg;
+}
+
+/* `frames` frames for a new segment or big block: from the pool, or mapped.
+ * *zero: all zero past the first OS page (new, or purged since used).  The
+ * page map still says what the frames were. */
+static segment_t *frames_get(size_t frames, bool *zero) {
+  bool dirty = false;
+  segment_t *seg = run_take(frames, &dirty);
+  *zero = !dirty;
+  return seg ? seg : frames_map(frames);
+}
+
+/* ============================================================= segments */
+
+static bins_t seg_bins[2]; /* by longest free run of slices, per kind (class, large) */
+static segment_t *spare[2]; /* one empty segment per kind kept (oscillation at a boundary) */
+
+/* Longest run of set bits. */
+static unsigned longest_run(uint64_t x) {
+  unsigned n = 0;
+  for (; x; n++) x &= x >> 1;
+  return n;
+}
+
+static void seg_rebin(segment_t *seg) {
+  bins_t *b = &seg_bins[seg->kind];
+  bins_remove(b, seg);
+  unsigned run = longest_run(seg->free_slices);
+  if (run) bins_add(b, seg, run);
+}
+
 /* First run of `count` free slices starting at a multiple of `align`, or -1. */
 static int find_free_run(uint64_t free, size_t count, size_t align) {
-  uint64_t run = count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1);
-  for (size_t i = 1; i + count <= SLICES_PER_SEGMENT; i += align) {
-    if (i % align) i += align - i % align;
-    if (i + count > SLICES_PER_SEGMENT) break;
+  uint64_t run = slice_mask(0, count);
+  for (size_t i = align; i + count <= SLICES_PER_SEGMENT; i += align)
     if (((free >> i) & run) == run) return (int)i;
-  }
   return -1;
 }
 
+static size_t segment_header_bytes(segment_kind_t kind) {
+  return kind == SEGMENT_CLASS ? CLASS_FIRST_SLICE * SLICE_SIZE : header_size();
+}
+
 /* Transparent huge pages without bloat (thp:always).  A segment is advised
- * HUGEPAGE when mapped; purging part of a 2 MiB half splits its huge page,
+ * HUGEPAGE when made; purging part of a 2 MiB half splits its huge page,
  * and khugepaged would collapse the half again, faulting the purged slices
  * back in as zeros (RSS regrows with memory nobody uses).  So a half purged
  * while partly in use is advised NOHUGEPAGE, and HUGEPAGE again once pages
  * cover it whole. */
 #define HALF_SLICES (SLICES_PER_SEGMENT / 2)
-static uint64_t half_mask(unsigned h) { return (((uint64_t)1 << HALF_SLICES) - 1) << (h * HALF_SLICES); }
+static uint64_t half_mask(unsigned h) { return slice_mask(h * HALF_SLICES, HALF_SLICES); }
 
 static void thp_after_purge(segment_t *seg, uint64_t purged) {
   for (unsigned h = 0; h < 2; h++) {
@@ -167,380 +295,604 @@ static void thp_after_take(segment_t *seg) {
   }
 }
 
+void segment_thp_advise(segment_t *seg) {
+  if (alloy__options.thp != THP_DEFAULT) os_advise_huge(seg, SEGMENT_SIZE, alloy__options.thp == THP_ALWAYS);
+}
+
+/* Empties a page descriptor.  Other threads may still load its xheap and
+ * remote summary (a remote freer finishing, heap_wake_page): those are
+ * cleared with atomic stores, the rest with memset. */
+static void page_clear(page_t *page) {
+  memset(page, 0, offsetof(page_t, xheap));
+  atomic_store_explicit(&page->xheap, 0, memory_order_relaxed);
+  atomic_store_explicit(&page->remote_summary, 0, memory_order_relaxed);
+  memset(&page->list, 0, sizeof *page - offsetof(page_t, list));
+}
+
+_Static_assert(offsetof(page_t, remote_summary) == offsetof(page_t, xheap) + 8 &&
+                   offsetof(page_t, list) == offsetof(page_t, remote_summary) + 8,
+               "page_clear clears xheap and remote_summary atomically, between two memsets");
+
+/* Empties a header: its page descriptors as page_clear does. */
+static void header_clear(segment_t *seg) {
+  memset(seg, 0, offsetof(segment_t, pages));
+  for (size_t i = 0; i < SLICES_PER_SEGMENT; i++) page_clear(&seg->pages[i]);
+}
+
+/* A new segment of `kind` in a frame of the pool or a new one. */
+static segment_t *segment_new(segment_kind_t kind) {
+  bool fresh;
+  segment_t *seg = frames_get(1, &fresh); /* slices past the header: zero */
+  if (seg == NULL) return NULL;
+  header_clear(seg);
+  seg->mapped_size = SEGMENT_SIZE;
+  seg->kind = (uint8_t)kind;
+  seg->bin = 0xff;
+  seg->first_slice = kind == SEGMENT_CLASS ? CLASS_FIRST_SLICE : LARGE_FIRST_SLICE;
+  seg->free_slices = ~slice_mask(0, seg->first_slice);
+  seg->dirty_slices = fresh ? 0 : seg->free_slices; /* a used frame: purge what stays free */
+  if (alloy__options.guard) {
+    /* The last OS page is inaccessible, so no block of this segment can run
+     * into the next frame; slice 63 is given up for it. */
+    size_t ps = os_page_size();
+    os_protect((uint8_t *)seg + SEGMENT_SIZE - ps, ps, false);
+    seg->free_slices &= ~((uint64_t)1 << (SLICES_PER_SEGMENT - 1));
+    seg->guarded = true;
+  }
+  for (size_t i = 0; i < SLICES_PER_SEGMENT; i++) seg->slice_page[i] = &alloy__page_invalid;
+  segment_thp_advise(seg);
+  if (!pagemap_set(seg, 1, (uintptr_t)seg)) {
+    pagemap_set(seg, 1, 0);
+    os_unmap(seg, SEGMENT_SIZE);
+    return NULL;
+  }
+  add(&live_segments, 1);
+  add(&header_bytes, (int64_t)segment_header_bytes(kind));
+  add(&dirty_bytes, slice_bytes(seg->dirty_slices));
+  return seg;
+}
+
+/* An empty segment goes back to the pool (one per kind stays as the spare). */
+static void segment_retire(segment_t *seg, uint64_t now) {
+  segment_kind_t kind = (segment_kind_t)seg->kind;
+  bins_remove(&seg_bins[kind], seg);
+  if (spare[kind] == NULL) {
+    spare[kind] = seg;
+    return;
+  }
+  add(&live_segments, -1);
+  add(&header_bytes, -(int64_t)segment_header_bytes(kind));
+  add(&dirty_bytes, -slice_bytes(seg->free_slices & seg->dirty_slices));
+  if (seg->guarded) os_protect((uint8_t *)seg + SEGMENT_SIZE - os_page_size(), os_page_size(), true);
+  run_insert(seg, SEGMENT_SIZE, true, now);
+}
+
 static page_t *segment_take(segment_t *seg, size_t first, size_t count) {
-  uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
+  uint64_t bits = slice_mask(first, count);
   page_t *page = &seg->pages[first];
   bool fresh = ((seg->dirty_slices | seg->unknown_slices) & bits) == 0;
   seg->unknown_slices &= ~bits; /* dirty from now on */
-  count_dirty(-slice_bytes(seg->dirty_slices & bits));
+  add(&dirty_bytes, -slice_bytes(seg->dirty_slices & bits));
   seg->free_slices &= ~bits;
   seg->dirty_slices |= bits;
   seg->used_pages++;
-  memset(page, 0, sizeof *page);
+  page_clear(page);
   page->slice_index = (uint16_t)first;
   page->slice_count = (uint32_t)count;
   page->start = (uint8_t *)seg + first * SLICE_SIZE;
   page->is_zero = fresh;
-  atomic_store_explicit(&page->xheap, (uintptr_t)seg->heap, memory_order_relaxed);
-  segment_set_slices(seg, first, count, page);
+  for (size_t i = first; i < first + count; i++) seg->slice_page[i] = page;
   if (seg->nohuge_halves) thp_after_take(seg);
+  seg_rebin(seg);
   return page;
 }
 
-/* A page of `slices` slices whose start is aligned to `align_slices` slices,
- * from the heap's segments of that list, its spare, or a new segment.  Among
- * the segments with room, the fullest wins: sparse segments then drain and
- * go back to the OS instead of every segment staying partly used (measured:
- * first-fit left 20 segments per heap one-sixth used on a server workload). */
-static page_t *alloc_page_locked(heap_t *heap, size_t slices, size_t align_slices, segment_list_t list) {
-  segment_t *best = NULL;
-  int best_at = -1, best_free = 65;
-  for (segment_t *seg = heap->segments[list]; seg; seg = seg->next) {
-    int nfree = __builtin_popcountll(seg->free_slices);
-    if (nfree >= best_free || (size_t)nfree < slices) continue;
-    int i = find_free_run(seg->free_slices, slices, align_slices);
-    if (i < 0) continue;
-    best = seg;
-    best_at = i;
-    best_free = nfree;
+/* A span of `slices` slices aligned to `align` slices in a segment of
+ * `kind`: the fitting bin with the shortest longest-run first. */
+static page_t *span_alloc(segment_kind_t kind, size_t slices, size_t align) {
+  bins_t *b = &seg_bins[kind];
+  for (unsigned i = bins_find(b, (unsigned)slices); i < NBINS; i = bins_find(b, i + 1))
+    for (segment_t *seg = b->bin[i].first; seg; seg = seg->next) {
+      int at = find_free_run(seg->free_slices, slices, align);
+      if (at >= 0) return segment_take(seg, (size_t)at, slices);
+    }
+  segment_t *seg = spare[kind];
+  if (seg) spare[kind] = NULL;
+  else seg = segment_new(kind);
+  if (seg == NULL) return NULL;
+  int at = find_free_run(seg->free_slices, slices, align);
+  if (at < 0) {
+    seg_rebin(seg);
+    return NULL;
   }
-  if (best) return segment_take(best, (size_t)best_at, slices);
-  segment_t *seg = heap->spare;
-  if (seg) heap->spare = NULL;
-  else seg = segment_new(heap);
-  if (!seg) return NULL;
-  seg->heap = heap;
-  seg->list = (uint8_t)list;
-  heap_link_segment(heap, seg);
-  int i = find_free_run(seg->free_slices, slices, align_slices);
-  return i < 0 ? NULL : segment_take(seg, (size_t)i, slices);
+  return segment_take(seg, (size_t)at, slices);
 }
 
-page_t *segment_alloc_page(heap_t *heap, size_t slices, size_t align_slices, segment_list_t list) {
-  if (slices == 0 || slices >= SLICES_PER_SEGMENT) return NULL;
-  os_lock(&heap->seg_lock);
-  page_t *page = alloc_page_locked(heap, slices, align_slices, list);
-  os_unlock(&heap->seg_lock);
-  return page;
-}
-
-/* Returns a page's slices to its segment; an empty segment becomes the heap's
- * spare (one is kept so a heap oscillating around a segment boundary does not
- * map and unmap 4 MiB every time) or goes back to the OS. */
-static void release_spare_locked(heap_t *heap) {
-  if (heap->spare) segment_unmap(heap->spare);
-  heap->spare = NULL;
-}
-
-static void free_page_locked(heap_t *heap, page_t *page) {
+static void span_free(page_t *page, uint64_t now) {
   segment_t *seg = segment_of(page);
   size_t first = page->slice_index, count = page->slice_count;
-  uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
-  segment_set_slices(seg, first, count, &alloy__page_invalid);
-  count_active(-(int64_t)page_active_bytes(page));
-  memset(page, 0, sizeof *page);
-  count_dirty(slice_bytes(bits & ~seg->free_slices)); /* every slice of a page was used */
-  seg->dirty_slices |= bits;
+  uint64_t bits = slice_mask(first, count);
+  for (size_t i = first; i < first + count; i++) seg->slice_page[i] = &alloy__page_invalid;
+  add(&active_bytes, -(int64_t)page_active_bytes(page));
+  page_clear(page);
+  add(&dirty_bytes, slice_bytes(bits & ~seg->free_slices & seg->dirty_slices));
   seg->free_slices |= bits;
-  if (--seg->used_pages > 0) return;
-  heap_unlink_segment(heap, seg);
-  if (heap->spare == NULL) {
-    heap->spare = seg;
-  } else {
-    segment_unmap(seg);
+  if (--seg->used_pages == 0) segment_retire(seg, now);
+  else seg_rebin(seg);
+}
+
+page_t *segment_alloc_class_page(size_t slices) {
+  os_lock(&backend_lock);
+  page_t *page = span_alloc(SEGMENT_CLASS, slices, 1);
+  os_unlock(&backend_lock);
+  return page;
+}
+
+void segment_free_class_page(page_t *page) {
+  uint64_t now = os_now_ms();
+  os_lock(&backend_lock);
+  span_free(page, now);
+  os_unlock(&backend_lock);
+}
+
+/* ========================================================= large blocks */
+
+/* jemalloc's lextent j holds large blocks of at most this many bytes. */
+size_t segment_lextent_size(unsigned j) {
+  size_t base = MEDIUM_MAX << (j / 4);
+  return base + base / 4 * (j % 4 + 1);
+}
+
+unsigned segment_lextent_of(size_t size) {
+  unsigned j = 0;
+  while (j < LEXTENTS - 1 && segment_lextent_size(j) < size) j++;
+  return j;
+}
+
+static void stats_block(large_stats_t *st, size_t usable, int sign) {
+  add(&st->curlextents[segment_lextent_of(usable)], sign);
+  add(&st->allocated, sign * (int64_t)usable);
+  add(&st->count, sign);
+  add(sign > 0 ? &st->nmalloc : &st->ndalloc, 1);
+}
+
+static void block_page_init(page_t *page, page_kind_t kind, size_t usable, unsigned arena) {
+  page->kind = (uint8_t)kind;
+  page->block_size = usable;
+  page->alloc_charge = alloc_charge_of(usable);
+  page->reserved = page->used = 1;
+  page->arena = (uint16_t)arena;
+  atomic_store_explicit(&page->xheap, 0, memory_order_relaxed); /* no owner: any thread frees it here */
+}
+
+page_t *segment_alloc_large(size_t size, size_t align, unsigned arena, large_stats_t *stats) {
+  size_t usable = large_usable(size);
+  size_t guard = alloy__options.guard ? os_page_size() : 0; /* an inaccessible page after it */
+  size_t slices = (usable + guard + SLICE_SIZE - 1) / SLICE_SIZE;
+  size_t align_slices = align > SLICE_SIZE ? align / SLICE_SIZE : 1;
+  os_lock(&backend_lock);
+  page_t *page = span_alloc(SEGMENT_LARGE, slices, align_slices);
+  if (page) {
+    block_page_init(page, PAGE_LARGE, usable, arena);
+    add(&active_bytes, (int64_t)usable);
+    stats_block(stats, usable, 1);
   }
+  os_unlock(&backend_lock);
+  if (page && guard) os_protect(page->start + usable, guard, false);
+  return page;
 }
 
-void segment_free_page(heap_t *heap, page_t *page) {
-  os_lock(&heap->seg_lock);
-  free_page_locked(heap, page);
-  os_unlock(&heap->seg_lock);
+/* False when the page is no live large block any more (a second free of
+ * it, racing the first or after it): checked under the lock. */
+bool segment_free_large(page_t *page, large_stats_t *stats) {
+  uint64_t now = os_now_ms();
+  os_lock(&backend_lock);
+  bool live = page->kind == PAGE_LARGE && page->slice_count != 0 && page->used == 1;
+  if (live) {
+    page->used = 0;
+    if (alloy__options.guard) os_protect(page->start + page->block_size, os_page_size(), true);
+    stats_block(stats, page->block_size, -1);
+    span_free(page, now);
+  }
+  os_unlock(&backend_lock);
+  return live;
 }
 
-void segment_release_spare(heap_t *heap) {
-  os_lock(&heap->seg_lock);
-  release_spare_locked(heap);
-  os_unlock(&heap->seg_lock);
+/* Grows a large block into the free slices after it, or shrinks it within
+ * its span.  Lock held. */
+static bool large_resize_locked(page_t *page, size_t size, large_stats_t *stats) {
+  size_t usable = large_usable(size);
+  /* a size of a class, or of a big block, is another kind of block */
+  if (size <= MEDIUM_MAX || size > LARGE_MAX || alloy__options.guard) return false;
+  segment_t *seg = segment_of(page);
+  size_t need = (usable + SLICE_SIZE - 1) / SLICE_SIZE;
+  if (need > page->slice_count) {
+    size_t end = page->slice_index + page->slice_count, more = need - page->slice_count;
+    if (end + more > SLICES_PER_SEGMENT) return false;
+    uint64_t bits = slice_mask(end, more);
+    if ((seg->free_slices & bits) != bits) return false;
+    add(&dirty_bytes, -slice_bytes(seg->dirty_slices & bits));
+    seg->free_slices &= ~bits;
+    seg->dirty_slices |= bits;
+    seg->unknown_slices &= ~bits;
+    for (size_t i = end; i < end + more; i++) seg->slice_page[i] = page;
+    page->slice_count = (uint32_t)need;
+    seg_rebin(seg);
+  }
+  stats_block(stats, page->block_size, -1);
+  stats_block(stats, usable, 1);
+  atomic_fetch_sub_explicit(&stats->nmalloc, 1, memory_order_relaxed); /* a resize, not a new block */
+  atomic_fetch_sub_explicit(&stats->ndalloc, 1, memory_order_relaxed);
+  add(&active_bytes, (int64_t)usable - (int64_t)page->block_size);
+  __atomic_store_n(&page->block_size, usable, __ATOMIC_RELAXED);
+  page->alloc_charge = alloc_charge_of(usable);
+  return true;
 }
 
-/* Gives back to the OS the slices of one segment that have stayed free (and
- * dirty) since the previous pass, one madvise per run of slices. */
-static void segment_decay_one(segment_t *seg, bool now) {
-  uint64_t purge = seg->free_slices & seg->dirty_slices & (now ? ~(uint64_t)0 : seg->free_at_last_decay);
+/* =========================================================== big blocks */
+
+/* Where the block starts in its run (after the header, at the alignment),
+ * and the bytes it needs from the run's start. */
+static size_t big_offset(size_t align) {
+  size_t ps = os_page_size();
+  if (align < ps) align = ps;
+  return (header_size() + align - 1) & ~(align - 1);
+}
+
+size_t segment_big_usable_for(size_t size, size_t align) {
+  size_t offset = big_offset(align);
+  if (size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return 0;
+  return large_usable(size);
+}
+
+static void big_header_init(segment_t *seg, size_t mapped, size_t offset, size_t usable, unsigned arena,
+                            bool direct, bool guarded, bool fresh) {
+  header_clear(seg);
+  seg->kind = SEGMENT_BIG;
+  seg->bin = 0xff;
+  seg->mapped_size = mapped;
+  seg->direct = direct;
+  seg->guarded = guarded;
+  seg->used_pages = 1;
+  page_t *page = &seg->pages[0];
+  block_page_init(page, PAGE_BIG, usable, arena);
+  page->start = (uint8_t *)seg + offset;
+  page->slice_count = 1;
+  page->is_zero = fresh;
+  for (size_t i = 0; i < SLICES_PER_SEGMENT; i++) seg->slice_page[i] = page;
+}
+
+static void big_count(size_t usable, large_stats_t *stats, int sign) {
+  stats_block(stats, usable, sign);
+  add(&active_bytes, sign * (int64_t)usable);
+  add(&header_bytes, sign * (int64_t)header_size());
+  add(&live_big, sign);
+  add(&big_bytes, sign * (int64_t)usable);
+  if (sign > 0) add(&big_nmalloc, 1);
+}
+
+/* A block of its own mapping: too big to pool, aligned beyond a frame, or
+ * guarded (it ends against an inaccessible page, as close as its
+ * alignment allows, and is quarantined when freed). */
+static segment_t *big_map_direct(size_t size, size_t align, size_t *offset_out, size_t *usable_out,
+                                 size_t *mapped_out, bool guarded) {
+  size_t ps = os_page_size();
+  size_t block_align = align < ALIGNMENT_MIN ? ALIGNMENT_MIN : align;
+  size_t offset = big_offset(align);
+  size_t total = (offset + size + ps - 1) & ~(ps - 1);
+  if (guarded) {
+    offset += (total - offset - size) & ~(block_align - 1);
+    total += ps;
+  }
+  size_t mapped = 0;
+  size_t map_align = align > SEGMENT_SIZE ? align : SEGMENT_SIZE;
+  segment_t *seg = os_map_aligned(total, map_align, &mapped);
+  if (seg == NULL && runs_unmap_retained()) seg = os_map_aligned(total, map_align, &mapped);
+  if (seg == NULL) return NULL;
+  if (guarded) os_protect((uint8_t *)seg + total - ps, ps, false);
+  *offset_out = offset;
+  *usable_out = total - offset - (guarded ? ps : 0);
+  *mapped_out = total;
+  return seg;
+}
+
+page_t *segment_alloc_big(size_t size, size_t align, unsigned arena, large_stats_t *stats, bool guarded) {
+  if (align > ((size_t)1 << (OS_ADDRESS_BITS - 2))) return NULL;
+  size_t offset = big_offset(align);
+  if (size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return NULL;
+  size_t usable = large_usable(size);
+  bool direct = guarded || align > SEGMENT_SIZE || size > BIG_POOLED_MAX;
+  bool fresh = true;
+  segment_t *seg;
+  size_t mapped;
+  os_lock(&backend_lock);
+  if (direct) {
+    seg = big_map_direct(size, align, &offset, &usable, &mapped, guarded);
+  } else {
+    size_t frames = (offset + usable + SEGMENT_SIZE - 1) >> SEGMENT_SHIFT;
+    seg = frames_get(frames, &fresh);
+    mapped = frames << SEGMENT_SHIFT;
+  }
+  if (seg == NULL) {
+    os_unlock(&backend_lock);
+    return NULL;
+  }
+  big_header_init(seg, mapped, offset, usable, arena, direct, guarded, fresh);
+  size_t frames = (mapped + SEGMENT_SIZE - 1) >> SEGMENT_SHIFT;
+  if (!pagemap_set(seg, frames, (uintptr_t)seg)) {
+    pagemap_set(seg, frames, 0);
+    if (direct) os_unmap(seg, mapped);
+    else run_insert(seg, mapped, true, os_now_ms());
+    os_unlock(&backend_lock);
+    return NULL;
+  }
+  big_count(usable, stats, 1);
+  os_unlock(&backend_lock);
+  return &seg->pages[0];
+}
+
+/* A freed guarded block stays mapped but inaccessible for a while, so a use
+ * after free faults instead of reading or writing recycled memory.  Its
+ * pages are purged first: a quarantine of 16 big blocks must not hold them
+ * resident (measured before: 16 x 32 MiB freed kept 526 MB of RSS). */
+#define QUARANTINE 16
+static segment_t *quarantine[QUARANTINE];
+static unsigned quarantine_next;
+
+/* Unmaps a direct mapping; its address is remembered a while, so a second
+ * free of it is reported as a double free, not as a foreign pointer. */
+#define RECENT_DIRECT 16
+static _Atomic(uintptr_t) recent_direct[RECENT_DIRECT];
+static unsigned recent_next;
+
+static void big_unmap(segment_t *seg) {
+  size_t frames = (seg->mapped_size + SEGMENT_SIZE - 1) >> SEGMENT_SHIFT;
+  atomic_store_explicit(&recent_direct[recent_next++ % RECENT_DIRECT], (uintptr_t)seg->pages[0].start,
+                        memory_order_relaxed);
+  pagemap_set(seg, frames, 0);
+  os_unmap(seg, seg->mapped_size);
+}
+
+/* The block stays known to the page map while quarantined (a second free
+ * finds it freed); the oldest leaves when a new one comes. */
+static void big_quarantine(segment_t *seg) {
+  size_t ps = os_page_size();
+  uint8_t *from = (uint8_t *)((uintptr_t)seg->pages[0].start & ~(uintptr_t)(ps - 1));
+  size_t span = (size_t)((uint8_t *)seg + seg->mapped_size - from); /* the header stays */
+  os_purge(from, span, false);
+  os_protect(from, span, false);
+  segment_t *old = quarantine[quarantine_next % QUARANTINE];
+  quarantine[quarantine_next++ % QUARANTINE] = seg;
+  if (old) big_unmap(old);
+}
+
+bool segment_free_big(page_t *page, large_stats_t *stats) {
+  segment_t *seg = segment_of(page);
+  uint64_t now = os_now_ms();
+  os_lock(&backend_lock);
+  bool live = seg->kind == SEGMENT_BIG && page->used == 1;
+  if (live) {
+    page->used = 0;
+    big_count(page->block_size, stats, -1);
+    if (seg->direct) {
+      if (seg->guarded) big_quarantine(seg);
+      else big_unmap(seg);
+    } else {
+      run_insert(seg, seg->mapped_size, true, now);
+    }
+  }
+  os_unlock(&backend_lock);
+  return live;
+}
+
+/* Resizes a big block where it stands: within its run's last frame, into a
+ * free run right after it, or giving frames back when it shrinks.  A direct
+ * mapping grows or shrinks with mremap. */
+static bool big_resize_locked(segment_t *seg, size_t size, large_stats_t *stats) {
+  page_t *page = &seg->pages[0];
+  if (seg->guarded) return false;
+  size_t offset = (size_t)(page->start - (uint8_t *)seg);
+  if (size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return false;
+  size_t usable = large_usable(size);
+  if (size <= LARGE_MAX) return false; /* small enough to move to a segment */
+  size_t frames = (offset + usable + SEGMENT_SIZE - 1) >> SEGMENT_SHIFT, have = frames_of(seg);
+  if (seg->direct) {
+    size_t total = offset + usable;
+    if (!os_remap_in_place(seg, seg->mapped_size, total)) return false;
+    size_t old_frames = (seg->mapped_size + SEGMENT_SIZE - 1) >> SEGMENT_SHIFT;
+    if (frames > old_frames) pagemap_set((uint8_t *)seg + (old_frames << SEGMENT_SHIFT), frames - old_frames, (uintptr_t)seg);
+    else if (frames < old_frames) pagemap_set((uint8_t *)seg + (frames << SEGMENT_SHIFT), old_frames - frames, 0);
+    seg->mapped_size = total;
+  } else if (frames > have) {
+    segment_t *next = run_at((uint8_t *)seg + seg->mapped_size);
+    if (next == NULL || frames_of(next) < frames - have) return false;
+    run_unfile(next);
+    size_t take = (frames - have) << SEGMENT_SHIFT;
+    if (next->mapped_size > take) {
+      segment_t *tail = (segment_t *)((uint8_t *)next + take);
+      tail->mapped_size = next->mapped_size - take;
+      tail->dirty = next->dirty;
+      tail->freed_ms = next->freed_ms;
+      tail->bin = 0xff;
+      run_file(tail);
+    }
+    pagemap_set(next, frames - have, (uintptr_t)seg);
+    seg->mapped_size = frames << SEGMENT_SHIFT;
+  } else if (frames < have) {
+    segment_t *tail = (segment_t *)((uint8_t *)seg + (frames << SEGMENT_SHIFT));
+    run_insert(tail, (have - frames) << SEGMENT_SHIFT, true, os_now_ms());
+    seg->mapped_size = frames << SEGMENT_SHIFT;
+  }
+  big_count(page->block_size, stats, -1);
+  big_count(usable, stats, 1);
+  add(&big_nmalloc, -1); /* a resize, not a new block */
+  atomic_fetch_sub_explicit(&stats->nmalloc, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&stats->ndalloc, 1, memory_order_relaxed);
+  /* an explicit arena's statistics read it under the arena lock, which a
+   * realloc in place does not take */
+  __atomic_store_n(&page->block_size, usable, __ATOMIC_RELAXED);
+  page->alloc_charge = alloc_charge_of(usable);
+  return true;
+}
+
+bool segment_resize(page_t *page, size_t size, large_stats_t *stats) {
+  os_lock(&backend_lock);
+  bool ok = page->kind == PAGE_LARGE ? large_resize_locked(page, size, stats)
+                                     : big_resize_locked(segment_of(page), size, stats);
+  os_unlock(&backend_lock);
+  return ok;
+}
+
+/* Grows a pooled big block that cannot grow in place by moving it: its
+ * pages go to a new run with mremap (page tables move, nothing is copied
+ * or faulted again), the new run's tail is fresh.  The old frames are
+ * unmapped by the move.  NULL when no new run can be had. */
+void *segment_move_big(page_t *page, size_t size, large_stats_t *stats) {
+  segment_t *old = segment_of(page);
+  if (old->direct || old->guarded) return NULL;
+  size_t offset = (size_t)(page->start - (uint8_t *)old), usable = large_usable(size);
+  if (size > BIG_POOLED_MAX || size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return NULL;
+  size_t frames = (offset + usable + SEGMENT_SIZE - 1) >> SEGMENT_SHIFT;
+  bool fresh;
+  os_lock(&backend_lock);
+  segment_t *seg = frames_get(frames, &fresh);
+  size_t old_size = old->mapped_size, old_usable = page->block_size;
+  if (seg == NULL || !os_remap_onto(old, seg, old_size)) {
+    if (seg) run_insert(seg, frames << SEGMENT_SHIFT, !fresh, os_now_ms());
+    os_unlock(&backend_lock);
+    return NULL;
+  }
+  /* the moved header describes the block: fix what changed */
+  seg->mapped_size = frames << SEGMENT_SHIFT;
+  page_t *moved = &seg->pages[0];
+  moved->start = (uint8_t *)seg + offset;
+  for (size_t i = 0; i < SLICES_PER_SEGMENT; i++) seg->slice_page[i] = moved;
+  pagemap_set(old, old_size >> SEGMENT_SHIFT, 0);
+  pagemap_set(seg, frames, (uintptr_t)seg);
+  big_count(old_usable, stats, -1);
+  big_count(usable, stats, 1);
+  add(&big_nmalloc, -1);
+  atomic_fetch_sub_explicit(&stats->nmalloc, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&stats->ndalloc, 1, memory_order_relaxed);
+  moved->block_size = usable;
+  moved->alloc_charge = alloc_charge_of(usable);
+  os_unlock(&backend_lock);
+  return moved->start;
+}
+
+/* ============================================================== lookups */
+
+page_t *segment_page_lookup(const void *p) {
+  uintptr_t e = pagemap_get(p);
+  if (e == 0 || (e & PAGEMAP_FREE)) return NULL;
+  segment_t *seg = (segment_t *)e;
+  if (seg->kind == SEGMENT_BIG) return &seg->pages[0];
+  return segment_page_of(seg, p);
+}
+
+bool segment_was_freed(const void *p) {
+  uintptr_t e = pagemap_get(p);
+  if (e & PAGEMAP_FREE) return e != PAGEMAP_FREE; /* frame 0: never alloy's */
+  if (e == 0) {
+    for (unsigned i = 0; i < RECENT_DIRECT; i++)
+      if (atomic_load_explicit(&recent_direct[i], memory_order_relaxed) == (uintptr_t)p) return true;
+    return false;
+  }
+  segment_t *seg = (segment_t *)e;
+  return seg->kind != SEGMENT_BIG && segment_page_of(seg, p) == &alloy__page_invalid &&
+         ((uintptr_t)p % SLICE_SIZE) == 0;
+}
+
+/* ================================================================ decay */
+
+static _Atomic(uint64_t) last_decay_ms;
+
+/* Decay passes every half dirty_decay_ms, claimed by one thread at a time
+ * (an allocating thread's event, or the background thread): a slice or run
+ * free at two passes in a row is purged, between one half and one whole
+ * period after its free. */
+bool segment_decay_due(uint64_t now_ms) {
+  int decay = options_decay_ms();
+  if (decay < 0) return false;
+  uint64_t last = atomic_load_explicit(&last_decay_ms, memory_order_relaxed);
+  if (now_ms - last < (uint64_t)decay / 2) return false;
+  return atomic_compare_exchange_strong_explicit(&last_decay_ms, &last, now_ms, memory_order_relaxed,
+                                                 memory_order_relaxed);
+}
+
+/* Purges the slices of a segment that stayed free (and dirty) since the
+ * previous pass, one madvise per run of slices. */
+static void segment_decay_one(segment_t *seg, bool all) {
+  uint64_t purge = seg->free_slices & seg->dirty_slices & (all ? ~(uint64_t)0 : seg->free_at_last_decay);
   if (purge && alloy__options.thp == THP_ALWAYS) thp_after_purge(seg, purge);
+  bool lazy = alloy__options.purge == PURGE_FREE;
   while (purge) {
     unsigned first = (unsigned)__builtin_ctzll(purge);
     uint64_t run = purge >> first;
     unsigned count = run == ~(uint64_t)0 ? 64 : (unsigned)__builtin_ctzll(~run);
-    os_purge((uint8_t *)seg + (size_t)first * SLICE_SIZE, (size_t)count * SLICE_SIZE);
-    count_dirty(-(int64_t)count * (int64_t)SLICE_SIZE);
-    uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
+    os_purge((uint8_t *)seg + (size_t)first * SLICE_SIZE, (size_t)count * SLICE_SIZE, lazy);
+    add(&dirty_bytes, -(int64_t)count * (int64_t)SLICE_SIZE);
+    uint64_t bits = slice_mask(first, count);
     seg->dirty_slices &= ~bits;
-    if (alloy__options.purge == PURGE_FREE) seg->unknown_slices |= bits;
+    if (lazy) seg->unknown_slices |= bits;
     purge &= ~bits;
   }
   seg->free_at_last_decay = seg->free_slices & seg->dirty_slices;
 }
 
-/* Decay: slices freed at least one pass ago (and not reused since) go back
- * to the OS, so memory a program stopped using leaves its RSS within about
- * dirty_decay_ms, while memory freed and reused quickly is never purged and
- * refaulted (`now`: purge every free slice, dirty_decay_ms:0).  The spare
- * segment decays too. */
-static void decay_locked(heap_t *heap, bool now) {
-  for (int list = 0; list < SEGMENT_LISTS; list++)
-    for (segment_t *seg = heap->segments[list]; seg; seg = seg->next) segment_decay_one(seg, now);
-  if (heap->spare) segment_decay_one(heap->spare, now);
+/* A dirty free run freed long enough ago is purged whole but for its header
+ * page (the run's bookkeeping): it stays mapped, retained for reuse. */
+static void run_decay(segment_t *run, uint64_t now, int decay, bool all) {
+  if (!run->dirty || (!all && now - run->freed_ms < (uint64_t)decay)) return;
+  size_t keep = os_page_size();
+  run_unfile(run);
+  os_purge((uint8_t *)run + keep, run->mapped_size - keep, alloy__options.purge == PURGE_FREE);
+  run->dirty = false;
+  bins_add(&runs, run, run_bin(frames_of(run)));
+  add(&retained_bytes, (int64_t)run->mapped_size);
 }
 
-void segment_decay(heap_t *heap, bool now) {
-  os_lock(&heap->seg_lock);
-  decay_locked(heap, now);
-  os_unlock(&heap->seg_lock);
-}
-
-/* The background thread's pass over a heap it does not own, whose seg_lock
- * it took with a trylock (an owner in a page operation is busy, not idle). */
-void segment_decay_locked(heap_t *heap) { decay_locked(heap, false); }
-
-/* Moves every segment of `from` to `to` (adoption of an abandoned heap). */
-void segment_move_all(heap_t *from, heap_t *to) {
-  os_lock(&to->seg_lock);
-  os_lock(&from->seg_lock); /* order: adopter, then adopted; the background thread takes one */
-  for (int list = 0; list < SEGMENT_LISTS; list++) {
-    segment_t *seg = from->segments[list];
-    while (seg) {
-      segment_t *next = seg->next;
-      seg->heap = to;
-      heap_link_segment(to, seg);
-      seg = next;
+void segment_decay(uint64_t now_ms, bool all) {
+  int decay = options_decay_ms();
+  if (decay == 0) all = true;
+  os_lock(&backend_lock);
+  for (int kind = 0; kind < 2; kind++) {
+    for (unsigned i = 0; i < NBINS; i++)
+      for (segment_t *seg = seg_bins[kind].bin[i].first; seg; seg = seg->next) segment_decay_one(seg, all);
+    if (spare[kind]) segment_decay_one(spare[kind], all);
+  }
+  for (unsigned i = 1; i < NBINS; i++)
+    for (segment_t *run = runs.bin[i].first, *next; run; run = next) {
+      next = run->next;
+      run_decay(run, now_ms, decay, all);
     }
-    from->segments[list] = NULL;
-  }
-  release_spare_locked(from);
-  os_unlock(&from->seg_lock);
-  os_unlock(&to->seg_lock);
+  os_unlock(&backend_lock);
 }
 
-/* Unmaps every segment of the heap, live blocks and all (arena.<i>.reset). */
-void segment_discard_all(heap_t *heap) {
-  os_lock(&heap->seg_lock);
-  for (int list = 0; list < SEGMENT_LISTS; list++) {
-    while (heap->segments[list]) {
-      segment_t *seg = heap->segments[list];
-      heap_unlink_segment(heap, seg);
-      segment_unmap(seg);
-    }
-  }
-  release_spare_locked(heap);
-  os_unlock(&heap->seg_lock);
+/* =========================================================== statistics */
+
+void segment_totals(segment_totals_t *t) {
+  t->active = atomic_load_explicit(&active_bytes, memory_order_relaxed);
+  t->dirty = atomic_load_explicit(&dirty_bytes, memory_order_relaxed);
+  t->retained = atomic_load_explicit(&retained_bytes, memory_order_relaxed);
+  t->headers = atomic_load_explicit(&header_bytes, memory_order_relaxed);
+  t->segments = atomic_load_explicit(&live_segments, memory_order_relaxed);
+  t->big_live = atomic_load_explicit(&live_big, memory_order_relaxed);
+  t->big_bytes = atomic_load_explicit(&big_bytes, memory_order_relaxed);
+  t->big_nmalloc = atomic_load_explicit(&big_nmalloc, memory_order_relaxed);
 }
 
-/* Pages in use and free slices not yet purged, in bytes, over the heap's
- * segments (per-arena pactive and pdirty). */
-void segment_heap_usage(heap_t *heap, uint64_t *active, uint64_t *dirty) {
-  *active = *dirty = 0;
-  os_lock(&heap->seg_lock);
-  for (int list = 0; list < SEGMENT_LISTS; list++)
-    for (const segment_t *seg = heap->segments[list]; seg; seg = seg->next) {
-      *active += (uint64_t)segment_active_bytes(seg);
-      *dirty += (uint64_t)slice_bytes(seg->free_slices & seg->dirty_slices);
-    }
-  if (heap->spare) *dirty += (uint64_t)slice_bytes(heap->spare->free_slices & heap->spare->dirty_slices);
-  os_unlock(&heap->seg_lock);
-}
+/* ================================================================= fork */
 
-bool segment_heap_has_any(const heap_t *heap) {
-  for (int list = 0; list < SEGMENT_LISTS; list++)
-    if (heap->segments[list]) return true;
-  return false;
-}
+void segment_fork_prepare(void) { os_lock(&backend_lock); }
+void segment_fork_release(void) { os_unlock(&backend_lock); }
 
-/* ----------------------------------------------------------- huge blocks */
-
-/* The usable size segment_huge_alloc gives a block (unguarded), or 0. */
-size_t segment_huge_usable_for(size_t size, size_t align) {
-  size_t ps = os_page_size();
-  if (align < ps) align = ps;
-  size_t offset = (header_size() + align - 1) & ~(align - 1);
-  if (size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return 0;
-  return ((offset + size + ps - 1) & ~(ps - 1)) - offset;
-}
-
-/* Splits a cached mapping bigger than a request: the request keeps the head
- * (rounded up to whole segments, so at most 4 MiB of slack), the tail, which
- * starts on a segment boundary, goes back to the cache as a mapping of its
- * own.  No page already faulted in is given up. */
-static size_t huge_cache_split(segment_t *seg, size_t total) {
-  size_t keep = (total + SEGMENT_SIZE - 1) & ~SEGMENT_MASK;
-  if (keep + SEGMENT_SIZE > seg->mapped_size) return seg->mapped_size; /* a tail of a whole segment at least */
-  segment_t *tail = (segment_t *)((uint8_t *)seg + keep);
-  tail->mapped_size = seg->mapped_size - keep; /* all the cache reads of a cached header */
-  huge_cache_put(tail);
-  return keep;
-}
-
-/* A cached mapping for a block of `total` bytes, or NULL.  The pages it
- * keeps are already faulted in: a bigger one is split, a smaller one grows
- * where it stands or moves (mremap, its pages with it) to where it can grow,
- * so only the growth faults (measured on 5-25 MiB blocks: shrinking and
- * regrowing instead faulted 730k pages against tcmalloc's 94k). */
-static segment_t *huge_cache_reuse(size_t total, size_t *mapped) {
-  segment_t *seg = huge_cache_take(total);
-  if (!seg) return NULL;
-  size_t have = seg->mapped_size;
-  if (have >= total) {
-    *mapped = huge_cache_split(seg, total);
-    return seg;
-  }
-  *mapped = total;
-  if (os_remap_in_place(seg, have, total)) return seg;
-  segment_t *moved = os_remap_move(seg, have, total, SEGMENT_SIZE);
-  if (moved) return moved;
-  os_unmap(seg, have);
-  return NULL;
-}
-
-/* A block bigger than LARGE_MAX gets a mapping of its own: the segment header
- * in the first page(s), the block after it, placed at the alignment asked
- * for.  A block aligned to 4 MiB or more starts a frame of its own; the map
- * entry of that frame says how far below the header is. */
-void *segment_huge_alloc(size_t size, size_t align, bool guarded) {
-  size_t ps = os_page_size();
-  size_t block_align = align < ALIGNMENT_MIN ? ALIGNMENT_MIN : align;
-  if (align < ps) align = ps;
-  if (align > (size_t)MAP_MAX_DISTANCE * SEGMENT_SIZE / 2) return NULL;
-  size_t offset = (header_size() + align - 1) & ~(align - 1);
-  if (size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return NULL;
-  size_t total = (offset + size + ps - 1) & ~(ps - 1);
-  if (guarded) {
-    /* The block ends against an inaccessible page (as close as its
-     * alignment allows), so running off its end faults at once. */
-    offset += (total - offset - size) & ~(block_align - 1);
-    total += ps;
-  }
-  size_t mapped = 0;
-  bool reused = false;
-  segment_t *seg = align <= SEGMENT_SIZE && !guarded ? huge_cache_reuse(total, &mapped) : NULL;
-  if (seg) reused = true;
-  else seg = segment_map(total, align > SEGMENT_SIZE ? align : SEGMENT_SIZE, &mapped);
-  if (!seg) return NULL;
-  if (reused) memset(seg, 0, sizeof *seg); /* as fresh as a new mapping's header */
-  if (offset >= SEGMENT_SIZE) map_store((uint8_t *)seg + offset, (uint8_t)(1 + offset / SEGMENT_SIZE));
-  seg->kind = SEGMENT_HUGE;
-  seg->mapped_size = mapped;
-  seg->used_pages = 1;
-  page_t *page = &seg->pages[0];
-  page->kind = PAGE_HUGE;
-  page->is_zero = !reused;
-  page->start = (uint8_t *)seg + offset;
-  page->block_size = total - offset - (guarded ? ps : 0);
-  page->reserved = page->capacity = page->used = 1;
-  page->slice_count = 1;
-  seg->guarded = guarded;
-  if (guarded) os_protect((uint8_t *)seg + total - ps, ps, false);
-  segment_set_slices(seg, 0, SLICES_PER_SEGMENT, page);
-  map_set(seg, true);
-  atomic_fetch_add_explicit(&live_huge, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&huge_nmalloc, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&huge_bytes, page->block_size, memory_order_relaxed);
-  count_active((int64_t)(mapped - header_size())); /* the header is metadata */
-  return page->start;
-}
-
-/* The last few huge blocks freed, so that freeing one again is reported as
- * a double free rather than as a pointer alloy never returned. */
-#define RECENT_HUGE 16
-static _Atomic(uintptr_t) recent_huge[RECENT_HUGE];
-static _Atomic(unsigned) recent_huge_next;
-
-bool segment_huge_recently_freed(const void *p) {
-  for (unsigned i = 0; i < RECENT_HUGE; i++)
-    if (atomic_load_explicit(&recent_huge[i], memory_order_relaxed) == (uintptr_t)p) return true;
-  return false;
-}
-
-/* Unmaps (or caches, when `cache`) a huge block's mapping. */
-static void segment_huge_release(segment_t *seg, bool cache) {
-  unsigned slot = atomic_fetch_add_explicit(&recent_huge_next, 1, memory_order_relaxed);
-  atomic_store_explicit(&recent_huge[slot % RECENT_HUGE], (uintptr_t)seg->pages[0].start,
-                        memory_order_relaxed);
-  size_t offset = (size_t)(seg->pages[0].start - (uint8_t *)seg);
-  if (offset >= SEGMENT_SIZE) map_store(seg->pages[0].start, 0);
-  map_set(seg, false);
-  atomic_fetch_sub_explicit(&live_huge, 1, memory_order_relaxed);
-  atomic_fetch_sub_explicit(&huge_bytes, seg->pages[0].block_size, memory_order_relaxed);
-  count_active(-(int64_t)(seg->mapped_size - header_size()));
-  if (seg->guarded) {
-    guard_quarantine(seg);
-    return;
-  }
-  if (cache && offset < SEGMENT_SIZE) huge_cache_put(seg);
-  else os_unmap(seg, seg->mapped_size);
-}
-
-void segment_huge_free(segment_t *seg) {
-  if (seg->heap) arena_untrack_huge(seg); /* an explicit arena's block */
-  segment_huge_release(seg, true);
-}
-
-/* arena.<i>.reset: the block dies with its arena, its mapping goes back now. */
-void segment_huge_discard(segment_t *seg) { segment_huge_release(seg, false); }
-
-/* A freed guarded block stays mapped but inaccessible for a while, so a use
- * after free faults instead of reading or writing recycled memory.  Its
- * pages are purged first: a quarantine of 16 huge blocks must not hold them
- * resident (measured before: 16 x 32 MiB freed kept 526 MB of RSS). */
-#define QUARANTINE 16
-static segment_t *_Atomic quarantine[QUARANTINE];
-static _Atomic(unsigned) quarantine_next;
-
-void guard_quarantine(segment_t *seg) {
-  size_t ps = os_page_size();
-  uint8_t *from = (uint8_t *)((uintptr_t)seg->pages[0].start & ~(uintptr_t)(ps - 1));
-  size_t span = (size_t)((uint8_t *)seg + seg->mapped_size - from); /* the header stays */
-  os_purge(from, span);
-  os_protect(from, span, false);
-  unsigned slot = atomic_fetch_add_explicit(&quarantine_next, 1, memory_order_relaxed);
-  segment_t *old = atomic_exchange_explicit(&quarantine[slot % QUARANTINE], seg, memory_order_acq_rel);
-  if (old) os_unmap(old, old->mapped_size);
-}
-
-/* Resizes a huge block's mapping in place (realloc without copying). */
-bool segment_huge_resize(segment_t *seg, size_t size) {
-  if (seg->guarded) return false;
-  page_t *page = &seg->pages[0];
-  size_t ps = os_page_size();
-  size_t offset = (size_t)(page->start - (uint8_t *)seg);
-  if (size > (size_t)PTRDIFF_MAX - offset - SEGMENT_SIZE) return false;
-  size_t total = (offset + size + ps - 1) & ~(ps - 1);
-  if (total < SEGMENT_SIZE / 2) return false; /* small enough to live in a segment */
-  if (!os_remap_in_place(seg, seg->mapped_size, total)) return false;
-  count_active((int64_t)total - (int64_t)seg->mapped_size);
-  atomic_fetch_add_explicit(&huge_bytes, (uint64_t)(total - offset - page->block_size), memory_order_relaxed);
-  seg->mapped_size = total;
-  /* an explicit arena's statistics read it under the arena lock, which a
-   * realloc in place does not take */
-  __atomic_store_n(&page->block_size, total - offset, __ATOMIC_RELAXED);
-  return true;
-}
-
-void segment_count(uint64_t *segments, uint64_t *huge) {
-  *segments = atomic_load_explicit(&live_segments, memory_order_relaxed);
-  *huge = atomic_load_explicit(&live_huge, memory_order_relaxed);
-}
-
-/* Live huge blocks, their usable bytes, and huge blocks ever allocated. */
-void segment_huge_totals(uint64_t *live, uint64_t *bytes, uint64_t *nmalloc) {
-  *live = atomic_load_explicit(&live_huge, memory_order_relaxed);
-  *bytes = atomic_load_explicit(&huge_bytes, memory_order_relaxed);
-  *nmalloc = atomic_load_explicit(&huge_nmalloc, memory_order_relaxed);
-}
-
-void segment_bytes(uint64_t *active, uint64_t *dirty, uint64_t *headers) {
-  *active = atomic_load_explicit(&active_bytes, memory_order_relaxed);
-  *dirty = atomic_load_explicit(&dirty_bytes, memory_order_relaxed);
-  uint64_t segs, huge;
-  segment_count(&segs, &huge);
-  *headers = (segs + huge) * header_size();
+/* A remote freer about to read a page descriptor of a page it does not own
+ * (heap_wake_page) counts itself here: frames are never unmapped while one
+ * is at it.  A fork child has none. */
+void segment_waker_enter(void) { atomic_fetch_add_explicit(&wakers, 1, memory_order_acq_rel); }
+void segment_waker_leave(void) { atomic_fetch_sub_explicit(&wakers, 1, memory_order_release); }
+void segment_fork_child(void) {
+  atomic_store_explicit(&wakers, 0, memory_order_relaxed);
+  segment_fork_release();
 }

@@ -8,13 +8,11 @@
  * whole slices and its usable size is the request rounded to the OS page.
  *
  * The class of a size is pure arithmetic (size_class_of in internal.h); the
- * tables here map classes to sizes and the direct slots (size rounded to 16)
- * to classes, for the heap's direct[] array.
+ * table here maps classes to sizes.
  */
 #include "internal.h"
 
 size_t alloy__class_size[SIZE_CLASSES];
-uint8_t alloy__direct_class[DIRECT_SLOTS];
 
 static size_t class_size_compute(unsigned cls) {
   if (cls < 8) return 16 * ((size_t)cls + 1);
@@ -25,6 +23,4 @@ static size_t class_size_compute(unsigned cls) {
 
 void size_class_init(void) {
   for (unsigned c = 0; c < SIZE_CLASSES; c++) alloy__class_size[c] = class_size_compute(c);
-  for (unsigned w = 0; w < DIRECT_SLOTS; w++)
-    alloy__direct_class[w] = (uint8_t)size_class_of(w == 0 ? 1 : (size_t)w * ALIGNMENT_MIN);
 }

@@ -73,52 +73,30 @@ static uint64_t get(const uint64_t *field) { return __atomic_load_n(field, __ATO
 static void page_tally(heap_t *heap, page_t *page, void *arg) {
   (void)heap;
   heap_stats_t *t = arg;
-  if (page->kind == PAGE_LARGE) {
-    t->large_allocated += page->block_size;
-    t->large_count++;
-    t->curlextents[stats_lextent_of(page->block_size)]++;
-    return;
-  }
   bin_stats_t *b = &t->bins[page->size_class];
   b->curregs += page->used;
   b->curslabs++;
   b->nonfull_slabs += page->used < page->reserved;
   b->nfills += page->capacity;
-}
-
-/* lextent j holds large blocks of at most stats_lextent_size(j) bytes. */
-size_t stats_lextent_size(unsigned j) {
-  size_t base = MEDIUM_MAX << (j / 4);
-  return base + base / 4 * (j % 4 + 1);
-}
-
-unsigned stats_lextent_of(size_t size) {
-  unsigned j = 0;
-  while (j < LEXTENTS - 1 && stats_lextent_size(j) < size) j++;
-  return j;
+  t->pactive += page_active_bytes(page);
 }
 
 /* Takes the heap's snapshot now: its owner's thread, or under its lock. */
 void stats_publish(heap_t *heap) {
   heap_stats_t *out = heap->published;
   if (out == NULL) {
-    out = os_meta_alloc(sizeof *out); /* zeroed: readable at once */
+    out = meta_alloc(sizeof *out); /* zeroed: readable at once */
     if (out == NULL) return;
     __atomic_store_n(&heap->published, out, __ATOMIC_RELEASE); /* readers load it atomically */
   }
   heap->published_gen = atomic_load_explicit(&stats_generation, memory_order_relaxed);
   heap_stats_t t; /* 2.6 KiB of stack, at a rare event */
   memset(&t, 0, sizeof t);
-  heap_collect_remote(heap);
+  heap_collect_remote(heap); /* other threads' frees counted as frees */
   heap_visit_pages(heap, page_tally, &t);
-  for (unsigned c = 0; c < SIZE_CLASSES; c++) t.bins[c].nfills += heap->retired_carved[c];
-  uint64_t active, dirty;
-  segment_heap_usage(heap, &active, &dirty);
-  t.pactive = active / os_page_size();
-  t.pdirty = dirty / os_page_size();
+  for (unsigned c = 0; c < SIZE_CLASSES; c++) t.bins[c].nfills += heap->retired_fills[c];
+  t.pactive /= os_page_size();
   t.nmalloc = heap->counters.nmalloc;
-  t.large_nmalloc = heap->large_nmalloc;
-  t.large_ndalloc = heap->large_ndalloc;
   const uint64_t *src = (const uint64_t *)&t;
   uint64_t *dst = (uint64_t *)out;
   for (size_t i = 0; i < sizeof t / sizeof(uint64_t); i++) put(&dst[i], src[i]);
@@ -168,7 +146,7 @@ void stats_orphan_free(size_t bytes) {
   atomic_fetch_add_explicit(&total_freed, bytes, memory_order_relaxed);
 }
 
-__attribute__((visibility("default"))) void alloy_stats_get(alloy_stats_t *out) {
+EXPORT void alloy_stats_get(alloy_stats_t *out) {
   heap_t *heap = arena_home_heap();
   if (!heap_is_sentinel(heap)) stats_fold(heap);
   out->allocated = in_use_now();
@@ -176,28 +154,33 @@ __attribute__((visibility("default"))) void alloy_stats_get(alloy_stats_t *out) 
   out->mapped = os_mapped_bytes();
   out->peak_mapped = os_mapped_peak();
   out->nmalloc = atomic_load_explicit(&total_nmalloc, memory_order_relaxed);
-  segment_count(&out->segments, &out->huge_blocks);
+  segment_totals_t t;
+  segment_totals(&t);
+  out->segments = t.segments;
+  out->huge_blocks = t.big_live;
   heap_count_threads(&out->threads, &out->abandoned);
   os_purge_counts(&out->purged, &out->npurge);
 }
 
 /* stats.{allocated,active,metadata,resident,mapped,retained}, jemalloc's
- * meanings: active = bytes of pages and huge blocks in use; metadata =
- * segment headers and heap structures; resident = active + dirty (freed, not
- * yet purged, including the huge cache) + metadata, an upper bound as
- * jemalloc's is (untouched parts of pages are counted); retained = mapped
- * but purged. */
+ * meanings: active = bytes of pages and blocks in use (the touched part of
+ * class pages); metadata = segment headers, bitmap slices and structures;
+ * resident = active + dirty (freed, not yet purged) + metadata, an upper
+ * bound as jemalloc's is; retained = mapped but neither (purged frames kept
+ * for reuse). */
 void stats_memory(stats_memory_t *m) {
   alloy_stats_t s;
   alloy_stats_get(&s);
-  uint64_t headers;
-  segment_bytes(&m->active, &m->dirty, &headers);
-  m->dirty += huge_cache_bytes();
+  segment_totals_t t;
+  segment_totals(&t);
   m->allocated = s.allocated;
-  m->metadata = headers + os_meta_bytes();
+  m->active = t.active;
+  m->dirty = t.dirty;
+  m->metadata = t.headers + meta_mapped_bytes();
   m->resident = m->active + m->dirty + m->metadata;
   m->mapped = s.mapped;
-  m->retained = m->mapped > m->resident ? m->mapped - m->resident : 0;
+  if (m->resident > m->mapped) m->resident = m->mapped;
+  m->retained = m->mapped - m->resident;
 }
 
 /* "12.3 MiB" */
@@ -213,7 +196,7 @@ static void fmt_bytes(char *buf, size_t cap, uint64_t b) {
              (unsigned long long)(scaled % 10), unit[u]);
 }
 
-__attribute__((visibility("default"))) void alloy_stats_print_summary(int fd) {
+EXPORT void alloy_stats_print_summary(int fd) {
   alloy_stats_t s;
   alloy_stats_get(&s);
   char a[32], b[32], c[32], d[32], line[256];

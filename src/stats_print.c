@@ -18,7 +18,6 @@
 #include <stdarg.h>
 #include <string.h>
 
-#define EXPORT __attribute__((visibility("default")))
 
 typedef void (*write_cb_t)(void *, const char *);
 
@@ -82,14 +81,11 @@ static void j_bool(out_t *o, const char *key, bool v) { out(o, "%s\"%s\": %s\n",
 
 /* --------------------------------------------------------------- general */
 
-static const char *thp_name(void) {
-  static const char *names[] = {"default", "always", "never"};
-  return names[alloy__options.thp];
-}
-static const char *purge_name(void) { return alloy__options.purge == PURGE_FREE ? "free" : "dontneed"; }
+static const char *thp_name(void) { return alloy__thp_names[alloy__options.thp]; }
+static const char *purge_name(void) { return alloy__purge_names[alloy__options.purge]; }
 
 static void general_text(out_t *o) {
-  out(o, "Version: \"5.3.0-0-alloy-%s\"\n", ALLOY_VERSION_STRING);
+  out(o, "Version: \"%s\"\n", ALLOY_JEMALLOC_VERSION);
   out(o, "Build-time option settings\n  config.debug: false\n  config.stats: true\n  config.prof: false\n");
   out(o, "Run-time option settings\n");
   out(o, "  opt.secure: %s\n  opt.abort: %s\n  opt.abort_conf: %s\n  opt.guard: %s\n",
@@ -107,7 +103,7 @@ static void general_text(out_t *o) {
 }
 
 static void general_json(out_t *o) {
-  j_str(o, "version", "5.3.0-0-alloy-" ALLOY_VERSION_STRING);
+  j_str(o, "version", ALLOY_JEMALLOC_VERSION);
   j_open(o, "config", '{');
   j_bool(o, "debug", false);
   j_bool(o, "prof", false);
@@ -148,7 +144,7 @@ static void general_json(out_t *o) {
     j_open(o, "lextent", '[');
     for (unsigned j = 0; j < LEXTENTS; j++) {
       j_open(o, NULL, '{');
-      j_u64(o, "size", stats_lextent_size(j));
+      j_u64(o, "size", segment_lextent_size(j));
       j_close(o, '}');
     }
     j_close(o, ']');
@@ -205,7 +201,7 @@ static void totals_json(out_t *o, const totals_t *t) {
 
 static void arena_text(const out_t *o, const char *title, const arena_stats_t *st) {
   out(o, "%s\nassigned threads: %u\n", title, st->nthreads);
-  out(o, "dirty pages: %llu:%llu active:dirty, 0 muzzy\n", ull(st->pactive), ull(st->heap.pdirty));
+  out(o, "dirty pages: %llu:%llu active:dirty, 0 muzzy\n", ull(st->pactive), ull(st->pdirty));
   out(o, "                   allocated       nmalloc       ndalloc\n");
   out(o, "small:      %16llu %13llu %13llu\n", ull(st->small_allocated), ull(st->small_nmalloc),
       ull(st->small_ndalloc));
@@ -229,11 +225,8 @@ static void arena_text(const out_t *o, const char *title, const arena_stats_t *s
   if (o->large) {
     out(o, "large:          size ind  curlextents\n");
     for (unsigned j = 0; j < LEXTENTS; j++)
-      if (st->heap.curlextents[j])
-        out(o, "         %10zu %3u %12llu\n", stats_lextent_size(j), j, ull(st->heap.curlextents[j]));
-    if (st->huge_count)
-      out(o, "             huge   -  %12llu (own mappings, %llu bytes)\n", ull(st->huge_count),
-          ull(st->huge_bytes));
+      if (st->curlextents[j])
+        out(o, "         %10zu %3u %12llu\n", segment_lextent_size(j), j, ull(st->curlextents[j]));
   }
 }
 
@@ -241,7 +234,7 @@ static void arena_json(out_t *o, const char *key, const arena_stats_t *st) {
   j_open(o, key, '{');
   j_u64(o, "nthreads", st->nthreads);
   j_u64(o, "pactive", st->pactive);
-  j_u64(o, "pdirty", st->heap.pdirty);
+  j_u64(o, "pdirty", st->pdirty);
   j_u64(o, "pmuzzy", 0);
   j_open(o, "small", '{');
   j_u64(o, "allocated", st->small_allocated);
@@ -271,7 +264,7 @@ static void arena_json(out_t *o, const char *key, const arena_stats_t *st) {
     j_open(o, "lextents", '[');
     for (unsigned j = 0; j < LEXTENTS; j++) {
       j_open(o, NULL, '{');
-      j_u64(o, "curlextents", st->heap.curlextents[j]);
+      j_u64(o, "curlextents", st->curlextents[j]);
       j_close(o, '}');
     }
     j_close(o, ']');

@@ -11,7 +11,7 @@
 # listed by TESTS_LIST=1.  Logs are kept in BUILD_DIR/tests/logs/ (times.txt:
 # seconds per test).
 #
-# Groups: unit/* (tests/test_*.c on the prefixed API), stress/* (threads;
+# Groups: unit/* (tests/unit/test_*.c on the prefixed API), stress/* (threads;
 # stress/opt_* under each option of OPTION_MATRIX),
 # asan/* and tsan/* (sanitizer builds), edge/* (preloaded corner cases),
 # misuse/* (double, invalid and wrong-size frees reported and aborted:
@@ -46,7 +46,7 @@ start_all=$(date +%s)
 # ------------------------------------------------------------ test catalogue
 # name|timeout|kind|arg   (kind: unit, san, stress, stress-preload, edge-bin,
 # edge-sh, misuse, oom, prog-sh, fuzz); tools it needs are checked in needs().
-UNITS=$(ls tests/test_*.c 2>/dev/null | sed 's|tests/||; s|\.c$||')
+UNITS=$(ls tests/unit/test_*.c 2>/dev/null | sed 's|tests/unit/||; s|\.c$||')
 # The option matrix: the preloaded stress test (contents, alignment, a peak
 # RSS bound) and the misuse cases run again under each of these.
 OPTION_MATRIX="guard:true guard_sample:1 background_thread:true purge:free secure:false thp:always"

@@ -11,36 +11,21 @@
 #
 # Unit tests use the prefixed API and link build/liballoy_core.a (made by the
 # top-level Makefile), so the test program itself keeps glibc's malloc.  The
-# sanitizer builds compile the allocator's core sources (CORE_SRC of the
-# Makefile, i.e. everything but src/override.c) with clang together with the
-# unit tests and the stress test.
+# sanitizer builds compile the allocator's core sources (CORE_SRC of
+# sources.mk) with clang together with the unit tests and the stress test.
 BUILD    ?= build
 T        := $(BUILD)/tests
 CC       ?= cc
 CXX      ?= g++
 SAN_CC   ?= clang
+include sources.mk
 
-WARN     := -Wall -Wextra
-TEST_CFLAGS := -std=gnu11 $(WARN) -O2 -g -Iinclude -Isrc -D_GNU_SOURCE
-LIB_SAN_CFLAGS := -std=gnu11 $(WARN) -g -O1 -D_GNU_SOURCE -Iinclude -fvisibility=hidden \
-                  -ftls-model=initial-exec -fno-builtin-malloc
-ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-              -fno-omit-frame-pointer
-TSAN_FLAGS := -fsanitize=thread
+TEST_CFLAGS := -std=gnu11 -Wall -Wextra -O2 -g -Iinclude -Isrc -Itests -D_GNU_SOURCE
 
-# CORE_SRC as the top-level Makefile defines it; all of src/*.c but
-# override.c if that cannot be read.
-CORE_SRC := $(shell $(MAKE) -s --no-print-directory -f Makefile \
-              --eval='tests-print-%: ; @echo $$($$*)' tests-print-CORE_SRC 2>/dev/null)
-ifeq ($(strip $(CORE_SRC)),)
-CORE_SRC := $(filter-out src/override.c,$(wildcard src/*.c))
-endif
-LIB_HEADERS := $(wildcard src/*.h) include/alloy.h
-
-UNIT_SRC   := $(sort $(wildcard tests/test_*.c))
-UNIT_NAMES := $(UNIT_SRC:tests/%.c=%)
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_NAMES := $(UNIT_SRC:tests/unit/%.c=%)
 UNIT_BIN   := $(UNIT_NAMES:%=$(T)/unit/%)
-TEST_HDRS  := tests/check.h tests/api.h tests/testutil.h
+TEST_HDRS  := $(wildcard tests/*.h)
 
 EDGE_BIN := $(T)/edge/ctor_main $(T)/edge/libctor.so $(T)/edge/thread_exit $(T)/edge/fork \
             $(T)/edge/dlopen $(T)/edge/libdl_lib.so $(T)/edge/badfree $(T)/edge/guard $(T)/edge/mallinfo
@@ -61,7 +46,7 @@ edge: $(EDGE_BIN)
 cxx: $(CXX_BIN)
 
 # ---------------------------------------------------------------- unit tests
-$(T)/unit/%: tests/%.c $(TEST_HDRS) $(BUILD)/liballoy_core.a
+$(T)/unit/%: tests/unit/%.c $(TEST_HDRS) $(BUILD)/liballoy_core.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread
 
@@ -129,13 +114,13 @@ $(1)_OBJ := $$(CORE_SRC:src/%.c=$$(BUILD)/$(1)/obj/%.o)
 
 $$(BUILD)/$(1)/obj/%.o: src/%.c $$(LIB_HEADERS)
 	@mkdir -p $$(dir $$@)
-	$$(SAN_CC) $$(LIB_SAN_CFLAGS) $(2) -c $$< -o $$@
+	$$(SAN_CC) $$(SAN_LIB_CFLAGS) $(2) -c $$< -o $$@
 
 $$(BUILD)/$(1)/liballoy_core.a: $$($(1)_OBJ)
 	@rm -f $$@
 	ar rcs $$@ $$^
 
-$$(BUILD)/$(1)/%: tests/%.c $$(TEST_HDRS) $$(BUILD)/$(1)/liballoy_core.a
+$$(BUILD)/$(1)/%: tests/unit/%.c $$(TEST_HDRS) $$(BUILD)/$(1)/liballoy_core.a
 	@mkdir -p $$(dir $$@)
 	$$(SAN_CC) $$(TEST_CFLAGS) $(2) -O1 -o $$@ $$< $$(BUILD)/$(1)/liballoy_core.a -pthread
 
@@ -156,5 +141,5 @@ glibc-check:
 	@mkdir -p $(T)/glibc
 	@set -e; for t in $(GLIBC_UNITS); do \
 	  $(CC) $(TEST_CFLAGS) -fno-builtin -Wno-use-after-free -DALLOY_TEST_GLIBC \
-	    -o $(T)/glibc/$$t tests/$$t.c; \
+	    -o $(T)/glibc/$$t tests/unit/$$t.c; \
 	  echo "$$t (glibc):"; $(T)/glibc/$$t; done

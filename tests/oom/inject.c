@@ -324,11 +324,11 @@ static uint64_t phase_sequence(long n, uint64_t *nulls)
       }
       CHECK_MSG(prefix_ok(q, want < size[s] ? want : size[s], size[s], slot[s]),
                 "realloc(%zu -> %zu) lost the contents", size[s], want);
+      if (q != slot[s]) ok++; /* a new block (one resized in place is no allocation) */
       slot[s] = q;
       size[s] = want;
       aligned[s] = false;
       blk_fill(q, want, q);
-      ok++;
       continue;
     }
     if (slot[s]) {

@@ -32,9 +32,9 @@ static void sleep_ms(long ms) {
 }
 
 static uint64_t dirty_bytes(void) {
-  uint64_t active, dirty, headers;
-  segment_bytes(&active, &dirty, &headers);
-  return dirty;
+  segment_totals_t t;
+  segment_totals(&t);
+  return t.dirty;
 }
 
 /* Builds 160 MB of 4000-byte blocks, frees all but one in a thousand (so

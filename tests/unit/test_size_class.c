@@ -1,7 +1,7 @@
 /*
  * test_size_class.c - the size classes (src/size_class.c): every request gets
  * the smallest class that holds it, classes are 16-byte multiples, waste is
- * under 12.5% from 128 bytes up, the direct table agrees with the arithmetic,
+ * under 12.5% from 128 bytes up,
  * and rounding a size up to a power-of-two alignment gives an aligned class
  * (which aligned allocation relies on).
  */
@@ -24,8 +24,6 @@ int main(void) {
     if (c > 0) CHECK_LT(size_class_size(c - 1), size); /* the smallest class that fits */
     if (size >= 128) CHECK_MSG((cs - size) * 8 < size, "size %zu -> class %zu wastes >= 12.5%%", size, cs);
   }
-  for (unsigned w = 0; w < DIRECT_SLOTS; w++)
-    CHECK_EQ(alloy__direct_class[w], size_class_of(w == 0 ? 1 : (size_t)w * ALIGNMENT_MIN));
 
   for (size_t align = 32; align <= MEDIUM_MAX; align *= 2)
     for (size_t size = align; size <= MEDIUM_MAX; size += align)

@@ -1,14 +1,15 @@
 /*
- * os.c - the platform layer: every call alloy makes to the operating system
- * goes through the functions here (mapping, purging, randomness, environment,
- * output, locks), so a port to FreeBSD, macOS or another architecture touches
- * this file only.  Nothing here allocates with malloc, and nothing here knows
- * about segments or heaps.
+ * os_linux.c - the platform contract (os.h) on Linux, x86-64 and ARM64:
+ * mappings, purging, randomness, the environment, output, time, thread
+ * keys, fork handlers, the background worker thread, and the spin lock.
+ * Never calls malloc; usable from the dynamic loader's first malloc on.
  */
-#include "internal.h"
+#include "os.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -17,12 +18,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
 extern char **environ;
 
 static size_t page_size;
 static _Atomic(size_t) mapped_bytes;
 static _Atomic(size_t) mapped_peak;
 static _Atomic(long) fail_after = -1; /* test hook: <0 never fails */
+static _Atomic(long) fail_count;      /* test hook: the next this many mappings fail */
 static _Atomic(uintptr_t) aligned_hint;
 
 size_t os_page_size(void) {
@@ -35,6 +39,8 @@ size_t os_page_size(void) {
 
 void os_init(void) { (void)os_page_size(); }
 
+/* ---------------------------------------------------------------- memory */
+
 static void mapped_add(size_t n) {
   size_t now = atomic_fetch_add_explicit(&mapped_bytes, n, memory_order_relaxed) + n;
   size_t peak = atomic_load_explicit(&mapped_peak, memory_order_relaxed);
@@ -44,15 +50,21 @@ static void mapped_add(size_t n) {
   }
 }
 
+static void mapped_sub(size_t n) { atomic_fetch_sub_explicit(&mapped_bytes, n, memory_order_relaxed); }
+
 size_t os_mapped_bytes(void) { return atomic_load_explicit(&mapped_bytes, memory_order_relaxed); }
 size_t os_mapped_peak(void) { return atomic_load_explicit(&mapped_peak, memory_order_relaxed); }
 
 void os_set_fail_after(long n) { atomic_store(&fail_after, n); }
+void os_set_fail_count(long n) { atomic_store(&fail_count, n); }
 
-/* The test hook: returns true when this mapping must fail. */
+/* The test hooks: returns true when this mapping must fail. */
 static bool injected_failure(void) {
+  if (unlikely(atomic_load_explicit(&fail_count, memory_order_relaxed) > 0) &&
+      atomic_fetch_sub(&fail_count, 1) > 0)
+    return true;
   long n = atomic_load_explicit(&fail_after, memory_order_relaxed);
-  if (likely(n < 0)) return false;
+  if (__builtin_expect(n < 0, 1)) return false;
   if (n == 0) return true; /* keeps failing until reset to -1 */
   atomic_fetch_sub(&fail_after, 1);
   return false;
@@ -64,31 +76,24 @@ static bool injected_failure(void) {
  * succeeding and feeding the OOM killer later (malloc(64 GiB) on a 24 GiB
  * machine returned a pointer before).  Pages are still only charged to RSS
  * when touched; with overcommit_memory=1 nothing changes. */
-static void *map_raw(void *hint, size_t size) {
-  if (injected_failure()) return NULL;
-  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+static void *map_raw(void *hint, size_t size, int extra_flags) {
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
   return p == MAP_FAILED ? NULL : p;
-}
-
-void *os_map(size_t size) {
-  void *p = map_raw(NULL, size);
-  if (p) mapped_add(size);
-  return p;
 }
 
 bool os_unmap(void *p, size_t size) {
   if (munmap(p, size) != 0) return false;
-  atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed);
+  mapped_sub(size);
   return true;
 }
 
-/* Maps `size` bytes aligned to `align` (a power of two >= the OS page).
- * First tries an exact-size mapping at a hint just past the last aligned
+/* First tries an exact-size mapping at a hint just past the last aligned
  * mapping (usually free, no trimming), then over-maps and trims. */
 void *os_map_aligned(size_t size, size_t align, size_t *mapped) {
+  if (injected_failure()) return NULL;
   uintptr_t hint = atomic_load_explicit(&aligned_hint, memory_order_relaxed);
   if (hint != 0) {
-    uint8_t *p = map_raw((void *)hint, size);
+    uint8_t *p = map_raw((void *)hint, size, 0);
     if (p && ((uintptr_t)p & (align - 1)) == 0) {
       atomic_store_explicit(&aligned_hint, (uintptr_t)p + size + ((align - size % align) % align),
                             memory_order_relaxed);
@@ -99,7 +104,7 @@ void *os_map_aligned(size_t size, size_t align, size_t *mapped) {
     if (p) munmap(p, size);
   }
   if (size + align < size) return NULL;
-  uint8_t *raw = map_raw(NULL, size + align);
+  uint8_t *raw = map_raw(NULL, size + align, 0);
   if (!raw) return NULL;
   uint8_t *p = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
   size_t before = (size_t)(p - raw), after = align - before;
@@ -112,20 +117,28 @@ void *os_map_aligned(size_t size, size_t align, size_t *mapped) {
   return p;
 }
 
+bool os_map_at(void *p, size_t size) {
+  if (injected_failure()) return false;
+  void *q = map_raw(p, size, MAP_FIXED_NOREPLACE);
+  if (q == NULL) return false;
+  if (q != p) { /* a kernel older than 4.17 takes the flag as a hint */
+    munmap(q, size);
+    return false;
+  }
+  mapped_add(size);
+  return true;
+}
+
 /* Grows or shrinks a mapping where it stands (never moves it: callers rely
  * on its alignment).  False when the address space after it is taken. */
 bool os_remap_in_place(void *p, size_t old_size, size_t new_size) {
   if (new_size > old_size && injected_failure()) return false;
   if (mremap(p, old_size, new_size, 0) == MAP_FAILED) return false;
   if (new_size > old_size) mapped_add(new_size - old_size);
-  else atomic_fetch_sub_explicit(&mapped_bytes, old_size - new_size, memory_order_relaxed);
+  else mapped_sub(old_size - new_size);
   return true;
 }
 
-/* Moves a mapping to a new place aligned to `align` and grows it there, in
- * one mremap: its pages move with their contents (page tables, no copy, no
- * fault), only the growth is fresh.  Returns the new address, or NULL with
- * the old mapping untouched. */
 void *os_remap_move(void *p, size_t old_size, size_t new_size, size_t align) {
   size_t mapped = 0;
   void *target = os_map_aligned(new_size, align, &mapped); /* reserves the aligned range */
@@ -134,28 +147,29 @@ void *os_remap_move(void *p, size_t old_size, size_t new_size, size_t align) {
     os_unmap(target, mapped);
     return NULL;
   }
-  atomic_fetch_sub_explicit(&mapped_bytes, old_size, memory_order_relaxed); /* p's range is gone */
+  mapped_sub(old_size); /* p's range is gone */
   return target;
 }
 
-/* Makes a range inaccessible (guard pages, freed sampled blocks) or
- * accessible again. */
+bool os_remap_onto(void *from, void *to, size_t size) {
+  if (mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED) return false;
+  mapped_sub(size); /* `to` was counted already; `from` is gone */
+  return true;
+}
+
 void os_protect(void *p, size_t size, bool accessible) {
   mprotect(p, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE);
 }
 
-/* Gives the pages back while keeping the range mapped: MADV_DONTNEED drops
- * them from RSS at once (MADV_FREE would leave them counted until memory
- * pressure, which monitoring reads as a leak). */
 static _Atomic(uint64_t) purged_bytes;
 static _Atomic(uint64_t) purge_calls;
 
-/* purge:free uses MADV_FREE (the kernel takes the pages only under memory
- * pressure, so RSS does not drop at once); otherwise, or where the kernel
- * lacks it, MADV_DONTNEED. */
-void os_purge(void *p, size_t size) {
-  if (alloy__options.purge != PURGE_FREE || madvise(p, size, MADV_FREE) != 0)
-    madvise(p, size, MADV_DONTNEED);
+/* MADV_DONTNEED drops pages from RSS at once; MADV_FREE (lazy) leaves them
+ * counted until memory pressure, which monitoring reads as a leak, and is
+ * used only when asked for (purge:free), falling back where the kernel
+ * lacks it. */
+void os_purge(void *p, size_t size, bool lazy) {
+  if (!lazy || madvise(p, size, MADV_FREE) != 0) madvise(p, size, MADV_DONTNEED);
   atomic_fetch_add_explicit(&purged_bytes, size, memory_order_relaxed);
   atomic_fetch_add_explicit(&purge_calls, 1, memory_order_relaxed);
 }
@@ -165,10 +179,11 @@ void os_purge_counts(uint64_t *bytes, uint64_t *calls) {
   *calls = atomic_load_explicit(&purge_calls, memory_order_relaxed);
 }
 
-/* thp:always / thp:never for a segment (2 MiB-aligned halves of 4 MiB). */
 void os_advise_huge(void *p, size_t size, bool huge) {
   madvise(p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 }
+
+/* --------------------------------------------------------------- process */
 
 void os_write(int fd, const char *s, size_t n) {
   while (n > 0) {
@@ -180,16 +195,17 @@ void os_write(int fd, const char *s, size_t n) {
   }
 }
 
-void os_abort(void) {
-  abort();
-}
+void os_abort(void) { abort(); }
 
+/* Early boot without entropy: mix what differs between processes and runs
+ * (the clock's nanoseconds, an address randomised by ASLR, the pid). */
 uint64_t os_random(void) {
   uint64_t r = 0;
   if (syscall(SYS_getrandom, &r, sizeof r, 1 /* GRND_NONBLOCK */) == (long)sizeof r) return r;
-  /* Early boot without entropy: mix what differs between processes. */
-  uint64_t t = (uint64_t)__builtin_ia32_rdtsc();
-  r = t ^ ((uint64_t)(uintptr_t)&r << 17) ^ ((uint64_t)getpid() << 40);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  r = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)(uintptr_t)&r << 17) ^
+      ((uint64_t)getpid() << 40);
   r ^= r >> 33;
   r *= 0xff51afd7ed558ccdULL;
   r ^= r >> 33;
@@ -205,11 +221,11 @@ const char *os_getenv(const char *name) {
   return NULL;
 }
 
-int os_getpid(void) { return (int)getpid(); }
-
 /* A set-user-ID or set-group-ID program (or one with file capabilities):
  * its environment comes from a less privileged user. */
 bool os_secure_exec(void) { return getauxval(AT_SECURE) != 0; }
+
+int os_getpid(void) { return (int)getpid(); }
 
 static uint64_t (*_Atomic clock_hook)(void);
 
@@ -225,18 +241,108 @@ uint64_t os_now_ms(void) {
 
 void os_yield(void) { sched_yield(); }
 
-/* A test-and-test-and-set lock: held only for short list operations on slow
- * paths (abandoned heaps, the heap registry, metadata).  pthread_mutex would
- * do too, but this one is usable before libpthread's initialisation and
- * trivially reset in a fork child. */
+void os_sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* --------------------------------------------------------------- threads */
+
+static pthread_key_t thread_key;
+static void (*_Atomic thread_key_destructor)(void *);
+/* pthread_once, not a lock of ours: glibc restarts a once-routine that a
+ * fork interrupted in the child. */
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+
+static void thread_key_init(void) {
+  if (pthread_key_create(&thread_key, atomic_load(&thread_key_destructor)) != 0) {
+    static const char msg[] = "alloy: cannot create the thread-exit key\n";
+    os_write(2, msg, sizeof msg - 1);
+    os_abort();
+  }
+}
+
+void os_thread_key_set(void (*destructor)(void *), void *value) {
+  atomic_store_explicit(&thread_key_destructor, destructor, memory_order_relaxed);
+  pthread_once(&thread_key_once, thread_key_init);
+  pthread_setspecific(thread_key, value);
+}
+
+void os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+  pthread_atfork(prepare, parent, child);
+}
+
+static pthread_t worker;
+static pthread_mutex_t worker_mutex = PTHREAD_MUTEX_INITIALIZER; /* with worker_wake: the sleep */
+static pthread_cond_t worker_wake;                                /* on CLOCK_MONOTONIC */
+static bool worker_stopping;
+static void (*worker_run)(void);
+
+static void *worker_main(void *arg) {
+  (void)arg;
+  worker_run();
+  return NULL;
+}
+
+bool os_worker_start(void (*run)(void)) {
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&worker_wake, &attr);
+  pthread_condattr_destroy(&attr);
+  worker_stopping = false;
+  worker_run = run;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* the program's signals never land on it */
+  bool ok = pthread_create(&worker, NULL, worker_main, NULL) == 0;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return ok;
+}
+
+/* A wall-clock step must not change the sleep: CLOCK_MONOTONIC. */
+bool os_worker_sleep(unsigned ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)ms * 1000000u;
+  until.tv_sec += (time_t)(ns / 1000000000u);
+  until.tv_nsec = (long)(ns % 1000000000u);
+  pthread_mutex_lock(&worker_mutex);
+  while (!worker_stopping && pthread_cond_timedwait(&worker_wake, &worker_mutex, &until) == EINTR) {
+  }
+  bool go_on = !worker_stopping;
+  pthread_mutex_unlock(&worker_mutex);
+  return go_on;
+}
+
+void os_worker_stop(void) {
+  pthread_mutex_lock(&worker_mutex);
+  worker_stopping = true;
+  pthread_cond_signal(&worker_wake);
+  pthread_mutex_unlock(&worker_mutex);
+  pthread_join(worker, NULL);
+  pthread_cond_destroy(&worker_wake);
+}
+
+void os_worker_fork_child(void) {
+  pthread_mutex_init(&worker_mutex, NULL);
+  worker_stopping = false;
+}
+
+/* ----------------------------------------------------------------- locks */
+
 void (*alloy__test_hook)(int point, const void *obj);
 
+/* Test-and-test-and-set with a yield: held only for short list operations
+ * on slow paths; a pthread mutex would do too, but this one works before
+ * libpthread is initialised and is trivially reset in a fork child. */
 void os_lock(os_lock_t *l) {
   for (;;) {
     if (!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)) break;
     while (atomic_load_explicit(&l->locked, memory_order_relaxed)) os_yield();
   }
-  os_test_point(TEST_LOCK_TAKEN, l);
+  if (unlikely(alloy__test_hook != NULL)) alloy__test_hook(TEST_LOCK_TAKEN, l);
 }
 
 bool os_trylock(os_lock_t *l) {
@@ -245,38 +351,3 @@ bool os_trylock(os_lock_t *l) {
 }
 
 void os_unlock(os_lock_t *l) { atomic_store_explicit(&l->locked, 0, memory_order_release); }
-
-/* Metadata that lives for the whole process (heap structures): bump-allocated
- * from 64 KiB mappings. */
-static os_lock_t meta_lock = OS_LOCK_INIT;
-static uint8_t *meta_cur, *meta_end;
-
-static _Atomic(size_t) meta_bytes; /* mapped for os_meta_alloc: never returned */
-size_t os_meta_bytes(void) { return atomic_load_explicit(&meta_bytes, memory_order_relaxed); }
-
-void *os_meta_alloc(size_t size) {
-  size = (size + 63) & ~(size_t)63;
-  os_lock(&meta_lock);
-  if ((size_t)(meta_end - meta_cur) < size) {
-    size_t chunk = size > 64 * ALLOY_KiB ? size : 64 * ALLOY_KiB;
-    uint8_t *p = map_raw(NULL, chunk);
-    if (!p) {
-      os_unlock(&meta_lock);
-      return NULL;
-    }
-    mapped_add(chunk);
-    atomic_fetch_add_explicit(&meta_bytes, chunk, memory_order_relaxed);
-    meta_cur = p;
-    meta_end = p + chunk;
-  }
-  void *r = meta_cur;
-  meta_cur += size;
-  os_unlock(&meta_lock);
-  return r;
-}
-
-/* fork: the metadata lock is held across fork so the child never inherits it
- * taken by a thread that does not exist there. */
-void os_fork_prepare(void) { os_lock(&meta_lock); }
-void os_fork_parent(void) { os_unlock(&meta_lock); }
-void os_fork_child(void) { os_unlock(&meta_lock); }

@@ -66,9 +66,7 @@ int main(void) {
     alloy_free(blocks[i]);
     blocks[i] = NULL;
   }
-  alloy_collect(); /* the page that served the class last goes back too */
-  heap_t *heap = heap_get();
-  segment_decay(heap, true);
+  alloy_collect(); /* the page that served the class last goes back too, and all is purged */
   CHECK_EQ(seg->nohuge_halves & 1, 1);
   CHECK_EQ(seg->nohuge_halves & 2, 0);
   if (smaps) {

@@ -16,9 +16,11 @@
  *                lets the fork through while it is held, and the child hangs
  *                on it (an alarm turns that into a failure); one that takes
  *                it waits until the pause ends.
- *   notifying    a remote free paused between NOTIFYING and PLAIN (the hook's
- *                second point) while the owner forks: the child's owner must
- *                not wait for a freer that does not exist there.
+ *   remote_wake  a free from another thread into one of the owner's full
+ *                pages, paused at the lock it takes to hand the page back
+ *                (the owner's pages_lock) while the owner forks: the child's
+ *                owner takes the page back and fills it again without
+ *                waiting for anyone.
  *
  * Every child checks its blocks' contents and exits 0 within an alarm.
  */
@@ -35,14 +37,14 @@
 
 #include "api.h"
 #include "check.h"
-#include "internal.h" /* alloy__test_hook, TEST_* */
+#include "internal.h" /* alloy__test_hook, TEST_LOCK_TAKEN, os_trylock */
 #include "testutil.h"
 
 #define KiB ((size_t)1024)
 #define MiB (KiB * KiB)
 
 static pid_t parent_pid;
-static _Atomic(int) hook_mode; /* 0 off, 1 locks, 2 notifying */
+static _Atomic(int) hook_mode; /* 0 off, 1 every lock, 2 the remote freer's first lock */
 static __thread int is_main;
 
 static double now_s(void) {
@@ -92,8 +94,8 @@ static void child_body(void *inherited, const void *held) {
     alloy_free(v[i]);
   }
   if (inherited) alloy_free(inherited);
-  /* the notifying case: fill the inherited full page again, so the owner
-   * sets its state (NOTIFY) once more */
+  /* the remote_wake case: fill the inherited full page again, so the owner
+   * parks it in its full list once more */
   for (int i = 0; i < 300; i++) v[i] = alloy_malloc(1024);
   for (int i = 0; i < 300; i++) alloy_free(v[i]);
   alloy_collect();
@@ -160,9 +162,7 @@ static bool first_time(const void *obj) {
  * whose prepare handler takes this lock waits for the pause to end. */
 static void hook(int point, const void *obj) {
   if (is_main || getpid() != parent_pid) return;
-  int mode = atomic_load(&hook_mode);
-  if ((mode == 1 && point != TEST_LOCK_TAKEN) || (mode == 2 && point != TEST_NOTIFYING) || mode == 0)
-    return;
+  if (atomic_load(&hook_mode) == 0 || point != TEST_LOCK_TAKEN) return;
   if (!atomic_load(&main_ready) || atomic_load(&paused_at) != NULL) return;
   const void *none = NULL;
   if (!atomic_compare_exchange_strong(&paused_at, &none, obj)) return;
@@ -258,14 +258,14 @@ static void test_every_lock(void) {
   CHECK_EQ(failures, 0);
 }
 
-/* ------------------------------------------------------------ notifying */
+/* ---------------------------------------------------------- remote wake */
 
 static void *free_one(void *p) {
   alloy_free(p);
   return NULL;
 }
 
-static void test_notifying(void) {
+static void test_remote_wake(void) {
   int failures = 0, forks = 0;
   for (int round = 0; round < 5; round++) {
     enum { N = 300 };
@@ -280,7 +280,7 @@ static void test_notifying(void) {
     if (atomic_load(&paused_at) != NULL) {
       forks++;
       /* the child frees blocks of the full page and allocates the class */
-      if (!fork_and_check(v[1], NULL, "during a remote free's NOTIFYING window")) failures++;
+      if (!fork_and_check(v[1], NULL, "while another thread handed a full page back")) failures++;
       atomic_store(&forked_now, true);
     }
     atomic_store(&main_ready, false);
@@ -306,8 +306,8 @@ int main(void) {
   double t1 = now_s();
   test_every_lock();
   double t2 = now_s();
-  test_notifying();
-  fprintf(stderr, "times: background %.1f s, every_lock %.1f s, notifying %.1f s\n", t1 - t0, t2 - t1,
+  test_remote_wake();
+  fprintf(stderr, "times: background %.1f s, every_lock %.1f s, remote_wake %.1f s\n", t1 - t0, t2 - t1,
           now_s() - t2);
   return check_done();
 }

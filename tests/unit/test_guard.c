@@ -14,7 +14,7 @@
  */
 #include "api.h"
 #include "check.h"
-#include "internal.h" /* segment_huge_totals */
+#include "internal.h" /* segment_totals */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -63,12 +63,12 @@ static void sample_large(void) {
   REQUIRE(small != NULL);
   alloy_free(small);
   CHECK(mapped(small, 64));
-  uint64_t live0, bytes0, n0, live1, bytes1, n1;
-  segment_huge_totals(&live0, &bytes0, &n0);
+  segment_totals_t t0, t1;
+  segment_totals(&t0);
   void *v[40];
   for (int i = 0; i < 40; i++) v[i] = alloy_malloc(i % 4 == 0 ? 5 * MiB : 300 * KiB);
-  segment_huge_totals(&live1, &bytes1, &n1);
-  CHECK_EQ(n1 - n0, 10); /* the ten 5 MiB blocks, nothing else */
+  segment_totals(&t1);
+  CHECK_EQ(t1.big_nmalloc - t0.big_nmalloc, 10); /* the ten 5 MiB blocks, nothing else */
   for (int i = 0; i < 40; i++) alloy_free(v[i]);
   CHECK_MSG(mapped(small, 64), "a quarantined block was evicted by large allocations");
 }

@@ -1,0 +1,53 @@
+/*
+ * event.c - the rare-event hook.  Each heap's allocations count down an
+ * event interval (256 KiB, less with guarded sampling); when it runs out,
+ * the fast path calls event_run with the block it just took, and
+ * everything that must not tax the fast path happens here: statistics are
+ * folded and snapshots refreshed, exited threads' heaps are adopted, a
+ * sampled block is moved to a guarded mapping, the back end's decay pass
+ * runs when due, and the background thread is started when wanted.
+ */
+#include "internal.h"
+
+/* A long-lived thread adopts an abandoned heap at its events only once this
+ * many events (x 256 KiB allocated) passed since the heap was abandoned:
+ * a new thread should get it first. */
+#define ADOPT_AGE_EVENTS 64
+
+/* guard_sample: about one allocation in every guard_sample bytes is moved to
+ * a mapping of its own that ends against an inaccessible page (and becomes
+ * inaccessible when freed), catching overflows and uses after free in
+ * production at the cost of one mapping per sample.  Large and big blocks
+ * have the `guard` option instead. */
+static void *event_sample_guarded(heap_t *heap, void *block, size_t size) {
+  if (heap->counters.alloc_bytes - heap->sampled_at < (uint64_t)alloy__options.guard_sample) return block;
+  page_t *page = segment_page_lookup(block);
+  if (page->kind > PAGE_MEDIUM) return block;
+  heap->sampled_at = heap->counters.alloc_bytes;
+  /* The replacement keeps every alignment the block had: the request may
+   * have asked for it (aligned_alloc, memalign, MALLOCX_LG_ALIGN), and a
+   * block of a class is aligned to at most its page's 64 KiB. */
+  size_t align = (uintptr_t)block & (0 - (uintptr_t)block);
+  if (align > SLICE_SIZE) align = SLICE_SIZE;
+  page_t *guarded = segment_alloc_big(size, align, 0, &alloy__large_stats, true);
+  if (guarded == NULL) return block;
+  free_owned_block(heap, page, block);
+  return guarded->start;
+}
+
+NOINLINE void *event_run(heap_t *heap, void *block, size_t size) {
+  stats_fold(heap);
+  stats_maybe_publish(heap);
+  uint64_t now = heap_event_clock();
+  bool thread_heap = heap->arena_index == 0 && !heap->shared;
+  if (thread_heap) {
+    if (alloy__options.guard_sample > 0) block = event_sample_guarded(heap, block, size);
+    /* Threads that exited leave memory others may have freed since:
+     * reclaim it even when no new thread comes to take it. */
+    if (now >= ADOPT_AGE_EVENTS) heap_adopt_old(heap, now - ADOPT_AGE_EVENTS, UINT64_MAX);
+  }
+  uint64_t ms = os_now_ms();
+  if (segment_decay_due(ms)) segment_decay(ms, false);
+  if (unlikely(thread_heap && background_wanted())) background_start();
+  return block;
+}

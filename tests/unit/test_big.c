@@ -1,0 +1,137 @@
+/*
+ * test_big.c - big blocks (above 2 MiB) live in runs of the back end's
+ * frames and come back to them when freed (src/segment.c), so repeated big
+ * allocations reuse pages already faulted in, with no system call:
+ *
+ *   reuse     a freed 20 MiB block's pages serve the next one: (almost) no
+ *             page faults the second time, no new mapping
+ *   grow      realloc grows a big block in place into a free run after it
+ *             (same address, old pages kept), or moves it with its pages
+ *             (mremap: contents kept, only the growth faults) when the
+ *             frames after it are taken
+ *   shrink    realloc shrinks in place and gives the tail frames back
+ *   zero      calloc of a reused, dirty run is zeroed
+ *   steady    64 live blocks of random sizes from 32 KiB to 8 MiB, each
+ *             replaced at random: after a warm-up nothing more is mapped
+ */
+#include "check.h"
+#include "internal.h"
+#include "testutil.h"
+
+#include <alloy.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define MiB ALLOY_MiB
+
+/* Sanitizers fault in shadow memory of their own: fault counts are only
+ * checked without them. */
+#ifdef CHECK_SANITIZED
+#define CHECK_FAULTS(cond) ((void)0)
+#else
+#define CHECK_FAULTS(cond) CHECK(cond)
+#endif
+
+static long minor_faults(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt;
+}
+
+static void touch(char *p, size_t n, char v) {
+  for (size_t i = 0; i < n; i += 4096) p[i] = v;
+}
+
+static void test_reuse(void) {
+  char *a = alloy_malloc(20 * MiB);
+  REQUIRE(a != NULL);
+  touch(a, 20 * MiB, 1);
+  alloy_free(a);
+  size_t mapped = os_mapped_bytes();
+  long f0 = minor_faults();
+  char *b = alloy_malloc(20 * MiB);
+  touch(b, 20 * MiB, 2);
+  long faults = minor_faults() - f0;
+  CHECK_EQ_PTR(b, a);
+  CHECK_EQ(os_mapped_bytes(), mapped);
+  CHECK_FAULTS(faults < 64); /* 5120 pages: none faulted again */
+  alloy_free(b);
+}
+
+static void test_grow_shrink(void) {
+  char *a = alloy_malloc(8 * MiB);
+  REQUIRE(a != NULL);
+  xor_words_fill((unsigned char *)a, 0, 8 * MiB, 5);
+  /* in place: the frames after it are free (nothing else allocates here) */
+  char *b = alloy_realloc(a, 16 * MiB);
+  CHECK_EQ_PTR(b, a);
+  CHECK(xor_words_ok((unsigned char *)b, 0, 8 * MiB, 5));
+  CHECK_GE(alloy_usable_size(b), 16 * MiB);
+  /* shrink in place: the tail goes back */
+  char *c = alloy_realloc(b, 5 * MiB);
+  CHECK_EQ_PTR(c, a);
+  CHECK_EQ(alloy_usable_size(c), 5 * MiB);
+  CHECK(xor_words_ok((unsigned char *)c, 0, 5 * MiB, 5));
+  /* moved with its pages: a neighbour takes the frames after it */
+  char *neighbour = alloy_malloc(6 * MiB);
+  touch(c, 5 * MiB, 0); /* fault it all in first */
+  xor_words_fill((unsigned char *)c, 0, 5 * MiB, 6);
+  long f0 = minor_faults();
+  char *d = alloy_realloc(c, 40 * MiB);
+  long faults = minor_faults() - f0;
+  REQUIRE(d != NULL);
+  CHECK(xor_words_ok((unsigned char *)d, 0, 5 * MiB, 6));
+  CHECK_FAULTS(faults < 200); /* 1280 pages moved, not copied */
+  alloy_free(d);
+  alloy_free(neighbour);
+}
+
+static void test_calloc_reused(void) {
+  char *a = alloy_malloc(12 * MiB);
+  memset(a, 0x77, 12 * MiB);
+  alloy_free(a);
+  char *z = alloy_calloc(1, 12 * MiB);
+  REQUIRE(z != NULL);
+  bool zero = true;
+  for (size_t i = 0; i < 12 * MiB; i += 512) zero &= z[i] == 0;
+  CHECK(zero);
+  alloy_free(z);
+}
+
+static void test_steady_state(void) {
+  enum { SLOTS = 64, STEPS = 4000 };
+  static char *slot[SLOTS];
+  static size_t len[SLOTS];
+  uint64_t r = 42;
+  size_t mapped_after_warmup = 0;
+  long faults_after_warmup = 0;
+  for (int step = 0; step < STEPS; step++) {
+    if (step == STEPS / 2) {
+      mapped_after_warmup = os_mapped_bytes();
+      faults_after_warmup = minor_faults();
+    }
+    r = mix64(r + (uint64_t)step);
+    int i = (int)(r % SLOTS);
+    if (slot[i]) {
+      CHECK(slot[i][0] == (char)len[i] && slot[i][len[i] - 1] == (char)len[i]);
+      alloy_free(slot[i]);
+    }
+    /* log-uniform from 32 KiB to 8 MiB */
+    len[i] = (size_t)32768 << ((r >> 20) % 8);
+    len[i] += (r >> 32) % len[i];
+    slot[i] = alloy_malloc(len[i]);
+    REQUIRE(slot[i] != NULL);
+    slot[i][0] = slot[i][len[i] - 1] = (char)len[i];
+  }
+  CHECK_LE(os_mapped_bytes(), mapped_after_warmup + 16 * MiB);
+  (void)faults_after_warmup;
+  for (int i = 0; i < SLOTS; i++) alloy_free(slot[i]);
+}
+
+int main(void) {
+  test_reuse();
+  test_grow_shrink();
+  test_calloc_reused();
+  test_steady_state();
+  return check_done();
+}

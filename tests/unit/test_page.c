@@ -1,0 +1,193 @@
+/*
+ * test_page.c - one page (src/page.c) on a buffer of its own: blocks carved
+ * lazily (about 4 KiB at a time) and handed out in address order from the
+ * bitmaps, words skipped and refilled, other threads' frees (remote bits,
+ * set concurrently by several threads) folded in without touching a block,
+ * a block freed twice across the two bitmaps reported and counted once,
+ * block validation.  Then, through the API: blocks freed by another thread
+ * come back to the owner both from pages in its queues and from pages it
+ * had parked full (the wake-up protocol), and none of it reads the blocks.
+ */
+#include "check.h"
+#include "internal.h"
+#include "testutil.h"
+
+#include <alloy.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+static page_t page;
+static _Alignas(65536) uint8_t area[SLICE_SIZE];
+static page_bits_t bits;
+
+/* What heap.c does on malloc: the lowest free block of the current word. */
+static void *pop(page_t *pg) {
+  if (*pg->cur == 0 && !page_refill(pg)) return NULL;
+  uint64_t w = *pg->cur;
+  *pg->cur = w & (w - 1);
+  pg->used++;
+  return pg->cur_base + (size_t)__builtin_ctzll(w) * pg->block_size;
+}
+
+static size_t index_of(const page_t *pg, const void *p) { return (size_t)((const uint8_t *)p - pg->start) / pg->block_size; }
+
+/* What another thread's free does (free.c): its remote bit and summary. */
+static void remote_free(page_t *pg, const void *p) {
+  size_t i = index_of(pg, p);
+  uint64_t old = atomic_fetch_or(&pg->bits->remote[i / 64], (uint64_t)1 << (i % 64));
+  if (old == 0) atomic_fetch_or(&pg->remote_summary, (uint64_t)1 << (i / 64));
+}
+
+static void fresh_page(size_t bsize) {
+  memset(&page, 0, sizeof page);
+  page.slice_count = 1;
+  page.start = area;
+  page_init(&page, size_class_of(bsize), bsize, &bits);
+}
+
+static void test_carving_order(void) {
+  fresh_page(64);
+  CHECK_EQ(page.reserved, SLICE_SIZE / 64);
+  CHECK_EQ(page.capacity, 4096 / 64); /* one OS page's worth carved */
+  for (size_t i = 0; i < page.reserved; i++) {
+    uint8_t *p = pop(&page);
+    REQUIRE(p != NULL);
+    CHECK_EQ_PTR(p, area + i * 64); /* address order, carving as it goes */
+  }
+  CHECK_EQ(page.capacity, page.reserved);
+  CHECK_NULL(pop(&page)); /* full */
+  CHECK_EQ(page.used, page.reserved);
+  CHECK(!page_has_free(&page));
+  /* a few owner frees, then the lowest comes first again */
+  size_t freed[] = {700, 3, 64, 1023};
+  for (size_t k = 0; k < 4; k++) {
+    size_t i = freed[k];
+    bits.free[i / 64] |= (uint64_t)1 << (i % 64);
+    page.free_summary |= (uint64_t)1 << (i / 64);
+    page.used--;
+  }
+  /* they come back, each once (the current word's first: it is in cache) */
+  uint64_t seen = 0;
+  for (int k = 0; k < 4; k++) {
+    uint8_t *p = pop(&page);
+    REQUIRE(p != NULL);
+    for (size_t j = 0; j < 4; j++)
+      if (p == area + freed[j] * 64) seen |= 1u << j;
+  }
+  CHECK_EQ(seen, 15);
+  CHECK_NULL(pop(&page));
+}
+
+static void test_large_class_carving(void) {
+  fresh_page(5120); /* 12 blocks; at least four carved at a time */
+  CHECK_EQ(page.reserved, 12);
+  CHECK_EQ(page.capacity, 4);
+  for (int i = 0; i < 12; i++) CHECK_NOT_NULL(pop(&page));
+  CHECK_EQ(page.capacity, 12);
+  CHECK_NULL(pop(&page));
+}
+
+/* Several threads free blocks of the page at once through the remote bits;
+ * the owner folds them all in, each exactly once. */
+enum { PUSHERS = 4 };
+static void *blocks_to_free[1024];
+static atomic_int go;
+
+static void *pusher(void *arg) {
+  size_t t = (size_t)(uintptr_t)arg;
+  while (!atomic_load(&go)) {
+  }
+  for (size_t i = t; i < 1024; i += PUSHERS) remote_free(&page, blocks_to_free[i]);
+  return NULL;
+}
+
+static void test_remote_collect(void) {
+  fresh_page(64);
+  for (size_t i = 0; i < 1024; i++) blocks_to_free[i] = pop(&page);
+  CHECK_EQ(page.used, 1024);
+  pthread_t t[PUSHERS];
+  for (uintptr_t i = 0; i < PUSHERS; i++) pthread_create(&t[i], NULL, pusher, (void *)i);
+  atomic_store(&go, 1);
+  uint32_t collected = 0;
+  for (int spins = 0; collected < 1024 && spins < 1000000; spins++) collected += page_collect_remote(&page);
+  for (int i = 0; i < PUSHERS; i++) pthread_join(t[i], NULL);
+  collected += page_collect_remote(&page);
+  CHECK_EQ(collected, 1024);
+  CHECK_EQ(page.used, 0);
+  static uint8_t back[1024]; /* all back, each once */
+  for (size_t i = 0; i < 1024; i++) {
+    uint8_t *p = pop(&page);
+    REQUIRE(p != NULL);
+    back[index_of(&page, p)]++;
+  }
+  for (size_t i = 0; i < 1024; i++) CHECK_EQ(back[i], 1);
+  CHECK_NULL(pop(&page));
+}
+
+/* A block freed by the owner and again by another thread: the second free
+ * is found when the owner folds remote bits in, reported, counted once. */
+static void test_double_across_bitmaps(void) {
+  fresh_page(256);
+  void *a = pop(&page), *b = pop(&page);
+  size_t ia = index_of(&page, a);
+  bits.free[ia / 64] |= (uint64_t)1 << (ia % 64); /* the owner's free of a */
+  page.free_summary |= 1;
+  page.used--;
+  remote_free(&page, a); /* ... and another thread's: a double free */
+  remote_free(&page, b); /* a legitimate one */
+  report_set_abort(false);
+  CHECK_EQ(page_collect_remote(&page), 1); /* b only */
+  report_set_abort(true);
+  CHECK_EQ(page.used, 0);
+}
+
+static void test_validation(void) {
+  fresh_page(96);
+  void *p = pop(&page);
+  CHECK_NULL(page_check_block(&page, p));
+  CHECK_NOT_NULL(page_check_block(&page, (uint8_t *)p + 16));            /* interior */
+  CHECK_NOT_NULL(page_check_block(&page, area + 96 * page.capacity));   /* not carved yet */
+  CHECK_NOT_NULL(page_check_block(&page, area + 96 * page.reserved));   /* past the blocks */
+  CHECK_NOT_NULL(page_check_block(&page, (uint8_t *)(uintptr_t)((uintptr_t)area - 96))); /* before the page */
+}
+
+/* ------------------------------------------------ through the allocator */
+
+enum { N = 20000 };
+static void *v[N];
+
+static void *free_all(void *arg) {
+  (void)arg;
+  for (int i = 0; i < N; i++) alloy_free(v[i]); /* every free is another thread's */
+  return NULL;
+}
+
+/* The owner's pages fill up (parked full), another thread frees every
+ * block, the owner allocates again: it gets its own memory back (pages
+ * woken from the full list, remote bits folded in), no new segment. */
+static void test_remote_reuse_through_api(void) {
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < N; i++) v[i] = alloy_malloc(100);
+    alloy_stats_t s0, s1;
+    alloy_stats_get(&s0);
+    pthread_t t;
+    pthread_create(&t, NULL, free_all, NULL);
+    pthread_join(t, NULL);
+    for (int i = 0; i < N; i++) v[i] = alloy_malloc(100);
+    alloy_stats_get(&s1);
+    CHECK_MSG(s1.segments <= s0.segments, "round %d: segments %llu -> %llu: the freed pages were not reused", round,
+              (unsigned long long)s0.segments, (unsigned long long)s1.segments);
+    for (int i = 0; i < N; i++) alloy_free(v[i]);
+  }
+}
+
+int main(void) {
+  process_init();
+  test_carving_order();
+  test_large_class_carving();
+  test_remote_collect();
+  test_double_across_bitmaps();
+  test_validation();
+  test_remote_reuse_through_api();
+  return check_done();
+}

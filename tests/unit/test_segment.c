@@ -1,0 +1,214 @@
+/*
+ * test_segment.c - the back end (src/segment.c, src/pagemap.c):
+ *
+ *   map        the page map knows alloy's frames and nothing else (stack,
+ *              globals, glibc's heap, NULL, addresses beyond the address
+ *              space); no block lives in a header or bitmap slice
+ *   large      large blocks are page-granular and slice-aligned; any thread
+ *              frees them; one grows in place into free slices after it
+ *   big        big blocks take runs of frames; a freed one becomes a free
+ *              run that the next big block reuses (no new mapping, no
+ *              system call); neighbours join; a bigger request splits a run
+ *              and its tail stays free; the run is purged after the decay
+ *              period (fake clock) and kept (retained), not unmapped
+ *   shared     pages one thread gave back are another thread's at once: no
+ *              new segment for the second thread
+ *   failure    a failing OS gives NULL and ENOMEM, no damage; retained
+ *              frames are unmapped to make room when a mapping fails
+ */
+#include "check.h"
+#include "internal.h"
+
+#include <alloy.h>
+#include <errno.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MiB ALLOY_MiB
+
+static int global_object;
+
+static void test_map(void) {
+  int local = 0;
+  void *small = alloy_malloc(100);
+  REQUIRE(small != NULL);
+  CHECK(pagemap_owns(small));
+  CHECK(!pagemap_owns(&local));
+  CHECK(!pagemap_owns(&global_object));
+  CHECK(!pagemap_owns(NULL));
+  void *libc_block = malloc(100); /* glibc's, in this test */
+  CHECK(!pagemap_owns(libc_block));
+  free(libc_block);
+  CHECK(!pagemap_owns((void *)~(uintptr_t)0)); /* beyond the address space */
+  CHECK_EQ(pagemap_get((void *)~(uintptr_t)0), 0);
+  CHECK_GE((uintptr_t)small - (uintptr_t)segment_of(small), CLASS_FIRST_SLICE * SLICE_SIZE);
+  page_t *page = segment_page_of(segment_of(small), small);
+  CHECK_EQ(page->kind, PAGE_SMALL);
+  CHECK_ALIGNED(page->start, SLICE_SIZE);
+  alloy_free(small);
+}
+
+static void *free_elsewhere(void *p) {
+  alloy_free(p);
+  return NULL;
+}
+
+static void test_large(void) {
+  size_t ps = os_page_size();
+  void *large = alloy_malloc(100 * 1024 + 1);
+  REQUIRE(large != NULL);
+  page_t *page = segment_page_lookup(large);
+  CHECK_EQ(page->kind, PAGE_LARGE);
+  CHECK_ALIGNED(large, SLICE_SIZE);
+  CHECK_GE((uintptr_t)large - (uintptr_t)segment_of(large), LARGE_FIRST_SLICE * SLICE_SIZE);
+  CHECK_EQ(alloy_usable_size(large), (100 * 1024 + 1 + ps - 1) / ps * ps);
+  /* grows in place while the slices after it are free */
+  void *grown = alloy_realloc(large, 300 * 1024);
+  CHECK_EQ_PTR(grown, large);
+  CHECK_EQ(alloy_usable_size(grown), 300 * 1024);
+  pthread_t t; /* freed by another thread, directly into the back end */
+  pthread_create(&t, NULL, free_elsewhere, grown);
+  pthread_join(t, NULL);
+  CHECK(segment_was_freed(grown));
+}
+
+static void test_big(void) {
+  alloy_collect();
+  size_t mapped0 = os_mapped_bytes();
+  char *a = alloy_malloc(10 * MiB);
+  REQUIRE(a != NULL);
+  CHECK_EQ(segment_page_lookup(a)->kind, PAGE_BIG);
+  CHECK_EQ(segment_page_lookup(a + 9 * MiB), segment_page_lookup(a)); /* every frame of it */
+  CHECK_GE(os_mapped_bytes(), mapped0 + 10 * MiB);
+  memset(a, 1, 10 * MiB);
+  alloy_free(a);
+  CHECK(segment_was_freed(a)); /* a second free would be reported */
+  size_t mapped1 = os_mapped_bytes();
+  /* the freed run is reused: same place, no new mapping */
+  char *b = alloy_malloc(6 * MiB);
+  CHECK_EQ_PTR(b, a);
+  CHECK_EQ(os_mapped_bytes(), mapped1);
+  /* the rest of the run (the split tail) serves the next one */
+  char *c = alloy_malloc(3 * MiB);
+  CHECK_GE((uintptr_t)c, (uintptr_t)b + 6 * MiB);
+  CHECK_LT((uintptr_t)c, (uintptr_t)a + 12 * MiB);
+  CHECK_EQ(os_mapped_bytes(), mapped1);
+  alloy_free(b);
+  alloy_free(c); /* joins b's run again: one run of at least 12 MiB */
+  char *d = alloy_malloc(11 * MiB);
+  CHECK_EQ_PTR(d, a);
+  CHECK_EQ(os_mapped_bytes(), mapped1);
+  alloy_free(d);
+}
+
+static uint64_t fake_ms = 1000000;
+static uint64_t fake_clock(void) { return fake_ms; }
+
+static void test_decay_retains(void) {
+  os_set_clock(fake_clock);
+  alloy_collect();
+  char *a = alloy_malloc(20 * MiB);
+  memset(a, 2, 20 * MiB);
+  alloy_free(a);
+  segment_totals_t t0, t1;
+  segment_totals(&t0);
+  CHECK_GE(t0.dirty, 20 * MiB);
+  size_t mapped = os_mapped_bytes();
+  fake_ms += 600;
+  segment_decay(fake_ms, false);
+  fake_ms += 600;
+  segment_decay(fake_ms, false); /* freed more than dirty_decay_ms ago */
+  segment_totals(&t1);
+  CHECK_LE(t1.dirty + 20 * MiB, t0.dirty);
+  CHECK_GE(t1.retained, 20 * MiB);
+  CHECK_EQ(os_mapped_bytes(), mapped); /* purged, kept */
+  /* reused purged: zero (calloc trusts it) */
+  char *z = alloy_calloc(1, 18 * MiB);
+  bool zero = true;
+  for (size_t i = 0; i < 18 * MiB; i += 4096) zero &= z[i] == 0 && z[i + 4095] == 0;
+  CHECK(zero);
+  alloy_free(z);
+  os_set_clock(NULL);
+}
+
+/* Pages one thread gave back serve another thread without a new segment. */
+enum { N = 30000 };
+static void *v[N];
+static void *fill(void *arg) {
+  for (int i = 0; i < N; i++) v[i] = alloy_malloc((size_t)(uintptr_t)arg);
+  for (int i = 0; i < N; i++) alloy_free(v[i]);
+  return NULL;
+}
+
+static void test_shared_between_threads(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, fill, (void *)(uintptr_t)200);
+  pthread_join(t, NULL);
+  alloy_collect(); /* the exited thread's heap adopted, its empty pages given back */
+  alloy_stats_t s0, s1;
+  alloy_stats_get(&s0);
+  pthread_create(&t, NULL, fill, (void *)(uintptr_t)1000);
+  pthread_join(t, NULL);
+  alloy_stats_get(&s1);
+  CHECK_LE(s1.segments, s0.segments + 1);
+}
+
+static void test_os_failure(void) {
+  void *keep = alloy_malloc(64);
+  alloy_collect();
+  segment_totals_t t;
+  segment_totals(&t);
+  os_set_fail_after(0);
+  errno = 0;
+  void *big = alloy_malloc(t.retained + t.dirty + 64 * MiB); /* no free run is big enough */
+  CHECK_NULL(big);
+  CHECK_ERRNO(ENOMEM);
+  void *many[64];
+  int got = 0;
+  for (int i = 0; i < 64; i++) { /* exhausts what is free, then needs new frames */
+    many[i] = alloy_malloc(MiB);
+    if (many[i]) got++;
+    else CHECK_ERRNO(ENOMEM);
+  }
+  os_set_fail_after(-1);
+  void *again = alloy_malloc(3 * MiB);
+  CHECK_NOT_NULL(again);
+  memset(again, 1, 3 * MiB);
+  alloy_free(again);
+  for (int i = 0; i < 64; i++) alloy_free(many[i]);
+  CHECK_GT(got, 0);
+  alloy_free(keep);
+}
+
+/* A mapping that fails (as for want of address space under a limit) makes
+ * the back end unmap its retained frames and ask again. */
+static void test_retained_given_back(void) {
+  alloy_collect();
+  char *a = alloy_malloc(64 * MiB);
+  REQUIRE(a != NULL);
+  alloy_free(a);
+  alloy_collect(); /* purged: retained */
+  segment_totals_t t0, t1;
+  segment_totals(&t0);
+  CHECK_GE(t0.retained, 64 * MiB);
+  os_set_fail_count(1); /* the next mapping fails, the one after succeeds */
+  char *b = alloy_malloc(t0.retained + 64 * MiB); /* bigger than any free run */
+  os_set_fail_count(0);
+  CHECK_NOT_NULL(b);
+  segment_totals(&t1);
+  CHECK_LT(t1.retained, 64 * MiB);
+  alloy_free(b);
+}
+
+int main(void) {
+  test_map();
+  test_large();
+  test_big();
+  test_decay_retains();
+  test_shared_between_threads();
+  test_os_failure();
+  test_retained_given_back();
+  return check_done();
+}
