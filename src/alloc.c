@@ -41,12 +41,39 @@ NOINLINE void *alloc_slow(heap_t *heap, size_t size, size_t align) {
   return heap_alloc(heap, size, align);
 }
 
-/* fast_malloc's second tier: sizes up to 64 KiB go to the class's current
- * page first (its next bitmap word), the rest to the whole slow path. */
-NOINLINE void *alloc_tier2(size_t size, heap_t *heap) {
+/* The rest of malloc after the second tier. */
+static NOINLINE void *alloc_tier3(size_t size, heap_t *heap) {
   if (unlikely(heap_is_sentinel(heap))) return alloc_slow(heap, size, 0);
   if (likely(size <= MEDIUM_MAX)) return heap_alloc_small(heap, size == 0 ? 1 : size);
   return heap_alloc(heap, size, 0);
+}
+
+/* fast_malloc's second tier: the current word of the class's page is
+ * empty, but the page has another word with free blocks (its summary says
+ * which).  In steady churn a page's few free blocks lie in different words,
+ * so this runs about once per malloc: it is kept to a few instructions.
+ * The sentinel pages' summaries are zero, so they fall through. */
+NOINLINE void *alloc_tier2(size_t size, heap_t *heap) {
+  if (likely(size <= DIRECT_MAX)) {
+    page_t *page = heap->direct[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN];
+    uint64_t *bits = page->bits->free;
+    uint64_t summary = page->free_summary & ~((uint64_t)1 << (page->cur - bits)); /* cur is empty */
+    if (summary != 0) {
+      size_t w = (size_t)__builtin_ctzll(summary);
+      uint64_t word = bits[w];
+      page->free_summary = summary;
+      if (likely(word != 0)) {
+        page->cur = &bits[w];
+        page->cur_base = page->start + ((w * page->block_size) << 6);
+        __atomic_store_n(&bits[w], word & (word - 1), __ATOMIC_RELAXED);
+        void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
+        page->used++;
+        if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block, size);
+        return block;
+      }
+    }
+  }
+  return alloc_tier3(size, heap);
 }
 
 static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }

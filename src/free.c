@@ -17,7 +17,11 @@
 /* Counts a free against the calling thread (its heap, or the process total
  * for a thread that has none). */
 void free_count(heap_t *heap, size_t bytes) {
-  if (heap_is_sentinel(heap)) {
+  /* A thread that frees before it ever allocates (a consumer of another
+   * thread's blocks) gets a heap to count in: counting each of its frees in
+   * a process-wide atomic cost 9% of a producer/consumer workload. */
+  if (heap == &alloy__heap_empty) heap = heap_init_thread();
+  if (heap == NULL || heap_is_sentinel(heap)) {
     stats_orphan_free(bytes);
   } else {
     heap->counters.freed_bytes += bytes;
@@ -117,13 +121,14 @@ NOINLINE void free_generic(void *p, page_t *page) {
     free_block(heap, page, p);
     return;
   }
-  const char *bad = page_check_block(page, p);
-  if (unlikely(bad != NULL)) {
+  uint64_t m = (uint64_t)((uint8_t *)p - page->start) * page->block_magic;
+  size_t index = (size_t)(m >> MAGIC_BITS);
+  if (unlikely(page_offset_is_interior(m, page->block_magic) ||
+               index >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED) || (uint8_t *)p < page->start)) {
     if (segment_was_freed(p)) free_report_double(p, page);
-    else report_invalid(p, bad);
+    else report_invalid(p, page_check_block(page, p));
     return;
   }
-  size_t index = (size_t)(((uint64_t)((uint8_t *)p - page->start) * page->block_magic) >> MAGIC_BITS);
   heap_t *owner = (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_relaxed) & ~XHEAP_FULL);
   size_t bytes = page->block_size;
   bool ok = owner == heap ? free_owned(heap, page, index) : free_remote(page, index);

@@ -20,10 +20,10 @@
 
 __thread heap_t *alloy__tls_heap __attribute__((tls_model("initial-exec"))) = &alloy__heap_empty;
 
-/* The sentinel page: its current word is always zero, so the fast path
- * finds nothing there and falls to the slow path. */
-static uint64_t empty_word;
-page_t alloy__page_empty = {.cur = &empty_word};
+/* The sentinel page: its bitmaps and summaries are always zero, so the fast
+ * path and its second tier find nothing there and fall to the slow path. */
+static page_bits_t empty_bits;
+page_t alloy__page_empty = {.cur = &empty_bits.free[0], .bits = &empty_bits};
 heap_t alloy__heap_empty = {
     .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
     .event_countdown = INT64_MAX,

@@ -32,6 +32,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+/* Set bits of a word, without the library call that __builtin_popcountll
+ * becomes on the baseline x86-64 (no POPCNT instruction assumed). */
+static inline unsigned popcount64(uint64_t x) {
+  x = x - ((x >> 1) & 0x5555555555555555ULL);
+  x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  return (unsigned)((x * 0x0101010101010101ULL) >> 56);
+}
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define NOINLINE __attribute__((noinline))
@@ -134,9 +143,13 @@ void process_init(void);
 #define PAGEMAP_L1_BITS (OS_ADDRESS_BITS - 32)
 extern uintptr_t alloy__pagemap_l1[(size_t)1 << PAGEMAP_L1_BITS];
 extern const uintptr_t alloy__pagemap_zero[(size_t)1 << PAGEMAP_L2_BITS];
+/* The first level is indexed by the address's bits 32..46 only: a pointer
+ * outside the user address space lands on some entry, whose value (a
+ * segment below 2^47) can never equal that pointer's segment_of, so the
+ * check needs no bounds test. */
 static inline uintptr_t pagemap_get(const void *p) {
-  uintptr_t a = (uintptr_t)p, i = a >> 32;
-  if (unlikely(i >= ((uintptr_t)1 << PAGEMAP_L1_BITS))) return 0;
+  uintptr_t a = (uintptr_t)p;
+  uintptr_t i = (a >> 32) & (((uintptr_t)1 << PAGEMAP_L1_BITS) - 1);
   const uintptr_t *l2 = (const uintptr_t *)((uintptr_t)alloy__pagemap_zero + alloy__pagemap_l1[i]);
   return __atomic_load_n(&l2[(a >> SEGMENT_SHIFT) & (((uintptr_t)1 << PAGEMAP_L2_BITS) - 1)],
                          __ATOMIC_RELAXED);
@@ -147,6 +160,12 @@ static inline segment_t *segment_of(const void *p) {
 /* True when p lies in the first frame of one of alloy's live segments or
  * big blocks: the free fast path's check before it dereferences anything. */
 static inline bool pagemap_owns(const void *p) { return pagemap_get(p) == (uintptr_t)segment_of(p); }
+/* The header of p's frame run, or 0 (slow paths: also for pointers beyond
+ * the address space, which pagemap_get aliases). */
+static inline uintptr_t pagemap_lookup(const void *p) {
+  if (((uintptr_t)p >> OS_ADDRESS_BITS) != 0) return 0;
+  return pagemap_get(p);
+}
 bool pagemap_set(const void *frame, size_t frames, uintptr_t value); /* false: out of memory */
 
 /* ------------------------------------------------------------- segment */

@@ -88,7 +88,7 @@ uint32_t page_collect_remote(page_t *page) {
     if (r == 0) continue;
     __atomic_store_n(&page->bits->free[w], page->bits->free[w] | r, __ATOMIC_RELAXED);
     page->free_summary |= (uint64_t)1 << w;
-    n += (uint32_t)__builtin_popcountll(r);
+    n += (uint32_t)popcount64(r);
   }
   page->used -= n;
   return n;

@@ -44,7 +44,7 @@ static uintptr_t *chunk_for(uintptr_t a) {
 bool pagemap_set(const void *frame, size_t frames, uintptr_t value) {
   uintptr_t a = (uintptr_t)frame;
   for (size_t f = 0; f < frames; f++, a += SEGMENT_SIZE) {
-    if ((a >> 32) >= ((uintptr_t)1 << PAGEMAP_L1_BITS)) return false;
+    if ((a >> OS_ADDRESS_BITS) != 0) return false;
     uintptr_t *chunk = chunk_for(a);
     if (chunk == NULL) return false;
     __atomic_store_n(&chunk[(a >> SEGMENT_SHIFT) & (L2_ENTRIES - 1)], value, __ATOMIC_RELEASE);

@@ -42,7 +42,7 @@ static void test_map(void) {
   CHECK(!pagemap_owns(libc_block));
   free(libc_block);
   CHECK(!pagemap_owns((void *)~(uintptr_t)0)); /* beyond the address space */
-  CHECK_EQ(pagemap_get((void *)~(uintptr_t)0), 0);
+  CHECK_EQ(pagemap_lookup((void *)~(uintptr_t)0), 0);
   CHECK_GE((uintptr_t)small - (uintptr_t)segment_of(small), CLASS_FIRST_SLICE * SLICE_SIZE);
   page_t *page = segment_page_of(segment_of(small), small);
   CHECK_EQ(page->kind, PAGE_SMALL);
