@@ -60,20 +60,20 @@ void alloy_dallocx(void *ptr, int flags);
 void alloy_sdallocx(void *ptr, size_t size, int flags);
 size_t alloy_nallocx(size_t size, int flags);
 
-/* jemalloc's control interface, by name or by MIB, with its error codes
- * (ENOENT, EINVAL, EPERM, EFAULT).  Names so far: version, epoch,
- * config.{debug,prof,stats}, opt.{abort,dirty_decay_ms,guard,guard_sample,
- * narenas,secure,thp}, thread.{allocated,deallocated}, arenas.{narenas,nbins,
- * page,quantum,bin.<j>.{size,nregs,slab_size}}, arena.<i>.{purge,decay},
- * stats.{allocated,mapped}.  Not yet exported as mallctl (issue #4). */
+/* jemalloc's control interface, by name or by MIB, with jemalloc's names,
+ * types and error codes (ENOENT, EINVAL, EPERM, EFAULT): version, epoch,
+ * config.*, opt.*, thread.*, tcache.*, arena.<i>.*, arenas.*, stats.*
+ * (README.md lists them).  liballoy.so also exports these as mallctl,
+ * mallctlnametomib and mallctlbymib. */
 int alloy_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
 int alloy_mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp);
 int alloy_mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp,
                        size_t newlen);
 
 /* jemalloc's statistics report: text, or JSON with 'J' in opts ('g' leaves
- * out version and options, 'b' the size classes); write_cb NULL: stderr.
- * Not yet exported as malloc_stats_print (issue #4). */
+ * out version and options, 'm' the merged arenas, 'a' each arena, 'b' the
+ * size classes, 'l' the large sizes); write_cb NULL: stderr.  liballoy.so
+ * also exports it as malloc_stats_print. */
 void alloy_malloc_stats_print(void (*write_cb)(void *, const char *), void *cbopaque,
                               const char *opts);
 
@@ -89,8 +89,8 @@ typedef struct alloy_stats_s {
   uint64_t mapped;         /* bytes currently mapped from the OS */
   uint64_t peak_mapped;    /* largest 'mapped' ever */
   uint64_t nmalloc;        /* allocations served, all sizes */
-  uint64_t segments;       /* live segments (4 MiB regions) */
-  uint64_t huge_blocks;    /* live blocks in their own mappings */
+  uint64_t segments;       /* live segments (4 MiB frames split into pages) */
+  uint64_t huge_blocks;    /* live big blocks (above 2 MiB) */
   uint64_t threads;        /* thread heaps in use (not abandoned) */
   uint64_t abandoned;      /* heaps left by exited threads, not yet adopted */
   uint64_t purged;         /* bytes given back to the OS with MADV_DONTNEED, ever */
@@ -104,8 +104,8 @@ void alloy_stats_get(alloy_stats_t *out);
  * to file descriptor fd. */
 void alloy_stats_print_summary(int fd);
 
-/* Returns the calling thread's cached free memory to the shared pool and
- * releases empty regions to the OS. */
+/* Takes over what exited threads left, gives the calling thread's empty
+ * pages back, and returns every free page to the OS now (malloc_trim). */
 void alloy_collect(void);
 
 #ifdef __cplusplus

@@ -51,12 +51,12 @@ $(T)/unit/%: tests/unit/%.c $(TEST_HDRS) $(BUILD)/liballoy_core.a
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread
 
 # -------------------------------------------------------------------- stress
-$(T)/stress/stress: tests/stress/stress.c tests/testutil.h $(BUILD)/liballoy_core.a
+$(T)/stress/stress: tests/stress/stress.c $(TEST_HDRS) $(BUILD)/liballoy_core.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread -ldl
 
 # Plain malloc/free names: run with LD_PRELOAD=$(BUILD)/liballoy.so.
-$(T)/stress/stress_libc: tests/stress/stress.c tests/testutil.h
+$(T)/stress/stress_libc: tests/stress/stress.c $(TEST_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -DUSE_LIBC_NAMES -o $@ $< -pthread -ldl
 
@@ -87,11 +87,11 @@ $(T)/edge/cxx: tests/edge/cxx.cpp tests/edge/preload.h
 # ------------------------------------------------------------------- misuse
 # The same source twice: the prefixed API, and the standard names (run under
 # LD_PRELOAD=$(BUILD)/liballoy.so); the C++ cases are a program of their own.
-$(T)/misuse/misuse: tests/misuse/misuse.c tests/testutil.h $(BUILD)/liballoy_core.a
+$(T)/misuse/misuse: tests/misuse/misuse.c $(TEST_HDRS) $(BUILD)/liballoy_core.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread
 
-$(T)/misuse/misuse_preload: tests/misuse/misuse.c tests/testutil.h tests/edge/preload.h
+$(T)/misuse/misuse_preload: tests/misuse/misuse.c $(TEST_HDRS) tests/edge/preload.h
 	@mkdir -p $(dir $@)
 	$(CC) $(EDGE_CFLAGS) -DUSE_LIBC_NAMES -o $@ $< -pthread -ldl
 
@@ -124,7 +124,7 @@ $$(BUILD)/$(1)/%: tests/unit/%.c $$(TEST_HDRS) $$(BUILD)/$(1)/liballoy_core.a
 	@mkdir -p $$(dir $$@)
 	$$(SAN_CC) $$(TEST_CFLAGS) $(2) -O1 -o $$@ $$< $$(BUILD)/$(1)/liballoy_core.a -pthread
 
-$$(BUILD)/$(1)/stress: tests/stress/stress.c tests/testutil.h $$(BUILD)/$(1)/liballoy_core.a
+$$(BUILD)/$(1)/stress: tests/stress/stress.c $$(TEST_HDRS) $$(BUILD)/$(1)/liballoy_core.a
 	@mkdir -p $$(dir $$@)
 	$$(SAN_CC) $$(TEST_CFLAGS) $(2) -O1 -o $$@ $$< $$(BUILD)/$(1)/liballoy_core.a -pthread -ldl
 

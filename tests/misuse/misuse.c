@@ -61,35 +61,9 @@
 #include <unistd.h>
 
 #ifdef USE_LIBC_NAMES
-#include <malloc.h>
 #include "../edge/preload.h"
-/* C23's sized frees are not in Debian 12's glibc: alloy.so provides them. */
-extern void free_sized(void *ptr, size_t size) __attribute__((weak));
-extern void free_aligned_sized(void *ptr, size_t alignment, size_t size) __attribute__((weak));
-#define A_MALLOC malloc
-#define A_CALLOC calloc
-#define A_REALLOC realloc
-#define A_FREE free
-#define A_ALIGNED_ALLOC aligned_alloc
-#define A_POSIX_MEMALIGN posix_memalign
-#define A_USABLE(p) malloc_usable_size(p)
-#define A_FREE_SIZED(p, n) free_sized(p, n)
-#define A_FREE_ALIGNED_SIZED(p, a, n) free_aligned_sized(p, a, n)
-#define MODE_NAME "standard names under LD_PRELOAD"
-#else
-#include "alloy.h"
-#define A_MALLOC alloy_malloc
-#define A_CALLOC alloy_calloc
-#define A_REALLOC alloy_realloc
-#define A_FREE alloy_free
-#define A_ALIGNED_ALLOC alloy_aligned_alloc
-#define A_POSIX_MEMALIGN alloy_posix_memalign
-#define A_USABLE(p) alloy_usable_size(p)
-#define A_FREE_SIZED(p, n) alloy_free_sized(p, n)
-#define A_FREE_ALIGNED_SIZED(p, a, n) alloy_free_aligned_sized(p, a, n)
-#define MODE_NAME "prefixed API (liballoy_core.a)"
 #endif
-
+#include "../api_names.h"
 #include "../testutil.h" /* mix64, pat_word */
 
 #define KiB ((size_t)1024)

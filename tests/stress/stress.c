@@ -47,50 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef USE_LIBC_NAMES
-/* C23's sized frees are not in Debian 12's glibc: use them when the preloaded
- * allocator provides them (weak: NULL otherwise). */
-extern void free_sized(void *ptr, size_t size) __attribute__((weak));
-extern void free_aligned_sized(void *ptr, size_t alignment, size_t size)
-    __attribute__((weak));
-#define A_MALLOC malloc
-#define A_CALLOC calloc
-#define A_REALLOC realloc
-#define A_FREE free
-#define A_ALIGNED_ALLOC aligned_alloc
-#define A_POSIX_MEMALIGN posix_memalign
-#define A_MEMALIGN memalign
-#define A_USABLE(p) malloc_usable_size(p)
-static void a_free_sized(void *p, size_t n)
-{
-  if (free_sized)
-    free_sized(p, n);
-  else
-    free(p);
-}
-static void a_free_aligned_sized(void *p, size_t a, size_t n)
-{
-  if (free_aligned_sized)
-    free_aligned_sized(p, a, n);
-  else
-    free(p);
-}
-#define MODE_NAME "libc names"
-#else
-#include "alloy.h"
-#define A_MALLOC alloy_malloc
-#define A_CALLOC alloy_calloc
-#define A_REALLOC alloy_realloc
-#define A_FREE alloy_free
-#define A_ALIGNED_ALLOC alloy_aligned_alloc
-#define A_POSIX_MEMALIGN alloy_posix_memalign
-#define A_MEMALIGN alloy_memalign
-#define A_USABLE(p) alloy_usable_size(p)
-#define a_free_sized alloy_free_sized
-#define a_free_aligned_sized alloy_free_aligned_sized
-#define MODE_NAME "alloy_* API"
-#endif
-
+#include "../api_names.h"
 #include "../testutil.h" /* mix64 */
 
 #define MAX_SIZE ((size_t)4 << 20)
@@ -337,9 +294,9 @@ static void blk_free(struct rng *r, const struct blk *b)
 {
   unsigned how = (unsigned)(rnd(r) % 4);
   if (how == 0 && !b->align) /* C23: free_sized is for malloc/calloc/realloc blocks */
-    a_free_sized(b->p, b->size);
+    A_FREE_SIZED(b->p, b->size);
   else if (how == 1 && b->align)
-    a_free_aligned_sized(b->p, b->align, b->size);
+    A_FREE_ALIGNED_SIZED(b->p, b->align, b->size);
   else
     A_FREE(b->p);
   atomic_fetch_add_explicit(&n_frees, 1, memory_order_relaxed);

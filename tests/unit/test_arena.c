@@ -7,15 +7,13 @@
  * statistics names that describe all of it (stats.arenas.<i>.*, stats.*).
  */
 #include "check.h"
+#include "mallctl_util.h"
 #include "internal.h"
 
 #include <alloy.h>
 #include <pthread.h>
 #include <sys/types.h>
 
-#define ARENA(a) ((int)(((unsigned)(a) + 1) << 20))
-#define TCACHE(t) ((int)(((unsigned)(t) + 2) << 8))
-#define TCACHE_NONE TCACHE(-1)
 
 static unsigned arena_new(void) {
   unsigned a = 0;
@@ -38,18 +36,6 @@ static int arena_op(unsigned a, const char *op) {
   return alloy_mallctl(name, NULL, NULL, NULL, 0);
 }
 
-static uint64_t stat_u64(const char *fmt, unsigned a, unsigned j) {
-  char name[96];
-  snprintf(name, sizeof name, fmt, a, j);
-  size_t v = 0, len = sizeof v; /* size_t and uint64_t are both 8 bytes here */
-  CHECK_EQ(alloy_mallctl(name, &v, &len, NULL, 0), 0);
-  return v;
-}
-
-static void refresh(void) {
-  uint64_t e = 1;
-  CHECK_EQ(alloy_mallctl("epoch", NULL, NULL, &e, sizeof e), 0);
-}
 
 /* Blocks of every kind land in the arena, lookups say so, and the arena's
  * statistics count them; the thread's own blocks stay in arena 0. */
@@ -74,13 +60,13 @@ static void test_create_and_lookup(void) {
   CHECK_EQ(lookup(aligned), a);
   void *z = alloy_mallocx(5000, ARENA(a) | 0x40);
   for (size_t i = 0; i < 5000; i++) CHECK_EQ(((unsigned char *)z)[i], 0);
-  CHECK_EQ(stat_u64("stats.arenas.%u.bins.%u.curregs", a, size_class_of(100)), 1);
-  CHECK_EQ(stat_u64("stats.arenas.%u.small.allocated", a, 0),
+  CHECK_EQ(ctl_fmt_u64("stats.arenas.%u.bins.%u.curregs", a, size_class_of(100)), 1);
+  CHECK_EQ(ctl_fmt_u64("stats.arenas.%u.small.allocated", a, 0),
            16 + size_class_size(size_class_of(100)) + size_class_size(size_class_of(4000)) +
                size_class_size(size_class_of(30000)) + size_class_size(size_class_of(4096)) +
                size_class_size(size_class_of(5000)));
-  CHECK_GE(stat_u64("stats.arenas.%u.large.allocated", a, 0), 200000 + (3 << 20));
-  CHECK_GE(stat_u64("stats.arenas.%u.pactive", a, 0), 4);
+  CHECK_GE(ctl_fmt_u64("stats.arenas.%u.large.allocated", a, 0), 200000 + (3 << 20));
+  CHECK_GE(ctl_fmt_u64("stats.arenas.%u.pactive", a, 0), 4);
   /* rallocx with the arena flag keeps the block in the arena when it moves. */
   void *r = alloy_rallocx(p[1], 50000, ARENA(a));
   REQUIRE(r != NULL);
@@ -91,7 +77,7 @@ static void test_create_and_lookup(void) {
   alloy_free(aligned);
   alloy_free(z);
   alloy_free(mine);
-  CHECK_EQ(stat_u64("stats.arenas.%u.small.allocated", a, 0), 0);
+  CHECK_EQ(ctl_fmt_u64("stats.arenas.%u.small.allocated", a, 0), 0);
   CHECK_EQ(arena_op(a, "destroy"), 0);
 }
 
@@ -132,10 +118,10 @@ static void test_threads(void) {
   for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
   /* Every block was freed by a thread that does not own the arena: the
    * statistics count them freed, and a purge gives their pages back. */
-  CHECK_EQ(stat_u64("stats.arenas.%u.small.allocated", shared_arena, 0), 0);
+  CHECK_EQ(ctl_fmt_u64("stats.arenas.%u.small.allocated", shared_arena, 0), 0);
   CHECK_EQ(arena_op(shared_arena, "purge"), 0);
-  CHECK_EQ(stat_u64("stats.arenas.%u.pactive", shared_arena, 0), 0);
-  CHECK_EQ(stat_u64("stats.arenas.%u.pdirty", shared_arena, 0), 0);
+  CHECK_EQ(ctl_fmt_u64("stats.arenas.%u.pactive", shared_arena, 0), 0);
+  CHECK_EQ(ctl_fmt_u64("stats.arenas.%u.pdirty", shared_arena, 0), 0);
   void *q = alloy_mallocx(64, ARENA(shared_arena));
   CHECK_EQ(lookup(q), shared_arena);
   alloy_free(q);
@@ -143,11 +129,8 @@ static void test_threads(void) {
 }
 
 static size_t stat_now(const char *name) {
-  uint64_t e = 1;
-  alloy_mallctl("epoch", NULL, NULL, &e, sizeof e);
-  size_t v = 0, len = sizeof v;
-  CHECK_EQ(alloy_mallctl(name, &v, &len, NULL, 0), 0);
-  return v;
+  ctl_refresh();
+  return ctl_size(name);
 }
 
 /* reset and destroy discard live blocks: they leave stats.allocated and
@@ -271,23 +254,23 @@ static void test_memory_stats(void) {
     blocks[i] = alloy_malloc(1 << 20);
     memset(blocks[i], 1, 1 << 20);
   }
-  refresh();
-  uint64_t allocated = stat_u64("stats.allocated", 0, 0), active = stat_u64("stats.active", 0, 0);
-  uint64_t resident = stat_u64("stats.resident", 0, 0), mapped = stat_u64("stats.mapped", 0, 0);
-  uint64_t metadata = stat_u64("stats.metadata", 0, 0);
+  ctl_refresh();
+  uint64_t allocated = ctl_fmt_u64("stats.allocated", 0, 0), active = ctl_fmt_u64("stats.active", 0, 0);
+  uint64_t resident = ctl_fmt_u64("stats.resident", 0, 0), mapped = ctl_fmt_u64("stats.mapped", 0, 0);
+  uint64_t metadata = ctl_fmt_u64("stats.metadata", 0, 0);
   CHECK_GE(allocated, 64u << 20);
   CHECK_LE(allocated, active);
   CHECK_LE(active, resident);
   CHECK_LE(resident, mapped);
   CHECK_GT(metadata, 0);
-  CHECK_GE(stat_u64("stats.arenas.%u.lextents.%u.curlextents", 0, segment_lextent_of(1 << 20)), 64);
-  uint64_t purged = stat_u64("stats.arenas.%u.dirty_purged", 4096, 0);
+  CHECK_GE(ctl_fmt_u64("stats.arenas.%u.lextents.%u.curlextents", 0, segment_lextent_of(1 << 20)), 64);
+  uint64_t purged = ctl_fmt_u64("stats.arenas.%u.dirty_purged", 4096, 0);
   for (int i = 1; i < 64; i++) alloy_free(blocks[i]); /* blocks[0] keeps its segment */
   CHECK_EQ(alloy_mallctl("arena.0.purge", NULL, NULL, NULL, 0), 0);
-  refresh();
-  CHECK_LT(stat_u64("stats.resident", 0, 0), resident - (48u << 20));
-  CHECK_GT(stat_u64("stats.arenas.%u.dirty_purged", 4096, 0), purged);
-  CHECK_EQ(stat_u64("stats.arenas.%u.pdirty", 0, 0), 0);
+  ctl_refresh();
+  CHECK_LT(ctl_fmt_u64("stats.resident", 0, 0), resident - (48u << 20));
+  CHECK_GT(ctl_fmt_u64("stats.arenas.%u.dirty_purged", 4096, 0), purged);
+  CHECK_EQ(ctl_fmt_u64("stats.arenas.%u.pdirty", 0, 0), 0);
   alloy_free(blocks[0]);
   size_t v = 0, len = sizeof v;
   CHECK_EQ(alloy_mallctl("stats.arenas.3000.pactive", &v, &len, NULL, 0), ENOENT);

@@ -5,29 +5,13 @@
  * statistics, exact per-thread byte counts, and purge on demand.
  */
 #include "check.h"
+#include "mallctl_util.h"
 #include "internal.h"
 
 #include <alloy.h>
 #include <jemalloc/jemalloc.h> /* alloy's own: its version must match mallctl's */
 #include <sys/types.h>
 
-static size_t read_size(const char *name) {
-  size_t v = 0, len = sizeof v;
-  CHECK_EQ(alloy_mallctl(name, &v, &len, NULL, 0), 0);
-  return v;
-}
-
-static uint64_t read_u64(const char *name) {
-  uint64_t v = 0;
-  size_t len = sizeof v;
-  CHECK_EQ(alloy_mallctl(name, &v, &len, NULL, 0), 0);
-  return v;
-}
-
-static void refresh(void) {
-  uint64_t e = 1;
-  CHECK_EQ(alloy_mallctl("epoch", NULL, NULL, &e, sizeof e), 0);
-}
 
 static void test_values(void) {
   const char *version = NULL;
@@ -50,10 +34,10 @@ static void test_values(void) {
   len = sizeof n;
   CHECK_EQ(alloy_mallctl("arenas.nbins", &n, &len, NULL, 0), 0);
   CHECK_EQ(n, SIZE_CLASSES);
-  CHECK_EQ(read_size("arenas.quantum"), 16);
-  CHECK_EQ(read_size("arenas.page"), os_page_size());
-  CHECK_EQ(read_size("arenas.bin.0.size"), 16);
-  CHECK_EQ(read_size("arenas.bin.79.size"), 65536);
+  CHECK_EQ(ctl_size("arenas.quantum"), 16);
+  CHECK_EQ(ctl_size("arenas.page"), os_page_size());
+  CHECK_EQ(ctl_size("arenas.bin.0.size"), 16);
+  CHECK_EQ(ctl_size("arenas.bin.79.size"), 65536);
 }
 
 /* Every option alloy reads (src/options.c) is readable as opt.<name>. */
@@ -128,24 +112,24 @@ static void test_mib(void) {
 }
 
 static void test_stats(void) {
-  refresh();
-  size_t before = read_size("stats.allocated");
-  uint64_t t0 = read_u64("thread.allocated"), d0 = read_u64("thread.deallocated");
+  ctl_refresh();
+  size_t before = ctl_size("stats.allocated");
+  uint64_t t0 = ctl_u64("thread.allocated"), d0 = ctl_u64("thread.deallocated");
   enum { N = 1000 };
   static void *p[N];
   for (int i = 0; i < N; i++) p[i] = alloy_malloc(10000);
-  uint64_t t1 = read_u64("thread.allocated");
+  uint64_t t1 = ctl_u64("thread.allocated");
   CHECK_EQ(t1 - t0, (uint64_t)N * alloy_usable_size(p[0])); /* exact, not sampled */
-  refresh();
-  size_t during = read_size("stats.allocated");
+  ctl_refresh();
+  size_t during = ctl_size("stats.allocated");
   CHECK_GE(during - before, (size_t)N * 10000);
-  CHECK_GE(read_size("stats.mapped"), during);
+  CHECK_GE(ctl_size("stats.mapped"), during);
   for (int i = 0; i < N; i++) alloy_free(p[i]);
-  CHECK_EQ(read_u64("thread.deallocated") - d0, (uint64_t)N * 10240);
+  CHECK_EQ(ctl_u64("thread.deallocated") - d0, (uint64_t)N * 10240);
   CHECK_EQ(alloy_mallctl("arena.0.purge", NULL, NULL, NULL, 0), 0);
   CHECK_EQ(alloy_mallctl("arena.1.decay", NULL, NULL, NULL, 0), 0); /* arenas.narenas: all */
-  refresh();
-  CHECK_LE(read_size("stats.allocated"), before + 64 * 1024);
+  ctl_refresh();
+  CHECK_LE(ctl_size("stats.allocated"), before + 64 * 1024);
 }
 
 int main(void) {

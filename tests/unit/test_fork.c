@@ -37,6 +37,7 @@
 
 #include "api.h"
 #include "check.h"
+#include "mallctl_util.h"
 #include "internal.h" /* alloy__test_hook, TEST_LOCK_TAKEN, os_trylock */
 #include "testutil.h"
 
@@ -192,13 +193,13 @@ static void *worker(void *arg) {
     uintptr_t old = atomic_exchange(&passed[r % 64], (uintptr_t)p);
     if (old) alloy_free((void *)old);
     if (i % 97 == 0) { /* an arena, a tcache, statistics */
-      void *q = alloy_mallocx(n, ALLOY_MALLOCX_ARENA(arena));
+      void *q = alloy_mallocx(n, ARENA(arena));
       alloy_dallocx(q, 0);
       unsigned tc = 0;
       len = sizeof tc;
       if (alloy_mallctl("tcache.create", &tc, &len, NULL, 0) == 0) {
-        q = alloy_mallocx(64, ALLOY_MALLOCX_TCACHE(tc));
-        alloy_dallocx(q, ALLOY_MALLOCX_TCACHE(tc));
+        q = alloy_mallocx(64, TCACHE(tc));
+        alloy_dallocx(q, TCACHE(tc));
         alloy_mallctl("tcache.destroy", NULL, NULL, &tc, sizeof tc);
       }
       uint64_t e = 1;

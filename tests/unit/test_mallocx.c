@@ -5,16 +5,12 @@
  * xallocx growing in place only where it can, sized frees.
  */
 #include "check.h"
+#include "mallctl_util.h"
 #include "internal.h" /* os_set_fail_after: the mapping-failure hook */
 #include "testutil.h"
 
 #include <alloy.h>
 
-#define LG_ALIGN(la) ((int)(la))
-#define ZERO 0x40
-#define TCACHE_NONE (1 << 8)
-#define TCACHE(t) ((int)(((unsigned)(t) + 2) << 8))
-#define ARENA(a) (((int)(a) + 1) << 20)
 
 static const size_t sizes[] = {0, 1, 15, 16, 17, 100, 1024, 1025, 4096, 20000, 65536, 65537,
                                300000, 2097152, 2097153, 5000000};
