@@ -67,14 +67,17 @@ static inline __attribute__((always_inline)) void fast_free(void *p) {
     uint64_t m = (uint64_t)((uint8_t *)p - page->start) * page->block_magic;
     uint64_t index = m >> MAGIC_BITS;
     /* Misuse (an interior pointer, one past the blocks carved, a block
-     * already free) goes to the slow path, which reports it.  A block
-     * another thread freed before is caught when its remote bit is folded
-     * in (page_collect_remote). */
+     * already free here or freed by another thread and not yet folded in)
+     * goes to the slow path, which reports it.  The remote bit must be
+     * read here: setting the free bit of a block another thread freed
+     * would let the owner hand it out before the remote bit comes back and
+     * frees it a second time under its new owner. */
     if (likely(!page_offset_is_interior(m, page->block_magic) & (index < page->capacity))) {
       uint64_t *word = &page->bits->free[index / 64];
       uint64_t bit = (uint64_t)1 << (index % 64);
       uint64_t old = *word;
-      if (likely((old & bit) == 0)) {
+      uint64_t remote = atomic_load_explicit(&page->bits->remote[index / 64], memory_order_relaxed);
+      if (likely(((old | remote) & bit) == 0)) {
         __atomic_store_n(word, old | bit, __ATOMIC_RELAXED);
         page->free_summary |= (uint64_t)1 << (index / 64);
         heap->counters.freed_bytes += page->block_size;
