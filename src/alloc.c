@@ -297,7 +297,7 @@ void alloy__free_checked_size(void *p, size_t size) {
   fast_free(p);
 }
 
-EXPORT void alloy_free_sized(void *p, size_t size) { alloy__free_checked_size(p, size); }
+EXPORT void alloy_free_sized(void *p, size_t size) { fast_free_sized(p, size); }
 
 /* An aligned block of a size class was sized up to a multiple of its
  * alignment first (alloy__aligned); large and huge ones were not. */
@@ -305,7 +305,7 @@ EXPORT void alloy_free_aligned_sized(void *p, size_t align, size_t size) {
   size_t rounded = size;
   if (align > ALIGNMENT_MIN && is_pow2(align) && size <= (size_t)PTRDIFF_MAX)
     rounded = (size + align - 1) & ~(align - 1);
-  alloy__free_checked_size(p, rounded <= MEDIUM_MAX ? rounded : size);
+  fast_free_sized(p, rounded <= MEDIUM_MAX ? rounded : size);
 }
 
 /* Also from a thread that never allocated: it takes a heap to adopt into. */

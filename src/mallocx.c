@@ -121,5 +121,5 @@ EXPORT void alloy_dallocx(void *p, int flags) {
 EXPORT void alloy_sdallocx(void *p, size_t size, int flags) {
   size_t align = flag_align(flags);
   if (align > ALIGNMENT_MIN) alloy__free_aligned_sized(p, align, size);
-  else alloy__free_checked_size(p, size);
+  else alloy__free_sized(p, size);
 }

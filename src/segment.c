@@ -309,15 +309,14 @@ void segment_thp_advise(segment_t *seg) {
  * remote summary (a remote freer finishing, heap_wake_page): those are
  * cleared with atomic stores, the rest with memset. */
 static void page_clear(page_t *page) {
-  memset(page, 0, offsetof(page_t, xheap));
   atomic_store_explicit(&page->xheap, 0, memory_order_relaxed);
   atomic_store_explicit(&page->remote_summary, 0, memory_order_relaxed);
-  memset(&page->list, 0, sizeof *page - offsetof(page_t, list));
+  memset(&page->start, 0, sizeof *page - offsetof(page_t, start));
 }
 
-_Static_assert(offsetof(page_t, remote_summary) == offsetof(page_t, xheap) + 8 &&
-                   offsetof(page_t, list) == offsetof(page_t, remote_summary) + 8,
-               "page_clear clears xheap and remote_summary atomically, between two memsets");
+_Static_assert(offsetof(page_t, xheap) == 0 && offsetof(page_t, remote_summary) == 8 &&
+                   offsetof(page_t, start) == 16,
+               "page_clear clears xheap and remote_summary atomically, the rest with memset");
 
 /* Empties a header: its page descriptors as page_clear does. */
 static void header_clear(segment_t *seg) {
