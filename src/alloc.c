@@ -300,7 +300,7 @@ void alloy__free_checked_size(void *p, size_t size) {
 EXPORT void alloy_free_sized(void *p, size_t size) { fast_free_sized(p, size); }
 
 /* An aligned block of a size class was sized up to a multiple of its
- * alignment first (alloy__aligned); large and huge ones were not. */
+ * alignment first (alloy__aligned); large and big ones were not. */
 EXPORT void alloy_free_aligned_sized(void *p, size_t align, size_t size) {
   size_t rounded = size;
   if (align > ALIGNMENT_MIN && is_pow2(align) && size <= (size_t)PTRDIFF_MAX)

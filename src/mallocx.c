@@ -51,6 +51,7 @@ EXPORT void *alloy_mallocx(size_t size, int flags) {
 
 /* The usable size a request would get, without allocating (0: impossible). */
 EXPORT size_t alloy_nallocx(size_t size, int flags) {
+  process_init(); /* the size classes and the page size: it can be the first call */
   size_t align = flag_align(flags);
   if (size > (size_t)PTRDIFF_MAX) return 0;
   if (align <= ALIGNMENT_MIN) {

@@ -21,9 +21,16 @@
 /* ----------------------------------------------------------- machine */
 size_t os_page_size(void);     /* read at start-up: 4, 16 or 64 KiB pages */
 void os_init(void);
-/* Bits of a user-space address (47 on x86-64 and ARM64 with 4-level page
- * tables): the size of alloy's page map depends on it. */
+/* Bits of a user-space address: the size of alloy's page map depends on
+ * it.  x86-64 Linux with 4-level page tables maps user space below 2^47
+ * (5-level tables hand out higher addresses only to mmap hints above it,
+ * which alloy never gives); ARM64 Linux with 48-bit virtual addresses maps
+ * up to 2^48. */
+#if defined(__aarch64__)
+#define OS_ADDRESS_BITS 48
+#else
 #define OS_ADDRESS_BITS 47
+#endif
 
 /* ------------------------------------------------------------ memory */
 /* Read-write anonymous memory aligned to `align` (a power of two, at least

@@ -20,9 +20,11 @@
  *
  * Every heap takes its pages here and gives them back when they empty, and
  * any thread frees large and big blocks here directly: memory one thread
- * freed is another thread's at once.  Frames are unmapped only when a new
- * mapping fails (address-space limits), never otherwise: like jemalloc's
- * retained memory, purged frames cost address space, not RSS.
+ * freed is another thread's at once.  Pool frames are unmapped only when a
+ * new mapping fails (address-space limits): like jemalloc's retained
+ * memory, purged frames cost address space, not RSS.  (Direct big blocks
+ * are unmapped when freed, and a big block moved by mremap leaves its old
+ * frames unmapped.)
  *
  * The lock is taken once per page, large or big block, never per small
  * block; it is a leaf but for the page map's chunks (metadata) and the OS.
@@ -127,6 +129,25 @@ static unsigned bins_find(const bins_t *b, unsigned i) {
 static bins_t runs;          /* free runs by frames: bin n < 64 holds n frames, 64 more */
 static _Atomic(uint32_t) wakers; /* see heap_wake_page: frames are never unmapped under one */
 
+/* The lock, for an operation that may turn free frames into the inside of
+ * a big block (program data where a segment header was).  A remote freer
+ * between its summary update and heap_wake_page may still read a page
+ * descriptor of a frame whose class segment emptied meanwhile: its count in
+ * `wakers` keeps such frames from becoming big-block data, as it keeps them
+ * mapped.  Waiting happens with the lock released (a waker may wait for a
+ * pages_lock whose holder waits for this lock, e.g. in fork's prepare);
+ * once held with no waker, no new one can concern a free frame (frames are
+ * freed under this lock, and a freer's page is live until its free is
+ * folded in). */
+static void backend_lock_for_big(void) {
+  for (;;) {
+    os_lock(&backend_lock);
+    if (atomic_load_explicit(&wakers, memory_order_acquire) == 0) return;
+    os_unlock(&backend_lock);
+    os_yield();
+  }
+}
+
 static unsigned run_bin(size_t frames) { return frames < 64 ? (unsigned)frames : 64; }
 
 /* Marks the frames of a run in the page map and files it in its bin. */
@@ -148,21 +169,23 @@ static segment_t *run_at(const void *a) {
   return (e & PAGEMAP_FREE) ? (segment_t *)(e & ~PAGEMAP_FREE) : NULL; /* NULL for frame 0 too */
 }
 
-/* Gives frames back to the pool as a free run, joined with free runs
- * around it (a split block's tail, a neighbour freed before), so big
- * requests find maximal runs.  `dirty`: its pages were used. */
 /* A run absorbed into the one below it: its header page must read zero
  * again if the joined run is clean. */
 static void run_absorb(segment_t *into, segment_t *absorbed) {
   bool clean = !into->dirty && !absorbed->dirty;
   into->mapped_size += absorbed->mapped_size;
   into->dirty |= absorbed->dirty;
+  into->unknown |= absorbed->unknown;
   if (clean) os_purge(absorbed, os_page_size(), false);
 }
 
+/* Gives frames back to the pool as a free run, joined with free runs
+ * around it (a split block's tail, a neighbour freed before), so big
+ * requests find maximal runs.  `dirty`: its pages were used. */
 static void run_insert(segment_t *run, size_t size, bool dirty, uint64_t now) {
   run->mapped_size = size;
   run->dirty = dirty;
+  run->unknown = false;
   run->freed_ms = now;
   run->bin = 0xff;
   segment_t *below = run_at((uint8_t *)run - SEGMENT_SIZE);
@@ -180,6 +203,20 @@ static void run_insert(segment_t *run, size_t size, bool dirty, uint64_t now) {
   run_file(run);
 }
 
+/* Keeps the first `size` bytes of an unfiled run; the rest, if any, is
+ * filed as a free run of its own with the same state. */
+static void run_split(segment_t *run, size_t size) {
+  if (run->mapped_size <= size) return;
+  segment_t *tail = (segment_t *)((uint8_t *)run + size);
+  tail->mapped_size = run->mapped_size - size;
+  tail->dirty = run->dirty;
+  tail->unknown = run->unknown;
+  tail->freed_ms = run->freed_ms;
+  tail->bin = 0xff;
+  run_file(tail);
+  run->mapped_size = size;
+}
+
 /* A run of exactly `frames` frames from the pool (the head of a bigger one,
  * whose tail stays free), or NULL.  The smallest run that fits: O(1). */
 static segment_t *run_take(size_t frames, bool *dirty) {
@@ -190,23 +227,14 @@ static segment_t *run_take(size_t frames, bool *dirty) {
     while (run && frames_of(run) < frames) run = run->next;
   if (run == NULL) return NULL;
   run_unfile(run);
-  *dirty = run->dirty;
-  size_t size = frames << SEGMENT_SHIFT;
-  if (run->mapped_size > size) {
-    segment_t *tail = (segment_t *)((uint8_t *)run + size);
-    tail->mapped_size = run->mapped_size - size;
-    tail->dirty = run->dirty;
-    tail->freed_ms = run->freed_ms;
-    tail->bin = 0xff;
-    run_file(tail);
-    run->mapped_size = size;
-  }
+  *dirty = run->dirty || run->unknown; /* either way not known to be zero */
+  run_split(run, frames << SEGMENT_SHIFT);
   return run;
 }
 
 /* Address space is short (a mapping failed): unmap retained runs, which
  * hold no memory, only address space.  Never while a remote freer may
- * still read a page descriptor in them (heap_wake_page counts itself). */
+ * still read a page descriptor in them (free_remote counts itself around heap_wake_page). */
 static bool runs_unmap_retained(void) {
   while (atomic_load_explicit(&wakers, memory_order_acquire) != 0) os_yield();
   bool any = false;
@@ -614,7 +642,7 @@ page_t *segment_alloc_big(size_t size, size_t align, unsigned arena, large_stats
   bool fresh = true;
   segment_t *seg;
   size_t mapped;
-  os_lock(&backend_lock);
+  backend_lock_for_big();
   if (direct) {
     seg = big_map_direct(size, align, &offset, &usable, &mapped, guarded);
   } else {
@@ -716,15 +744,7 @@ static bool big_resize_locked(segment_t *seg, size_t size, large_stats_t *stats)
     segment_t *next = run_at((uint8_t *)seg + seg->mapped_size);
     if (next == NULL || frames_of(next) < frames - have) return false;
     run_unfile(next);
-    size_t take = (frames - have) << SEGMENT_SHIFT;
-    if (next->mapped_size > take) {
-      segment_t *tail = (segment_t *)((uint8_t *)next + take);
-      tail->mapped_size = next->mapped_size - take;
-      tail->dirty = next->dirty;
-      tail->freed_ms = next->freed_ms;
-      tail->bin = 0xff;
-      run_file(tail);
-    }
+    run_split(next, (frames - have) << SEGMENT_SHIFT);
     pagemap_set(next, frames - have, (uintptr_t)seg);
     seg->mapped_size = frames << SEGMENT_SHIFT;
   } else if (frames < have) {
@@ -745,7 +765,8 @@ static bool big_resize_locked(segment_t *seg, size_t size, large_stats_t *stats)
 }
 
 bool segment_resize(page_t *page, size_t size, large_stats_t *stats) {
-  os_lock(&backend_lock);
+  if (page->kind == PAGE_LARGE) os_lock(&backend_lock);
+  else backend_lock_for_big(); /* growing in place takes the frames after it */
   bool ok = page->kind == PAGE_LARGE ? large_resize_locked(page, size, stats)
                                      : big_resize_locked(segment_of(page), size, stats);
   os_unlock(&backend_lock);
@@ -763,7 +784,7 @@ void *segment_move_big(page_t *page, size_t size, large_stats_t *stats) {
   if (size > BIG_POOLED_MAX || size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return NULL;
   size_t frames = (offset + usable + SEGMENT_SIZE - 1) >> SEGMENT_SHIFT;
   bool fresh;
-  os_lock(&backend_lock);
+  backend_lock_for_big();
   segment_t *seg = frames_get(frames, &fresh);
   size_t old_size = old->mapped_size, old_usable = page->block_size;
   if (seg == NULL || !os_remap_onto(old, seg, old_size)) {
@@ -855,8 +876,10 @@ static void run_decay(segment_t *run, uint64_t now, int decay, bool all) {
   if (!run->dirty || (!all && now - run->freed_ms < (uint64_t)decay)) return;
   size_t keep = os_page_size();
   run_unfile(run);
-  os_purge((uint8_t *)run + keep, run->mapped_size - keep, alloy__options.purge == PURGE_FREE);
+  bool lazy = alloy__options.purge == PURGE_FREE;
+  os_purge((uint8_t *)run + keep, run->mapped_size - keep, lazy);
   run->dirty = false;
+  run->unknown |= lazy; /* MADV_FREE: the kernel may or may not have dropped the pages */
   bins_add(&runs, run, run_bin(frames_of(run)));
   add(&retained_bytes, (int64_t)run->mapped_size);
 }

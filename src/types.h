@@ -13,7 +13,8 @@
  *   a large segment: slice 0 the header; slices 1..63 hold large blocks
  *   a big block: a run of frames for one block (header page, then the block)
  *   a free run: frames nobody uses, kept mapped for reuse (dirty until
- *     purged on the decay schedule, then retained, and unmapped at last)
+ *     purged on the decay schedule, then retained; unmapped only when a
+ *     new mapping fails)
  *
  *   class segment (4 MiB) = 64 SLICES of 64 KiB
  *   +--------+---------+---------+---------+-------------------+-----
@@ -189,12 +190,12 @@ struct alloy_segment_s {
   uint64_t freed_ms;                /* free runs: when freed (decay) */
   uint8_t kind;                     /* segment_kind_t */
   uint8_t bin;                      /* the back end's bin holding it (0xff: none) */
-  uint8_t dirty;                    /* free run: pages used since purged (else all zero but this page) */
+  uint8_t dirty;                    /* free run: pages used since purged (else all zero but this page, unless unknown) */
   uint8_t direct;                   /* big: a mapping of its own, not pool frames */
   uint8_t guarded;                  /* an inaccessible page ends it */
   uint8_t first_slice;              /* CLASS_FIRST_SLICE or LARGE_FIRST_SLICE */
   uint8_t nohuge_halves;            /* thp:always: 2 MiB halves advised NOHUGEPAGE after a partial purge */
-  uint8_t pad_;
+  uint8_t unknown;                  /* free run: purged with MADV_FREE, so not known to be zero */
   uint32_t used_pages;
   uint64_t free_slices;             /* bit i: slice i belongs to no page */
   uint64_t dirty_slices;            /* bit i: slice i was used since mapped or purged */
