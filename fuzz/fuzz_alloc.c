@@ -24,9 +24,11 @@
  *   15 dallocx or sdallocx of any block, with its alignment as flags, through
  *      the thread's tcache, the explicit one or none; sdallocx's size anywhere
  *      from the size asked for to the usable size (jemalloc's rule)
- *   16 arm an injected mapping failure for the next operation: the next 1..8
+ *   16 arm an injected failure for the next operation: the next 1..8
  *      mappings fail (os_set_fail_count), or every one after the next 0..7
- *      (os_set_fail_after); disarmed after that operation
+ *      (os_set_fail_after), or the back end's 0..7-th next request for a
+ *      page, span or big block (segment_set_fail_after), however much its
+ *      pool holds; disarmed after that operation
  *   17 tcache.flush, thread.tcache.flush, tcache.destroy + tcache.create,
  *      arena.<a>.purge or arena.<a>.decay of the explicit arena
  *
@@ -78,6 +80,7 @@
 
 #include "alloy.h"
 #include "../src/os.h"         /* os_set_fail_count, os_set_fail_after */
+void segment_set_fail_after(long n); /* src/segment.c's test hook */
 #include "../tests/testutil.h" /* mix64, pat_word */
 
 #define NSLOTS 64
@@ -749,13 +752,17 @@ static void op_control(unsigned what)
     FAIL("control operation %u failed: %d", what % 5, rc);
 }
 
-/* Op 16: the next operation runs with mapping failures injected, shaped by
- * the slot byte: bit 3 clear, the next (b & 7) + 1 mappings fail, then they
- * succeed again (a fallback after a failure); set, every mapping fails
- * after the next b & 7 succeed (a multi-step path failing at each step). */
+/* Op 16: the next operation runs with failures injected, shaped by the slot
+ * byte: bit 4 set, the back end's (b & 7)-th next request (class page,
+ * large span, big block) fails whatever its pool holds; else bit 3 clear,
+ * the next (b & 7) + 1 mappings fail, then they succeed again (a fallback
+ * after a failure); bit 3 set, every mapping fails after the next b & 7
+ * succeed (a multi-step path failing at each step). */
 static void arm_failure(unsigned b)
 {
-  if (b & 8)
+  if (b & 16)
+    segment_set_fail_after((long)(b & 7));
+  else if (b & 8)
     os_set_fail_after((long)(b & 7));
   else
     os_set_fail_count((long)(b & 7) + 1);
@@ -766,6 +773,7 @@ static void disarm_failure(void)
 {
   os_set_fail_count(0);
   os_set_fail_after(-1);
+  segment_set_fail_after(-1);
   armed = false;
 }
 

@@ -474,7 +474,19 @@ static void span_free(page_t *page, uint64_t now) {
   else seg_rebin(seg);
 }
 
+/* Test hook: the back end's n-th next request for memory (a class page, a
+ * large span, a big block) fails as if memory were exhausted, whatever the
+ * pool holds (os_set_fail_* fail only new mappings, which a warm pool never
+ * needs).  -1: never.  One load on paths that take a lock anyway. */
+static _Atomic(long) fail_after = -1;
+void segment_set_fail_after(long n) { atomic_store_explicit(&fail_after, n, memory_order_relaxed); }
+static bool injected_failure(void) {
+  if (likely(atomic_load_explicit(&fail_after, memory_order_relaxed) < 0)) return false;
+  return atomic_fetch_sub_explicit(&fail_after, 1, memory_order_relaxed) == 0;
+}
+
 page_t *segment_alloc_class_page(size_t slices) {
+  if (unlikely(injected_failure())) return NULL;
   os_lock(&backend_lock);
   page_t *page = span_alloc(SEGMENT_CLASS, slices, 1);
   os_unlock(&backend_lock);
@@ -526,6 +538,7 @@ static void block_page_init(page_t *page, page_kind_t kind, size_t usable, unsig
 }
 
 page_t *segment_alloc_large(size_t size, size_t align, unsigned arena, large_stats_t *stats) {
+  if (unlikely(injected_failure())) return NULL;
   size_t usable = large_usable(size);
   size_t guard = alloy__options.guard ? os_page_size() : 0; /* an inaccessible page after it */
   size_t slices = (usable + guard + SLICE_SIZE - 1) / SLICE_SIZE;
@@ -661,6 +674,7 @@ static segment_t *big_map_direct(size_t size, size_t align, size_t *offset_out, 
 }
 
 page_t *segment_alloc_big(size_t size, size_t align, unsigned arena, large_stats_t *stats, bool guarded) {
+  if (unlikely(injected_failure())) return NULL;
   if (align > ((size_t)1 << (OS_ADDRESS_BITS - 2))) return NULL;
   size_t offset = big_offset(align);
   if (size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return NULL;
