@@ -97,7 +97,10 @@ static inline __attribute__((always_inline)) void fast_free_check(void *p, size_
         __atomic_store_n(word, old | bit, __ATOMIC_RELAXED);
         page->free_summary |= wbit;
         heap->counters.freed_bytes += page->block_size;
-        if (unlikely(--page->used == 0)) heap_page_now_free(heap, page);
+        /* An empty page goes back, unless it serves its class (checked
+         * here: a malloc/free loop of one block empties it every time) */
+        if (unlikely(--page->used == 0) && heap->queues[page->size_class].first != page)
+          heap_page_now_free(heap, page);
         return;
       }
     }
