@@ -7,6 +7,7 @@
 # sanitizer and fuzzer builds, where the sanitizer owns malloc.
 
 CORE_SRC := src/os_linux.c src/meta.c src/report.c src/options.c src/size_class.c src/process.c \
+            src/unwind.c \
             src/pagemap.c src/segment.c \
             src/page.c src/heap.c src/stats.c src/free.c \
             src/arena.c src/tcache.c src/background.c src/event.c \

@@ -8,7 +8,8 @@
  *   1 platform   os.h (contract), os_linux.c
  *   2 base       meta.c (process-lifetime metadata), report.c (a malloc-free
  *                printf and misuse reports), options.c (configuration),
- *                size_class.c, process.c (one-time process start)
+ *                size_class.c, process.c (one-time process start),
+ *                unwind.c (call stacks from inside malloc: the heap profiler's)
  *   3 back end   pagemap.c (frame -> header), segment.c (frames, segments,
  *                spans, large and big blocks, decay, THP)
  *   4 core knot  page.c (one page's bitmaps), heap.c (thread heaps, the
