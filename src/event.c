@@ -5,9 +5,11 @@
  * everything that must not tax the fast path happens here: statistics are
  * folded and snapshots refreshed, exited threads' heaps are adopted, a
  * sampled block is moved to a guarded mapping, the back end's decay pass
- * runs when due, and the background thread is started when wanted.
+ * runs when due, the background thread is started when wanted, and the
+ * heap profiler records its sample (the period ends at its sample points:
+ * prof_sample.c).
  */
-#include "internal.h"
+#include "prof.h"
 
 /* A long-lived thread adopts an abandoned heap at its events only once this
  * many events passed since the heap was abandoned (the event clock is
@@ -37,6 +39,7 @@ static void *event_sample_guarded(heap_t *heap, void *block, size_t size) {
 }
 
 NOINLINE void *event_run(heap_t *heap, void *block, size_t size) {
+  bool prof_sampled = prof_sample_due(heap); /* before the fold restarts the countdown */
   stats_fold(heap);
   stats_maybe_publish(heap);
   uint64_t now = heap_event_clock();
@@ -50,5 +53,6 @@ NOINLINE void *event_run(heap_t *heap, void *block, size_t size) {
   uint64_t ms = os_now_ms();
   if (segment_decay_due(ms)) segment_decay(ms, false);
   if (unlikely(thread_heap && background_wanted())) background_start();
+  if (unlikely(alloy__options.prof)) block = prof_event(heap, block, prof_sampled);
   return block;
 }
