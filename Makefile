@@ -52,9 +52,11 @@ $(BUILD)/liballoy-$(1).so: $$(filter-out $$($(1)_SRC:src/%.c=$(BUILD)/obj/%.o),$
 endef
 $(foreach v,$(VARIANTS),$(eval $(call VARIANT_template,$(v))))
 
-$(BUILD)/alloy: tools/alloy.c
+# The launcher, with the heap-profile readers of `alloy flame` and `alloy leaks`.
+TOOL_SRC := tools/alloy.c tools/run_prof.c tools/flame.c tools/leaks.c tools/heap_profile.c tools/elf_symbols.c
+$(BUILD)/alloy: $(TOOL_SRC) $(wildcard tools/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) -std=gnu11 $(WARN) -Iinclude -O2 -g -D_GNU_SOURCE -o $@ $<
+	$(CC) -std=gnu11 $(WARN) -Iinclude -O2 -g -D_GNU_SOURCE -o $@ $(TOOL_SRC) -lm
 
 run: all
 	@sh tools/run-demo.sh $(BUILD)
