@@ -11,7 +11,7 @@ CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 ALL_OBJ  := $(ALL_SRC:src/%.c=$(BUILD)/obj/%.o)
 SONAME_FLAGS := -shared -Wl,-soname,liballoy.so -Wl,-z,nodelete
 
-.PHONY: all run test bench bench-instr fuzz clean
+.PHONY: all run test bench bench-instr bench-workloads-instr fuzz clean
 all: $(BUILD)/liballoy.so $(BUILD)/liballoy.a $(BUILD)/liballoy_core.a $(BUILD)/alloy \
      $(BUILD)/liballoy-insecure.so $(BUILD)/liballoy-nopurge.so
 
@@ -70,6 +70,12 @@ bench: all
 
 bench-instr: all
 	@sh bench/instr.sh
+
+# Whole workloads' instruction counts under alloy's variants (what a change
+# costs, free of machine noise): ALLOY_BASE_LIB=other/liballoy.so to compare.
+bench-workloads-instr: all
+	@$(MAKE) -s -f bench/Makefile BUILD=$(BUILD)
+	@BUILD=$(BUILD) python3 bench/instr_workloads.py
 
 # libFuzzer against a reference model; FUZZ_TIME seconds (default 60).
 fuzz:
