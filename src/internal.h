@@ -360,9 +360,22 @@ double prof_one_minus_exp_neg(double x);
 double prof_weight(uint64_t size, uint64_t rate);
 
 /* ---------------------------------------------------------- prof_table */
-/* The heap profiler's samples (prof_table.c), as the free paths see them:
- * p, a block of `page` (tagged XHEAP_SAMPLED, or a large or big block
- * with prof_samples set), is being freed. */
+/* The heap profiler's samples (prof_table.c), as the free paths see them.
+ * The heads of the samples' hash chains (NULL until the first sample), read
+ * without a lock: an empty chain means "not a sample" (one load for most
+ * blocks of a tagged page). */
+#define PROF_SAMPLE_HASH_BITS 16 /* 256 KiB of heads: they stay in cache on the free path */
+extern _Atomic(uint32_t) *alloy__prof_sample_heads;
+static inline uint32_t prof_sample_slot(const void *p) {
+  return (uint32_t)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> (64 - PROF_SAMPLE_HASH_BITS));
+}
+static inline bool prof_table_may_hold(const void *p) {
+  _Atomic(uint32_t) *heads = __atomic_load_n(&alloy__prof_sample_heads, __ATOMIC_ACQUIRE);
+  return heads != NULL && atomic_load_explicit(&heads[prof_sample_slot(p)], memory_order_relaxed) != 0;
+}
+/* p, a block of `page` (tagged XHEAP_SAMPLED, or a large or big block
+ * with prof_samples set), is being freed: its sample goes, if it is one
+ * (ask prof_table_may_hold first). */
 void prof_table_free(page_t *page, const void *p);
 /* The owner folded other threads' frees of a tagged page in: the blocks of
  * bitmap word `word` whose bits are set in `bits`. */

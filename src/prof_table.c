@@ -46,7 +46,7 @@
 #include <string.h>
 
 #define SAMPLES_MAX (1u << 19) /* 8 MiB: 256 GiB of live memory at the default rate */
-#define SAMPLE_HASH (1u << SAMPLE_HASH_BITS)
+#define SAMPLE_HASH (1u << PROF_SAMPLE_HASH_BITS)
 #define BUCKETS_MAX (1u << 16)
 #define BUCKET_HASH (1u << 15)
 #define STACKS_MAX (1u << 16)
@@ -79,14 +79,10 @@ typedef struct {
   uint32_t free, top; /* free list, and first never used */
 } pool_t;
 
-#define SAMPLE_HASH_BITS 16 /* 256 KiB of heads: stays in cache on the free path */
-
 static os_lock_t table_lock = OS_LOCK_INIT;
 static _Atomic(int) mapped; /* 0, 1 mapping, 2 ready, 3 failed */
-/* The heads of the samples' hash chains (NULL until the first sample),
- * read without the lock by the free path: an empty chain means "not a
- * sample". */
-static _Atomic(uint32_t) *sample_heads;
+_Atomic(uint32_t) *alloy__prof_sample_heads; /* internal.h: read by the free path */
+#define sample_heads alloy__prof_sample_heads
 static uint32_t *bucket_heads, *stack_heads;
 static sample_t *samples;
 static bucket_t *buckets;
@@ -252,14 +248,7 @@ static void bucket_release_if_idle(uint32_t i, bool accum) {
 
 /* ------------------------------------------------------------ samples */
 
-static uint32_t sample_slot(uintptr_t addr) {
-  return (uint32_t)((addr * 0x9E3779B97F4A7C15ull) >> (64 - SAMPLE_HASH_BITS));
-}
-
-static bool table_may_hold(uintptr_t addr) {
-  _Atomic(uint32_t) *heads = __atomic_load_n(&sample_heads, __ATOMIC_ACQUIRE);
-  return heads != NULL && atomic_load_explicit(&heads[sample_slot(addr)], memory_order_relaxed) != 0;
-}
+static uint32_t sample_slot(uintptr_t addr) { return prof_sample_slot((const void *)addr); }
 
 static void sample_unlink(_Atomic(uint32_t) *link_head, uint32_t prev, uint32_t i, bool accum) {
   if (prev) samples[prev].next = samples[i].next;
@@ -362,7 +351,7 @@ bool prof_table_insert(uintptr_t addr, page_t *page, const uintptr_t *f, unsigne
 }
 
 void prof_table_free(page_t *page, const void *p) {
-  if (!table_may_hold((uintptr_t)p)) return;
+  if (atomic_load_explicit(&mapped, memory_order_acquire) != 2) return;
   os_lock(&table_lock);
   sample_remove_locked((uintptr_t)p, page, alloy__options.prof_accum);
   os_unlock(&table_lock);
@@ -373,7 +362,8 @@ void prof_table_collected(page_t *page, unsigned word, uint64_t bits) {
   while (bits) {
     unsigned b = (unsigned)__builtin_ctzll(bits);
     bits &= bits - 1;
-    prof_table_free(page, base + (size_t)b * page->block_size);
+    uint8_t *p = base + (size_t)b * page->block_size;
+    if (prof_table_may_hold(p)) prof_table_free(page, p);
   }
 }
 
