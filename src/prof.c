@@ -18,6 +18,10 @@
  * recorded without a stack instead of recursing.  Before the library's
  * constructor ran (allocations of the dynamic loader and of libc's
  * start-up) samples have no stack either; both are counted (no_stack).
+ * The unwinder is set up by the constructor when the options are read by
+ * then, else by the first sample after it: the constructor never reads
+ * the options itself, so a program may still set ALLOY_CONF before its
+ * first malloc (tests do).
  *
  * The controls start as the options say and are changed by mallctl: each
  * is -1 ("as the option") until first set, so nothing needs initialising
@@ -30,7 +34,8 @@
 #include <alloy.h>
 #include <string.h>
 
-static _Atomic(bool) started;                /* the constructor ran: stacks can be captured */
+static _Atomic(bool) started;                /* the constructor ran: libc is set up */
+static _Atomic(int) unwinder;                /* 0 not set up, 1 being set up, 2 ready */
 static _Atomic(int) thread_active_init = -1; /* prof.thread_active_init */
 static _Atomic(int) gdump = -1;              /* prof.gdump */
 static _Atomic(size_t) gdump_peak;           /* mapped bytes at the last gdump (0: none yet) */
@@ -59,6 +64,20 @@ static bool thread_active(void) {
   return tls.active == 1;
 }
 
+/* Sets the unwinder up once libc is (a thread that finds another doing it
+ * records its sample without a stack rather than wait inside malloc).
+ * With `busy` set: backtrace()'s first call allocates. */
+static bool stacks_ready(void) {
+  int state = atomic_load_explicit(&unwinder, memory_order_acquire), idle = 0;
+  if (likely(state == 2)) return true;
+  if (!atomic_load_explicit(&started, memory_order_acquire) ||
+      !atomic_compare_exchange_strong(&unwinder, &idle, 1))
+    return false;
+  unwind_init((unwind_method_t)alloy__options.prof_unwind);
+  atomic_store_explicit(&unwinder, 2, memory_order_release);
+  return true;
+}
+
 /* Captures the stack and enters the sample; no allocator lock is held. */
 static void record(const void *block) {
   page_t *page = segment_page_lookup(block);
@@ -67,7 +86,7 @@ static void record(const void *block) {
   int n = 0;
   if (!tls.busy) {
     tls.busy = 1;
-    n = unwind_capture(frames, PROF_DEPTH_MAX);
+    if (stacks_ready()) n = unwind_capture(frames, PROF_DEPTH_MAX);
     tls.busy = 0;
   }
   if (n == 0) {
@@ -248,14 +267,14 @@ bool prof_dump_manual(const char *path) {
 /* ------------------------------------------------- start, fork and exit */
 
 /* From the library's constructor (init.c): libc is set up by then, so the
- * unwinder can be warmed up (backtrace() loads libgcc_s, which mallocs). */
+ * unwinder can be warmed up (backtrace() loads libgcc_s, which mallocs),
+ * here if the options say to, else at the first sample. */
 void prof_start(void) {
-  process_init();
-  if (!alloy__options.prof) return;
+  atomic_store_explicit(&started, true, memory_order_release);
+  if (atomic_load_explicit(&alloy__process_ready, memory_order_acquire) != 2 || !alloy__options.prof) return;
   tls.busy = 1;
-  unwind_init((unwind_method_t)alloy__options.prof_unwind);
+  stacks_ready();
   tls.busy = 0;
-  atomic_store(&started, true);
 }
 
 void prof_fork_prepare(void) {
