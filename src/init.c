@@ -46,9 +46,36 @@ static void fork_child(void) {
   background_fork_child();
 }
 
+/* The allocation path as the heap profiler's unwinder must cut it when
+ * alloy is linked into the executable (unwind.h): the profiler's hooks that
+ * capture stacks, then the functions through which a program's allocation
+ * reaches them.  Named here, the one layer that may name them all; weak
+ * references by asm name, since some are in no core build (override.c's
+ * are not in liballoy_core.a: they resolve to another library's or to
+ * nothing, harmlessly). */
+#define WEAK_FN(name) extern char fn_##name[] __asm__(#name) __attribute__((weak));
+#define FN_ADDR(name) (uintptr_t) fn_##name,
+#define ANCHOR_NAMES(X) X(prof_event) X(prof_record_pending) X(prof_resized)
+#define PATH_NAMES(X)                                                                              \
+  X(event_run) X(heap_alloc_small) X(heap_alloc) X(alloc_tier2) X(alloc_slow) X(heap_alloc_exited) \
+  X(arena_malloc) X(arena_malloc_bound) X(alloy__aligned) X(alloy__resize_in_place)                \
+  X(alloy_malloc) X(alloy_calloc) X(alloy_realloc) X(alloy_reallocarray)                           \
+  X(alloy_aligned_alloc) X(alloy_posix_memalign) X(alloy_memalign) X(alloy_valloc)                 \
+  X(alloy_pvalloc) X(alloy_mallocx) X(alloy_rallocx) X(alloy_xallocx) X(malloc) X(calloc)          \
+  X(realloc) X(reallocarray) X(aligned_alloc) X(posix_memalign) X(memalign) X(valloc) X(pvalloc)   \
+  X(mallocx) X(rallocx) X(xallocx) X(_Znwm) X(_Znam) X(_ZnwmRKSt9nothrow_t)                        \
+  X(_ZnamRKSt9nothrow_t) X(_ZnwmSt11align_val_t) X(_ZnamSt11align_val_t)                          \
+  X(_ZnwmSt11align_val_tRKSt9nothrow_t) X(_ZnamSt11align_val_tRKSt9nothrow_t)
+ANCHOR_NAMES(WEAK_FN)
+PATH_NAMES(WEAK_FN)
+static const uintptr_t path_anchors[] = {ANCHOR_NAMES(FN_ADDR)};
+static const uintptr_t path_fns[] = {PATH_NAMES(FN_ADDR)};
+static const unwind_path_t alloc_path = {path_anchors, sizeof path_anchors / sizeof path_anchors[0], path_fns,
+                                         sizeof path_fns / sizeof path_fns[0]};
+
 __attribute__((constructor)) static void process_loaded(void) {
   os_atfork(fork_prepare, fork_parent, fork_child);
-  prof_start();
+  prof_start(&alloc_path);
 }
 
 /* Referenced from alloc.c, which every program that uses alloy links: so a

@@ -36,6 +36,7 @@
 
 static _Atomic(bool) started;                /* the constructor ran: libc is set up */
 static _Atomic(int) unwinder;                /* 0 not set up, 1 being set up, 2 ready */
+static const unwind_path_t *alloc_path;      /* what the unwinder cuts (prof_start) */
 static _Atomic(int) thread_active_init = -1; /* prof.thread_active_init */
 static _Atomic(int) gdump = -1;              /* prof.gdump */
 static _Atomic(size_t) gdump_peak;           /* mapped bytes at the last gdump (0: none yet) */
@@ -73,7 +74,7 @@ static bool stacks_ready(void) {
   if (!atomic_load_explicit(&started, memory_order_acquire) ||
       !atomic_compare_exchange_strong(&unwinder, &idle, 1))
     return false;
-  unwind_init((unwind_method_t)alloy__options.prof_unwind);
+  unwind_init((unwind_method_t)alloy__options.prof_unwind, alloc_path);
   atomic_store_explicit(&unwinder, 2, memory_order_release);
   return true;
 }
@@ -269,7 +270,8 @@ bool prof_dump_manual(const char *path) {
 /* From the library's constructor (init.c): libc is set up by then, so the
  * unwinder can be warmed up (backtrace() loads libgcc_s, which mallocs),
  * here if the options say to, else at the first sample. */
-void prof_start(void) {
+void prof_start(const unwind_path_t *path) {
+  alloc_path = path;
   atomic_store_explicit(&started, true, memory_order_release);
   if (atomic_load_explicit(&alloy__process_ready, memory_order_acquire) != 2 || !alloy__options.prof) return;
   tls.busy = 1;

@@ -22,6 +22,7 @@
 #define ALLOY_PROF_H
 
 #include "internal.h"
+#include "unwind.h"
 
 #define PROF_DEPTH_MAX 128 /* frames kept per sample (jemalloc's PROF_BT_MAX) */
 
@@ -73,7 +74,9 @@ void prof_record_pending(void);
 void prof_resized(const void *from, const void *to);
 /* arena.<i>.reset discards the heap's blocks without freeing them. */
 void prof_forget_heap(const heap_t *heap);
-void prof_start(void);   /* the library's constructor: the unwinder warmed up */
+/* The library's constructor (init.c, the top layer, names the allocation
+ * path the unwinder cuts): the unwinder warmed up. */
+void prof_start(const unwind_path_t *path);
 void prof_at_exit(void); /* the final profile and the leak summary */
 void prof_fork_prepare(void);
 void prof_fork_release(void);

@@ -489,30 +489,11 @@ static uint64_t loader_generation(void) { return os_code_generation() & ((UINT64
 
 /* When alloy is linked into the executable, its frames cannot be told apart
  * by address.  The CFI gives each frame's function, and the path from the
- * program to the recorder is known: an anchor (prof_event, called from
- * event_run; prof_record_pending, from arena_malloc and alloc_slow once
- * their lock is released; prof_resized, from realloc's in-place growth),
- * then alloy functions that can call on towards it without a tail call
- * (the entry points and a few internal ones).  Frames are cut through the anchor and the alloy
- * functions right after it.  Weak references by asm name: some are not in
- * every build (override.c is not in liballoy_core.a) and then resolve to
- * another library's or to nothing, harmlessly. */
-#define WEAK_FN(name) extern char fn_##name[] __asm__(#name) __attribute__((weak));
-#define ANCHOR_NAMES(X) X(prof_event) X(prof_record_pending) X(prof_resized)
-#define PATH_NAMES(X)                                                                            \
-  X(event_run) X(heap_alloc_small) X(heap_alloc) X(alloc_tier2) X(alloc_slow) X(heap_alloc_exited) \
-  X(arena_malloc) X(arena_malloc_bound) X(alloy__aligned) X(alloy__resize_in_place)               \
-  X(alloy_malloc) X(alloy_calloc) X(alloy_realloc) X(alloy_reallocarray)                          \
-  X(alloy_aligned_alloc) X(alloy_posix_memalign) X(alloy_memalign) X(alloy_valloc)                \
-  X(alloy_pvalloc) X(alloy_mallocx) X(alloy_rallocx) X(alloy_xallocx) X(malloc) X(calloc)         \
-  X(realloc) X(reallocarray) X(aligned_alloc) X(posix_memalign) X(memalign) X(valloc) X(pvalloc)  \
-  X(mallocx) X(rallocx) X(xallocx) X(_Znwm) X(_Znam) X(_ZnwmRKSt9nothrow_t)                       \
-  X(_ZnamRKSt9nothrow_t) X(_ZnwmSt11align_val_t) X(_ZnamSt11align_val_t)                         \
-  X(_ZnwmSt11align_val_tRKSt9nothrow_t) X(_ZnamSt11align_val_tRKSt9nothrow_t)
-ANCHOR_NAMES(WEAK_FN)
-PATH_NAMES(WEAK_FN)
-#define FN_ADDR(name) (uintptr_t) fn_##name,
-static uintptr_t anchors[4], path_fns[64];
+ * program to the recorder is known (unwind_path_t, named by the caller of
+ * unwind_init): an anchor, then alloy functions that can call on towards
+ * it without a tail call.  Frames are cut through the anchor and the alloy
+ * functions right after it. */
+static uintptr_t anchors[8], path_fns[64];
 static unsigned nanchors, npath_fns;
 
 static bool in_set(const uintptr_t *set, unsigned n, uintptr_t func) {
@@ -521,18 +502,20 @@ static bool in_set(const uintptr_t *set, unsigned n, uintptr_t func) {
   return false;
 }
 
-static void set_fill(uintptr_t *set, unsigned *n, unsigned cap, const uintptr_t *from) {
-  for (; *from && *n < cap; from++) set[(*n)++] = *from;
+/* 0: a name that is not in this build (override.c's are not in
+ * liballoy_core.a). */
+static void set_fill(uintptr_t *set, unsigned *n, unsigned cap, const uintptr_t *from, size_t count) {
+  for (size_t i = 0; i < count && *n < cap; i++)
+    if (from[i]) set[(*n)++] = from[i];
 }
 
 static bool in_self(uintptr_t pc) { return pc >= self_lo && pc < self_hi; }
 
 /* Finds alloy's object, and whether it is the executable; false when the
  * loader cannot tell (then only backtrace() can walk). */
-static bool self_locate(void) {
-  const uintptr_t a[] = {ANCHOR_NAMES(FN_ADDR) 0}, p[] = {PATH_NAMES(FN_ADDR) 0};
-  set_fill(anchors, &nanchors, sizeof anchors / sizeof anchors[0], a);
-  set_fill(path_fns, &npath_fns, sizeof path_fns / sizeof path_fns[0], p);
+static bool self_locate(const unwind_path_t *path) {
+  set_fill(anchors, &nanchors, sizeof anchors / sizeof anchors[0], path->anchors, path->nanchors);
+  set_fill(path_fns, &npath_fns, sizeof path_fns / sizeof path_fns[0], path->path, path->npath);
   os_code_object_t self;
   if (!os_code_find((uintptr_t)unwind_capture, &self)) return false;
   self_shared = self.id != os_code_executable();
@@ -648,9 +631,9 @@ static NOINLINE int capture_libgcc(frame_t *out, int max) {
 
 #define CAPTURE_MAX 160 /* the profile's 128 frames, plus alloy's own */
 
-void unwind_init(unwind_method_t want) {
+void unwind_init(unwind_method_t want, const unwind_path_t *path) {
   method = want;
-  if (!self_locate() || !HAVE_CFI_WALKER) method = UNWIND_LIBGCC;
+  if (!self_locate(path) || !HAVE_CFI_WALKER) method = UNWIND_LIBGCC;
   if (method != UNWIND_LIBGCC) {
     size_t mapped;
     cache = os_map_aligned(CACHE_ENTRIES * sizeof(cache_entry_t), os_page_size(), &mapped);

@@ -7,6 +7,7 @@
 #define ALLOY_UNWIND_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* opt.prof_unwind: how stacks are walked (see unwind.c for when to use
@@ -17,10 +18,23 @@ typedef enum {
   UNWIND_LIBGCC, /* glibc's backtrace() (libgcc's unwinder), warmed up at start */
 } unwind_method_t;
 
-/* Once, from the profiler's constructor (libc is initialised by then):
+/* The allocation path as the unwinder cuts it when alloy is linked into the
+ * executable (where alloy's frames cannot be told apart by address):
+ * `anchors`, the functions that capture stacks (the profiler's hooks), and
+ * `path`, the alloy functions through which the program reaches them
+ * (entry points and slow paths).  Entries of 0 (a name not in this build)
+ * are skipped. */
+typedef struct {
+  const uintptr_t *anchors;
+  size_t nanchors;
+  const uintptr_t *path;
+  size_t npath;
+} unwind_path_t;
+
+/* Once, after libc's start-up (it may call backtrace(), which allocates):
  * finds alloy's own code range and warms up backtrace() for UNWIND_LIBGCC.
  * Until it ran, unwind_capture returns 0 frames. */
-void unwind_init(unwind_method_t method);
+void unwind_init(unwind_method_t method, const unwind_path_t *path);
 /* Fills pcs[0..max) with the program's return addresses, innermost first;
  * returns how many.  Never allocates (UNWIND_LIBGCC: after unwind_init),
  * never takes an allocator lock; the unwinder's rule cache has a lock of its
