@@ -73,7 +73,7 @@ static bool free_remote(page_t *page, size_t index) {
 /* The owner's free on its slow path: the page is in the full list (or
  * pending), or holds a heap-profiler sample (whose block may be this one),
  * or it is the page's last block. */
-static inline __attribute__((always_inline)) bool free_owned(heap_t *heap, page_t *page, size_t index) {
+static bool free_owned(heap_t *heap, page_t *page, size_t index) {
   size_t w = index / 64;
   uint64_t bit = (uint64_t)1 << (index % 64);
   if ((page->bits->free[w] | atomic_load_explicit(&page->bits->remote[w], memory_order_relaxed)) & bit)
