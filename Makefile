@@ -11,7 +11,7 @@ CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 ALL_OBJ  := $(ALL_SRC:src/%.c=$(BUILD)/obj/%.o)
 SONAME_FLAGS := -shared -Wl,-soname,liballoy.so -Wl,-z,nodelete
 
-.PHONY: all run test bench bench-instr fuzz clean
+.PHONY: all run test bench bench-instr bench-workloads-instr fuzz clean
 all: $(BUILD)/liballoy.so $(BUILD)/liballoy.a $(BUILD)/liballoy_core.a $(BUILD)/alloy \
      $(BUILD)/liballoy-insecure.so $(BUILD)/liballoy-nopurge.so
 
@@ -52,9 +52,11 @@ $(BUILD)/liballoy-$(1).so: $$(filter-out $$($(1)_SRC:src/%.c=$(BUILD)/obj/%.o),$
 endef
 $(foreach v,$(VARIANTS),$(eval $(call VARIANT_template,$(v))))
 
-$(BUILD)/alloy: tools/alloy.c
+# The launcher, with the heap-profile readers of `alloy flame` and `alloy leaks`.
+TOOL_SRC := tools/alloy.c tools/run_prof.c tools/flame.c tools/leaks.c tools/heap_profile.c tools/elf_symbols.c
+$(BUILD)/alloy: $(TOOL_SRC) $(wildcard tools/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) -std=gnu11 $(WARN) -Iinclude -O2 -g -D_GNU_SOURCE -o $@ $<
+	$(CC) -std=gnu11 $(WARN) -Iinclude -O2 -g -D_GNU_SOURCE -o $@ $(TOOL_SRC) -lm
 
 run: all
 	@sh tools/run-demo.sh $(BUILD)
@@ -68,6 +70,12 @@ bench: all
 
 bench-instr: all
 	@sh bench/instr.sh
+
+# Whole workloads' instruction counts under alloy's variants (what a change
+# costs, free of machine noise): ALLOY_BASE_LIB=other/liballoy.so to compare.
+bench-workloads-instr: all
+	@$(MAKE) -s -f bench/Makefile BUILD=$(BUILD)
+	@BUILD=$(BUILD) python3 bench/instr_workloads.py
 
 # libFuzzer against a reference model; FUZZ_TIME seconds (default 60).
 fuzz:

@@ -47,6 +47,12 @@ ALLOCATORS = {
     "alloy-insecure": (None, None),
     # alloy that never purges (BUILD/liballoy-nopurge.so): what purging costs
     "alloy-nopurge": (None, None),
+    # alloy with the heap profiler on at its default rate (ALLOY_CONF=prof:true,
+    # the same library): what profiling costs
+    "alloy-prof": (None, None),
+    # another build of alloy, $ALLOY_BASE_LIB (say, the parent revision's):
+    # what a change costs, interleaved with it
+    "alloy-base": (None, None),
     "glibc": (None, None),
     "jemalloc": (LIBDIR + "/libjemalloc.so.2", "libjemalloc2"),
     "mimalloc": (LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
@@ -62,7 +68,9 @@ if os.environ.get("SNMALLOC_SO") and os.path.exists(os.environ["SNMALLOC_SO"]):
 PEERS = ("glibc", "jemalloc", "mimalloc", "tcmalloc", "snmalloc")
 # alloy's variants built from the same sources: (file in BUILD, what they measure)
 ALLOY_VARIANTS = {"alloy": "liballoy.so", "alloy-insecure": "liballoy-insecure.so",
-                  "alloy-nopurge": "liballoy-nopurge.so"}
+                  "alloy-nopurge": "liballoy-nopurge.so", "alloy-prof": "liballoy.so"}
+# Environment a variant adds to the programs it runs.
+ALLOC_ENV = {"alloy-prof": {"ALLOY_CONF": "prof:true"}}
 
 # workload -> (full args, quick args, own metrics shown in the metrics table)
 WORKLOADS = {
@@ -292,7 +300,7 @@ def run_workload(ctx, name, alloc):
     full, quick, _ = WORKLOADS[name]
     args = quick if ctx["quick"] else full
     argv = [os.path.join(ctx["bindir"], workload_bin(name))] + args
-    r, so, _ = run_process(ctx, argv, child_env(ctx["preload"][alloc]), ctx["timeout"])
+    r, so, _ = run_process(ctx, argv, child_env(ctx["preload"][alloc], ALLOC_ENV.get(alloc)), ctx["timeout"])
     r.argv = argv
     maybe_backtrace(ctx, r, argv, alloc)
     if r.ok:
@@ -336,7 +344,7 @@ class RedisServer:
     def __init__(self, ctx, prog, alloc):
         self.port = free_port()
         self.workdir = tempfile.mkdtemp(prefix="alloy-redis-")
-        env = child_env(real_preload(ctx, prog, alloc))
+        env = child_env(real_preload(ctx, prog, alloc), ALLOC_ENV.get(alloc))
         self.argv = [ctx["tools"]["redis-server"], "--bind", "127.0.0.1", "--port", str(self.port),
                      "--protected-mode", "yes", "--save", "", "--appendonly", "no", "--dir", self.workdir,
                      "--loglevel", "warning", "--daemonize", "no"]
@@ -765,7 +773,7 @@ def check_output(ctx, prog, alloc, so, r):
 
 def run_real(ctx, prog, alloc):
     n = REAL[prog][1 if ctx["quick"] else 0]
-    env = child_env(real_preload(ctx, prog, alloc))
+    env = child_env(real_preload(ctx, prog, alloc), ALLOC_ENV.get(alloc))
     rd = ctx["realdir"]
     if prog == "redis":
         return run_redis(ctx, alloc, n)
@@ -1165,7 +1173,8 @@ def build_report(ctx, results, info):
 
 
 COLORS = {"alloy": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4", "mimalloc": "#2ca02c",
-          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd", "alloy-nopurge": "#8c564b", "snmalloc": "#17becf"}
+          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd", "alloy-nopurge": "#8c564b", "snmalloc": "#17becf",
+          "alloy-prof": "#bcbd22", "alloy-base": "#c7c7c7"}
 
 
 def esc(s):
@@ -1360,7 +1369,10 @@ def setup_allocators(ctx, build, snap):
     for a in want:
         if a not in ALLOCATORS:
             sys.exit("unknown allocator %r (known: %s)" % (a, ", ".join(list(ALLOCATORS))))
-        lib = os.path.join(build, ALLOY_VARIANTS[a]) if a in ALLOY_VARIANTS else ALLOCATORS[a][0]
+        lib = (os.path.join(build, ALLOY_VARIANTS[a]) if a in ALLOY_VARIANTS else
+               os.environ.get("ALLOY_BASE_LIB", "") if a == "alloy-base" else ALLOCATORS[a][0])
+        if a == "alloy-base" and not lib:
+            sys.exit("alloy-base: set ALLOY_BASE_LIB to another build's liballoy.so")
         if a == "snmalloc" and not lib:
             sys.exit("snmalloc: set SNMALLOC_SO to an snmalloc shim library (libsnmallocshim.so)")
         if lib and not os.path.exists(lib):

@@ -6,6 +6,7 @@
  * EINVAL for a bad alignment; a failed realloc leaves the old block intact.
  */
 #include "fastpath.h"
+#include "prof.h"
 
 #include <alloy.h>
 #include <errno.h>
@@ -33,7 +34,11 @@ EXPORT void alloy_free(void *p) { fast_free(p); }
  * hook from the exited threads' heap; a real heap runs its slow path. */
 NOINLINE void *alloc_slow(heap_t *heap, size_t size, size_t align) {
   if (heap == &alloy__heap_bound) return arena_malloc_bound(size, align);
-  if (heap == &alloy__heap_exited) return heap_alloc_exited(size, align);
+  if (heap == &alloy__heap_exited) {
+    void *p = heap_alloc_exited(size, align);
+    if (unlikely(alloy__options.prof)) prof_record_pending(); /* sampled under exit_lock */
+    return p;
+  }
   if (heap == &alloy__heap_empty && (heap = heap_init_thread()) == NULL) {
     errno = ENOMEM;
     return NULL;
@@ -174,6 +179,7 @@ static bool resize_in_place(page_t *page, size_t size) {
   size_t old = page->block_size;
   if (!segment_resize(page, size, block_stats(page))) return false;
   count_resize(old, page->block_size);
+  if (unlikely(alloy__options.prof)) prof_resized(page->start, page->start); /* sampled by growth too */
   return true;
 }
 
@@ -219,6 +225,7 @@ EXPORT void *alloy_realloc(void *p, size_t size) {
         heap->counters.freed_bytes += usable;
         heap->event_countdown -= alloc_charge_of(segment_page_lookup(q)->block_size);
       }
+      if (unlikely(alloy__options.prof)) prof_resized(p, q);
       return q;
     }
   }

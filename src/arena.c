@@ -18,7 +18,7 @@
  * next arenas.create, as jemalloc reuses the index.  Lock order: an
  * arena's lock, then its heap's pages_lock, then the back end's.
  */
-#include "internal.h"
+#include "prof.h"
 
 #include <errno.h>
 #include <string.h>
@@ -106,6 +106,7 @@ void *arena_malloc(unsigned index, size_t size, size_t align) {
   if (likely(a->live)) p = heap_alloc(&a->heap, size, align); /* destroyed meanwhile? */
   else errno = ENOMEM;
   os_unlock(&a->lock);
+  if (unlikely(alloy__options.prof)) prof_record_pending(); /* a block sampled under the lock */
   /* Counted against the calling thread too (thread.allocated), apart from
    * the totals, which the arena's own heap feeds. */
   heap_t *home = arena_home_heap();
@@ -151,6 +152,7 @@ int arena_reset(unsigned index, bool destroy) {
     os_unlock(&a->lock);
     return EFAULT;
   }
+  if (alloy__options.prof) prof_forget_heap(&a->heap); /* the samples of the blocks discarded */
   /* The discarded blocks count as freed, or stats.allocated keeps them. */
   uint64_t live = 0;
   heap_take_pending(&a->heap);
@@ -177,7 +179,7 @@ int arena_of(const void *p) {
   page_t *page = segment_page_lookup(p);
   if (page == NULL || page_check_block(page, p) != NULL) return -1;
   if (page->kind >= PAGE_LARGE) return page->arena;
-  heap_t *owner = (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_relaxed) & ~XHEAP_FULL);
+  heap_t *owner = page_heap(page);
   return owner ? (int)owner->arena_index : 0;
 }
 

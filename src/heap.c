@@ -116,8 +116,19 @@ static void class_queue_add(heap_t *heap, page_t *page, bool front) {
   if (q->first != first) heap_direct_update(heap, page->size_class);
 }
 
+/* With the heap profiler on, any thread may set or clear XHEAP_SAMPLED
+ * meanwhile (prof_table.c): a compare-and-swap that keeps it, on paths that
+ * run once per page state change. */
 static void page_set_owner(page_t *page, heap_t *heap, bool full) {
-  atomic_store_explicit(&page->xheap, (uintptr_t)heap | (full ? XHEAP_FULL : 0), memory_order_relaxed);
+  uintptr_t want = (uintptr_t)heap | (full ? XHEAP_FULL : 0);
+  if (likely(!alloy__options.prof)) {
+    atomic_store_explicit(&page->xheap, want, memory_order_relaxed);
+    return;
+  }
+  uintptr_t old = atomic_load_explicit(&page->xheap, memory_order_relaxed);
+  while (!atomic_compare_exchange_weak_explicit(&page->xheap, &old, want | (old & XHEAP_SAMPLED),
+                                                memory_order_relaxed, memory_order_relaxed)) {
+  }
 }
 
 /* ------------------------------------------------------- full and pending */
@@ -127,12 +138,15 @@ static void page_set_owner(page_t *page, heap_t *heap, bool full) {
  * pending (heap_wake_page).  The mark is set before the remote summary is
  * read, and a freer sets the summary before it reads the mark (both
  * seq_cst): either the owner sees the free and keeps the page, or the
- * freer sees the mark and wakes it.  False when the page got frees meanwhile
- * and stays in the queue (at its end). */
+ * freer sees the mark and wakes it.  The mark is or-ed in (xheap is
+ * `heap`, with the profiler's tag perhaps, which another thread may change
+ * at any time); a seq_cst read-modify-write orders as the seq_cst store
+ * did.  False when the page got frees meanwhile and stays in the queue (at
+ * its end). */
 static bool heap_page_to_full(heap_t *heap, page_t *page) {
   class_queue_remove(heap, page);
   os_lock(&heap->pages_lock);
-  atomic_store_explicit(&page->xheap, (uintptr_t)heap | XHEAP_FULL, memory_order_seq_cst);
+  atomic_fetch_or_explicit(&page->xheap, XHEAP_FULL, memory_order_seq_cst);
   bool freed = atomic_load_explicit(&page->remote_summary, memory_order_seq_cst) != 0;
   if (!freed) {
     page->list = LIST_FULL;
@@ -160,11 +174,11 @@ void heap_page_unfull(heap_t *heap, page_t *page) {
  * mapped) is left alone. */
 void heap_wake_page(page_t *page) {
   for (;;) {
-    heap_t *heap = (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_acquire) & ~XHEAP_FULL);
+    heap_t *heap = (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_acquire) & ~XHEAP_TAGS);
     if (heap == NULL) return;
     os_lock(&heap->pages_lock);
     uintptr_t x = atomic_load_explicit(&page->xheap, memory_order_relaxed);
-    if ((heap_t *)(x & ~XHEAP_FULL) != heap) {
+    if ((heap_t *)(x & ~XHEAP_TAGS) != heap) {
       os_unlock(&heap->pages_lock);
       continue;
     }
@@ -237,7 +251,7 @@ void heap_reset(heap_t *heap) {
   heap->published = published;
   if (published) memset(published, 0, sizeof *published);
   for (size_t w = 0; w < DIRECT_SLOTS; w++) heap->direct[w] = &alloy__page_empty;
-  heap->event_countdown = heap->event_period = stats_event_interval();
+  heap->event_countdown = heap->event_period = prof_sample_period(heap, 0, stats_event_interval());
   heap->large_stats = &alloy__large_stats;
 }
 

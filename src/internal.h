@@ -8,17 +8,24 @@
  *   1 platform   os.h (contract), os_linux.c
  *   2 base       meta.c (process-lifetime metadata), report.c (a malloc-free
  *                printf and misuse reports), options.c (configuration),
- *                size_class.c, process.c (one-time process start)
+ *                size_class.c, process.c (one-time process start),
+ *                unwind.c (call stacks from inside malloc: the heap profiler's)
  *   3 back end   pagemap.c (frame -> header), segment.c (frames, segments,
  *                spans, large and big blocks, decay, THP)
  *   4 core knot  page.c (one page's bitmaps), heap.c (thread heaps, the
  *                allocation slow path, abandonment), stats.c (counters folded
- *                at events, snapshots), free.c (every free)
+ *                at events, snapshots), free.c (every free), prof_sample.c
+ *                (the heap profiler's sampling schedule on the event
+ *                countdown), prof_table.c (its samples, found when blocks
+ *                are freed)
  *   5 front ends arena.c (explicit arenas), tcache.c, background.c,
- *                event.c (the rare-event hook: sampling, statistics, decay)
- *   6 API        alloc.c (+ fastpath.h), mallocx.c, ctl.c, stats_print.c,
- *                override.c and mallinfo.c (the standard names), init.c
- *                (fork handlers and exit reports, registered at load time)
+ *                event.c (the rare-event hook: sampling, statistics, decay),
+ *                prof.c (the heap profiler: recording samples, automatic
+ *                profiles, start and exit), prof_dump.c (the profile file)
+ *   6 API        alloc.c (+ fastpath.h), mallocx.c, ctl.c (+ ctl.h),
+ *                prof_ctl.c, stats_print.c, override.c and mallinfo.c (the
+ *                standard names), init.c (fork handlers and exit reports,
+ *                registered at load time)
  *
  * Names: alloy_* is the public prefixed API, alloy__* internal symbols
  * shared across files, module_verb_object otherwise (STYLE.md).
@@ -68,6 +75,7 @@ void report_set_abort(bool abort_on_misuse);
 __attribute__((noreturn)) void report_fatal(const char *fmt, ...);
 
 /* ------------------------------------------------------------- options */
+#define PROF_PREFIX_MAX 256
 typedef struct {
   bool secure;          /* kept for compatibility: every check is always on */
   bool abort_on_error;  /* abort after reporting misuse (default true) */
@@ -85,12 +93,27 @@ typedef struct {
   unsigned narenas;     /* jemalloc's; 0 automatic (alloy's automatic arenas are thread heaps) */
   bool tcache;          /* jemalloc's; stored only (default true) */
   int purge;            /* purge_mode_t: how freed pages go back to the OS */
+  /* the heap profiler (prof*.c), jemalloc's opt.prof* and alloy's own */
+  bool prof;            /* the profiler exists at all (default false) */
+  bool prof_active;     /* initial prof.active (default true) */
+  bool prof_thread_active_init; /* initial thread.prof.active of threads (default true) */
+  bool prof_accum;      /* cumulative counts in profiles: keeps every call stack */
+  bool prof_final;      /* a profile <prefix>.<pid>.<seq>.f.heap at exit */
+  bool prof_leak;       /* with prof_final: a leak summary at exit */
+  bool prof_leak_error; /* ... and exit status 1 when something leaked */
+  bool prof_gdump;      /* initial prof.gdump: a profile at each new peak of mapped memory */
+  int lg_prof_sample;   /* mean bytes between samples, log2 (default 19: 512 KiB) */
+  int lg_prof_interval; /* mean bytes between interval profiles, log2; -1 off */
+  int prof_unwind;      /* unwind_method_t (unwind.h): how stacks are captured */
+  int prof_pid;         /* profile only the process with this pid (0: every process) */
+  char prof_prefix[PROF_PREFIX_MAX]; /* file name prefix of automatic profiles ("jeprof") */
 } alloy_options_t;
 typedef enum { THP_DEFAULT, THP_ALWAYS, THP_NEVER } thp_mode_t;
 typedef enum { PURGE_DONTNEED, PURGE_FREE } purge_mode_t; /* MADV_DONTNEED or MADV_FREE */
 extern alloy_options_t alloy__options;
 extern const char *const alloy__thp_names[];   /* "default", "always", "never" */
 extern const char *const alloy__purge_names[]; /* "dontneed", "free" */
+extern const char *const alloy__unwind_names[]; /* "cfi", "fp", "libgcc" (unwind_method_t) */
 void options_init(void);
 static inline int options_decay_ms(void) {
   return __atomic_load_n(&alloy__options.dirty_decay_ms, __ATOMIC_RELAXED);
@@ -257,7 +280,7 @@ static inline size_t page_active_bytes(const page_t *page) {
   return ((size_t)page->capacity * page->block_size + ps - 1) & ~(ps - 1);
 }
 static inline heap_t *page_heap(const page_t *page) {
-  return (heap_t *)atomic_load_explicit(&page->xheap, memory_order_relaxed);
+  return (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_relaxed) & ~XHEAP_TAGS);
 }
 static inline int64_t alloc_charge_of(size_t bytes) { return (int64_t)((bytes << CHARGE_SHIFT) + 1); }
 
@@ -290,6 +313,7 @@ void heap_fork_release(void);
 
 /* --------------------------------------------------------------- stats */
 void stats_fold(heap_t *heap);
+uint64_t stats_allocated_total(void); /* bytes ever allocated, as folded so far */
 int64_t stats_event_interval(void);
 void stats_orphan_free(size_t bytes);
 void stats_publish(heap_t *heap);
@@ -308,6 +332,55 @@ void free_generic(void *p, page_t *page);
 void free_count(heap_t *heap, size_t bytes); /* a free, counted against the calling thread */
 void free_report_double(const void *p, const page_t *page);
 void free_owned_block(heap_t *heap, page_t *page, void *p); /* undo a malloc just made */
+
+/* --------------------------------------------------------- prof_sample */
+/* The heap profiler's sampling schedule (prof_sample.c). */
+int64_t prof_sample_period_slow(heap_t *heap, uint64_t bytes, int64_t interval);
+/* The next event period of `heap`, which allocated `bytes` since its last
+ * fold: `interval` (statistics), shortened to the bytes left to its next
+ * sample point while sampling is active. */
+static inline int64_t prof_sample_period(heap_t *heap, uint64_t bytes, int64_t interval) {
+  if (likely(!alloy__options.prof)) return interval;
+  return prof_sample_period_slow(heap, bytes, interval);
+}
+bool prof_sample_due_slow(const heap_t *heap);
+/* At an event, before the fold: did the block that ended the period cross
+ * the heap's sample point? */
+static inline bool prof_sample_due(const heap_t *heap) {
+  return unlikely(alloy__options.prof) && prof_sample_due_slow(heap);
+}
+bool prof_sample_active(void);           /* prof.active */
+void prof_sample_set_active(bool on);
+unsigned prof_sample_lg(void);           /* prof.lg_sample */
+void prof_sample_restart(unsigned lg);   /* a new rate: every heap draws again */
+/* ln(x) for 0 < x <= 1 and 1 - exp(-x) for x >= 0, without libm. */
+double prof_log(double x);
+double prof_one_minus_exp_neg(double x);
+/* The unbiased weight of a sampled block of `size` bytes at mean sampling
+ * interval `rate`: 1 / P(sampled) = 1 / (1 - exp(-size / rate)). */
+double prof_weight(uint64_t size, uint64_t rate);
+
+/* ---------------------------------------------------------- prof_table */
+/* The heap profiler's samples (prof_table.c), as the free paths see them.
+ * The heads of the samples' hash chains (NULL until the first sample), read
+ * without a lock: an empty chain means "not a sample" (one load for most
+ * blocks of a tagged page). */
+#define PROF_SAMPLE_HASH_BITS 16 /* 256 KiB of heads: they stay in cache on the free path */
+extern _Atomic(uint32_t) *alloy__prof_sample_heads;
+static inline uint32_t prof_sample_slot(const void *p) {
+  return (uint32_t)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> (64 - PROF_SAMPLE_HASH_BITS));
+}
+static inline bool prof_table_may_hold(const void *p) {
+  _Atomic(uint32_t) *heads = __atomic_load_n(&alloy__prof_sample_heads, __ATOMIC_ACQUIRE);
+  return heads != NULL && atomic_load_explicit(&heads[prof_sample_slot(p)], memory_order_relaxed) != 0;
+}
+/* p, a block of `page` (tagged XHEAP_SAMPLED, or a large or big block
+ * with prof_samples set), is being freed: its sample goes, if it is one
+ * (ask prof_table_may_hold first). */
+void prof_table_free(page_t *page, const void *p);
+/* The owner folded other threads' frees of a tagged page in: the blocks of
+ * bitmap word `word` whose bits are set in `bits`. */
+void prof_table_collected(page_t *page, unsigned word, uint64_t bits);
 
 /* =========================================================== front ends */
 

@@ -125,6 +125,13 @@ typedef enum { LIST_NONE, LIST_QUEUE, LIST_FULL, LIST_PENDING } page_list_t;
  * list or pending.  The free fast path compares xheap with the calling
  * thread's heap: one compare says both "mine" and "in my queues". */
 #define XHEAP_FULL ((uintptr_t)1)
+/* The class page holds live heap-profiler samples (never with prof:false):
+ * the fast path's compare fails for all its blocks, so the owner's frees
+ * take the slow path, which drops a sample (prof_table.c).  Set and
+ * cleared by the sample table (any thread, atomically); every other write
+ * of xheap keeps it (heap.c page_set_owner, heap_page_to_full). */
+#define XHEAP_SAMPLED ((uintptr_t)2)
+#define XHEAP_TAGS (XHEAP_FULL | XHEAP_SAMPLED)
 
 /* A page descriptor is two cache lines, aligned (segment headers keep
  * them on line boundaries): the first holds everything a free reads, so
@@ -157,6 +164,7 @@ typedef struct alloy_page_s {
   uint16_t arena;        /* large/big: the explicit arena that allocated it (0: none) */
   uint32_t slice_count;  /* slices covered; 0 = descriptor unused */
   uint32_t reserved;     /* blocks that fit in the page */
+  uint16_t prof_samples; /* live heap-profiler samples of its blocks (prof_table.c, under its lock) */
   /* --- list links: the owner's queues (class pages, under pages_lock for
    * full/pending), an arena's large blocks, the back end's free spans --- */
   struct alloy_page_s *next;
@@ -262,6 +270,10 @@ struct alloy_heap_s {
   uint64_t peak_base;            /* allocated - freed when thread.peak.reset was written */
   struct alloy_heap_stats_s *published; /* statistics snapshot for other threads (stats.c) */
   uint64_t published_gen;        /* the stats generation it was taken for */
+  /* --- the heap profiler's sampling, owner only (prof_sample.c) --- */
+  int64_t prof_left;             /* bytes to the next sample point */
+  uint64_t prof_gen;             /* the sampling generation prof_left was drawn in */
+  uint64_t prof_rng;             /* its random state */
   uint32_t arena_index;          /* 0: a thread heap; n: explicit arena n (arena.c) */
   bool in_use;                   /* a thread owns it */
   bool shared;                   /* the heap of exited threads (heap.c): no thread owns it */

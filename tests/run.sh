@@ -18,7 +18,8 @@
 # misuse/* (double, invalid and wrong-size frees reported and aborted:
 # tests/misuse/; misuse/opt_* under each option of OPTION_MATRIX), oom/* (out of memory: address-space limit and injected
 # mapping failures, tests/oom/), programs/* (real programs on glibc and on
-# alloy, outputs compared), fuzz/smoke (60 s of fuzz/run.sh).
+# alloy, outputs compared; programs/prof_* the heap profiler read by jeprof
+# and google-pprof), fuzz/smoke (60 s of fuzz/run.sh).
 # A test script exits 77 after printing "SKIP: reason" when a tool it needs is
 # missing; so does the runner for tests whose tools are not installed.
 
@@ -83,6 +84,7 @@ catalogue() {
   echo "oom/rlimit|180|oom|rlimit"
   echo "oom/inject|120|oom|inject"
   for p in python sort gcc git sqlite cpython bind9 redis jemalloc_api; do echo "programs/$p|240|prog-sh|$p"; done
+  for p in prof_shares prof_leaks prof_python prof_redis; do echo "programs/$p|240|prog-sh|$p"; done
   echo "fuzz/smoke|300|fuzz|60"
 }
 
