@@ -10,7 +10,7 @@ CORE_SRC := src/os_linux.c src/meta.c src/report.c src/options.c src/size_class.
             src/pagemap.c src/segment.c \
             src/page.c src/heap.c src/stats.c src/free.c \
             src/arena.c src/tcache.c src/background.c src/event.c \
-            src/alloc.c src/mallocx.c src/ctl.c src/stats_print.c src/init.c
+            src/alloc.c src/mallocx.c src/ctl.c src/stats_print.c src/init.c src/vg.c
 API_SRC  := src/override.c src/mallinfo.c
 ALL_SRC  := $(CORE_SRC) $(API_SRC)
 LIB_HEADERS := $(wildcard src/*.h) include/alloy.h
@@ -20,8 +20,13 @@ LIB_HEADERS := $(wildcard src/*.h) include/alloy.h
 # stack protector (the allocator runs before the program's TLS canary is
 # set up when the dynamic loader's first malloc comes).
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes
+# memcheck's client requests (src/vg.h) when $(CC) finds <valgrind/memcheck.h>
+# (Debian's valgrind package); `make VALGRIND_CFLAGS=` builds without them.
+VALGRIND_CFLAGS := $(shell printf '\043include <valgrind/memcheck.h>\n' | \
+                     $(CC) -E -x c - >/dev/null 2>&1 && echo -DALLOY_VALGRIND)
 LIB_BASE_CFLAGS := -std=gnu11 $(WARN) -Iinclude -D_GNU_SOURCE -fvisibility=hidden \
-                   -ftls-model=initial-exec -fno-builtin-malloc -fno-stack-protector -g
+                   -ftls-model=initial-exec -fno-builtin-malloc -fno-stack-protector -g \
+                   $(VALGRIND_CFLAGS)
 # The shipped library.
 LIB_CFLAGS := $(LIB_BASE_CFLAGS) -O2 -fPIC -gdwarf-4
 LIB_LDLIBS := -pthread

@@ -120,7 +120,10 @@ static bool size_fits_block(const page_t *page, size_t size) {
 EXPORT size_t alloy_usable_size(const void *p) {
   if (p == NULL) return 0;
   page_t *page = block_page(p, "usable size of an invalid pointer");
-  return page ? page->block_size : 0;
+  if (page == NULL) return 0;
+  size_t usable = page->block_size;
+  VG_HOOK(usable = vg_usable(p, usable));
+  return usable;
 }
 
 EXPORT void *alloy_calloc(size_t n, size_t size) {
@@ -133,7 +136,10 @@ EXPORT void *alloy_calloc(size_t n, size_t size) {
   if (unlikely(p == NULL)) return NULL;
   /* fresh large and big blocks are zero already: not touching them keeps
    * them out of RSS until the program writes them */
-  if (total > MEDIUM_MAX && segment_page_lookup(p)->is_zero) return p;
+  if (total > MEDIUM_MAX && segment_page_lookup(p)->is_zero) {
+    VG_HOOK(vg_zeroed(p, total));
+    return p;
+  }
   return memset(p, 0, total);
 }
 
@@ -158,6 +164,7 @@ static bool resize_in_place(page_t *page, size_t size) {
   size_t old = page->block_size;
   if (!segment_resize(page, size, block_stats(page))) return false;
   count_resize(old, page->block_size);
+  VG_HOOK(vg_resized(page->start, old, page->block_size));
   return true;
 }
 
@@ -192,6 +199,7 @@ EXPORT void *alloy_realloc(void *p, size_t size) {
     return NULL;
   }
   size_t usable = page->block_size;
+  VG_HOOK(return vg_realloc(p, usable, size));
   if (size <= usable && size >= usable / 2) return p;
   if (resize_in_place(page, size)) return p;
   if (page->kind == PAGE_BIG && size > usable && page->arena == 0) {

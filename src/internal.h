@@ -19,6 +19,8 @@
  *   6 API        alloc.c (+ fastpath.h), mallocx.c, ctl.c, stats_print.c,
  *                override.c and mallinfo.c (the standard names), init.c
  *                (fork handlers and exit reports, registered at load time)
+ *   aside        vg.h/vg.c: what memcheck is told (hooks in any layer, live
+ *                only when memcheck runs the program; see vg.h)
  *
  * Names: alloy_* is the public prefixed API, alloy__* internal symbols
  * shared across files, module_verb_object otherwise (STYLE.md).
@@ -28,6 +30,7 @@
 
 #include "os.h"
 #include "types.h"
+#include "vg.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -318,6 +321,7 @@ unsigned arena_create(void);  /* 0: none could be made */
 bool arena_exists(unsigned index);
 void *arena_malloc(unsigned index, size_t size, size_t align);
 void *arena_malloc_bound(size_t size, size_t align);
+void arena_route_thread(heap_t *home); /* memcheck (vg.h): as if bound, to no arena */
 void arena_block_freed(page_t *page); /* a large or big block of an explicit arena is going */
 large_stats_t *arena_large_stats(unsigned index);
 int arena_reset(unsigned index, bool destroy);

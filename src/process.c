@@ -17,6 +17,7 @@ void process_init(void) {
     os_init();
     options_init();
     size_class_init();
+    VG_DETECT();
     atomic_store_explicit(&alloy__process_ready, 2, memory_order_release);
     return;
   }
