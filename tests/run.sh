@@ -17,7 +17,8 @@
 # misuse/* (double, invalid and wrong-size frees reported and aborted:
 # tests/misuse/; misuse/opt_* under each option of OPTION_MATRIX), oom/* (out of memory: address-space limit and injected
 # mapping failures, tests/oom/), programs/* (real programs on glibc and on
-# alloy, outputs compared), fuzz/smoke (60 s of fuzz/run.sh).
+# alloy, outputs compared), valgrind/* (memcheck on programs alloy serves:
+# tests/valgrind/), fuzz/smoke (60 s of fuzz/run.sh).
 # A test script exits 77 after printing "SKIP: reason" when a tool it needs is
 # missing; so does the runner for tests whose tools are not installed.
 
@@ -45,7 +46,8 @@ start_all=$(date +%s)
 
 # ------------------------------------------------------------ test catalogue
 # name|timeout|kind|arg   (kind: unit, san, stress, stress-preload, edge-bin,
-# edge-sh, misuse, oom, prog-sh, fuzz); tools it needs are checked in needs().
+# edge-sh, misuse, oom, prog-sh, valgrind, fuzz); tools it needs are checked
+# in needs().
 UNITS=$(ls tests/unit/test_*.c 2>/dev/null | sed 's|tests/unit/||; s|\.c$||')
 # The option matrix: the preloaded stress test (contents, alignment, a peak
 # RSS bound) and the misuse cases run again under each of these.
@@ -81,6 +83,9 @@ catalogue() {
   echo "oom/rlimit|180|oom|rlimit"
   echo "oom/inject|120|oom|inject"
   for p in python sort gcc git sqlite cpython bind9 redis jemalloc_api; do echo "programs/$p|240|prog-sh|$p"; done
+  for v in clean uaf overflow overflow_class overflow_large leak leak_large uninit double; do
+    echo "valgrind/$v|180|valgrind|$v"
+  done
   echo "fuzz/smoke|300|fuzz|60"
 }
 
@@ -271,6 +276,10 @@ run_one() { # name timeout kind arg
       build "$B/tests/oom/$arg" || { fail "build failed"; return; }
       run_cmd "$tmo" "$B/tests/oom/$arg"
       ;;
+    valgrind) # the script exits 77 without valgrind
+      build "$B/tests/valgrind/bugs" "$B/tests/valgrind/clean" || { fail "build failed"; return; }
+      run_cmd "$tmo" sh tests/valgrind/memcheck.sh "$arg"
+      ;;
     fuzz) # fuzz/run.sh builds into $BUILD/fuzz and exits 77 without libFuzzer
       run_cmd "$tmo" sh fuzz/run.sh "$arg"
       ;;
@@ -293,7 +302,7 @@ run_one() { # name timeout kind arg
 # still runs its own (then no-op) build so that a build error lands in its log.
 if [ -z "${TESTS:-}" ]; then
   jobs=$(nproc 2>/dev/null || echo 2)
-  targets="unit stress edge misuse oom"
+  targets="unit stress edge misuse oom valgrind"
   have "${CXX:-g++}" && targets="$targets cxx misuse-cxx"
   log="$LOGS/build.log"
   san_usable asan && targets="$targets asan"
