@@ -75,6 +75,7 @@ catalogue() {
   echo "edge/setuid|60|edge-sh|setuid"
   echo "edge/launcher|120|edge-sh|launcher basic"
   echo "edge/launcher_stats|120|edge-sh|launcher stats"
+  echo "edge/launcher_cli|60|edge-sh|launcher cli"
   for o in $OPTION_MATRIX; do echo "stress/opt_${o%%:*}|240|stress-opt|$o"; done
   echo "misuse/core|180|misuse|core"
   echo "misuse/preload|180|misuse|preload"

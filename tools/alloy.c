@@ -1,12 +1,16 @@
 /*
- * alloy - the launcher: `alloy run [--stats] [--] CMD ARGS...` runs CMD with
- * liballoy.so preloaded and exits with CMD's status (128+N when CMD dies of
- * signal N).  With --stats the library prints a short summary when CMD
- * exits; only CMD itself prints it, not the processes CMD starts.
+ * alloy - the launcher: `alloy run [--stats] [-o KEY:VALUE]... [--] CMD
+ * ARGS...` runs CMD with liballoy.so preloaded and exits with CMD's status
+ * (128+N when CMD dies of signal N).  With --stats the library prints a
+ * short summary when CMD exits; only CMD itself prints it, not the
+ * processes CMD starts.  -o adds an option to ALLOY_CONF (later ones win).
+ * `alloy help [COMMAND]`, `alloy --help`, `alloy --version`; man/alloy.1.
  *
  * The library is looked for in $ALLOY_LIB, then beside this executable
- * (build tree), then in ../lib (installed tree).
+ * (build tree), then in ALLOY_LIBDIR (set by `make install`), then in
+ * ../lib (an installed tree moved elsewhere).
  */
+#include <alloy.h>
 #include <errno.h>
 #include <limits.h>
 #include <libgen.h>
@@ -20,13 +24,32 @@
 
 static void usage(FILE *to) {
   fprintf(to,
-          "usage: alloy run [--stats] [--] CMD [ARGS...]\n"
-          "       alloy --version\n"
-          "Runs CMD with the alloy allocator preloaded (LD_PRELOAD).\n"
-          "  --stats   print alloy's summary (peak and current bytes in use, bytes\n"
-          "            mapped from the OS, number of allocations) when CMD exits\n"
+          "usage: alloy run [--stats] [-o KEY:VALUE]... [--] CMD [ARGS...]\n"
+          "       alloy help [COMMAND]\n"
+          "       alloy --help | --version\n"
+          "Commands:\n"
+          "  run       run CMD with the alloy allocator preloaded (LD_PRELOAD)\n"
+          "  help      this text, or a command's with examples (alloy help run)\n"
           "Environment: ALLOY_LIB overrides the library's path; ALLOY_CONF passes\n"
-          "options to the library (key:value,...).\n");
+          "options to the library (key:value,...).  See alloy(1) and alloy(3).\n");
+}
+
+static void usage_run(FILE *to) {
+  fprintf(to,
+          "usage: alloy run [--stats] [-o KEY:VALUE]... [--] CMD [ARGS...]\n"
+          "Runs CMD with the alloy allocator preloaded (LD_PRELOAD) and exits with\n"
+          "its status (128+N when it dies of signal N).\n"
+          "  --stats          print alloy's summary (peak and current bytes in use,\n"
+          "                   bytes mapped from the OS, number of allocations) when\n"
+          "                   CMD exits; only CMD prints it, not what it starts\n"
+          "  -o KEY:VALUE     a configuration option, as in ALLOY_CONF (KEY:VALUE,...\n"
+          "                   also accepted); repeatable, later ones win\n"
+          "  -h, --help       this text\n"
+          "Examples:\n"
+          "  alloy run -- redis-server --port 7000\n"
+          "  alloy run --stats -- python3 script.py\n"
+          "  alloy run -o dirty_decay_ms:0 -o background_thread:true -- ./server\n"
+          "  alloy run -o guard_sample:1048576 -- ./app     # sampled guard pages\n");
 }
 
 static int file_exists(const char *p) {
@@ -46,12 +69,19 @@ static int find_library(char *out, size_t cap) {
   if (n <= 0) return 0;
   exe[n] = 0;
   const char *dir = dirname(exe);
-  const char *candidates[] = {"%s/liballoy.so", "%s/../lib/liballoy.so"};
-  for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, candidates[i], dir);
-    if (file_exists(path) && realpath(path, out)) return 1;
-  }
+#ifdef ALLOY_LIBDIR
+  const char *libdir = ALLOY_LIBDIR;
+#else
+  const char *libdir = NULL;
+#endif
+  char lib_in_libdir[PATH_MAX];
+  snprintf(lib_in_libdir, sizeof lib_in_libdir, "%s/liballoy.so.%d", libdir ? libdir : ".", ALLOY_VERSION_MAJOR);
+  char build_tree[PATH_MAX], moved_tree[PATH_MAX];
+  snprintf(build_tree, sizeof build_tree, "%s/liballoy.so", dir);
+  snprintf(moved_tree, sizeof moved_tree, "%s/../lib/liballoy.so.%d", dir, ALLOY_VERSION_MAJOR);
+  const char *candidates[] = {build_tree, libdir ? lib_in_libdir : NULL, moved_tree};
+  for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++)
+    if (candidates[i] && file_exists(candidates[i]) && realpath(candidates[i], out)) return 1;
   (void)cap;
   return 0;
 }
@@ -69,16 +99,41 @@ static int env_prepend(const char *name, const char *value, char sep) {
   return r;
 }
 
+/* Appends "KEY:VALUE[,...]" to ALLOY_CONF, after what is there (later
+ * options win in the library). */
+static int conf_append(const char *opt) {
+  if (!strchr(opt, ':')) {
+    fprintf(stderr, "alloy: -o wants KEY:VALUE, not '%s'\n", opt);
+    return -1;
+  }
+  const char *old = getenv("ALLOY_CONF");
+  if (!old || !*old) return setenv("ALLOY_CONF", opt, 1);
+  size_t n = strlen(old) + strlen(opt) + 2;
+  char *buf = malloc(n);
+  if (!buf) return -1;
+  snprintf(buf, n, "%s,%s", old, opt);
+  int r = setenv("ALLOY_CONF", buf, 1);
+  free(buf);
+  return r;
+}
+
 static int run(int argc, char **argv) {
   int stats = 0, i = 0;
   for (; i < argc; i++) {
     if (strcmp(argv[i], "--stats") == 0) stats = 1;
+    else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { usage_run(stdout); return 0; }
+    else if (strcmp(argv[i], "-o") == 0 || strncmp(argv[i], "-o", 2) == 0) {
+      const char *opt = argv[i][2] ? argv[i] + 2 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!opt) { fprintf(stderr, "alloy: -o needs KEY:VALUE\n"); usage_run(stderr); return 2; }
+      if (conf_append(opt) != 0) { usage_run(stderr); return 2; }
+    }
     else if (strcmp(argv[i], "--") == 0) { i++; break; }
-    else if (argv[i][0] == '-') { fprintf(stderr, "alloy: unknown option %s\n", argv[i]); usage(stderr); return 2; }
+    else if (argv[i][0] == '-') { fprintf(stderr, "alloy: unknown option '%s'\n", argv[i]); usage_run(stderr); return 2; }
     else break;
   }
   if (i >= argc) {
-    usage(stderr);
+    fprintf(stderr, "alloy: run needs a command\n");
+    usage_run(stderr);
     return 2;
   }
   char lib[PATH_MAX];
@@ -129,12 +184,36 @@ static int run(int argc, char **argv) {
   return 127;
 }
 
+/* alloy help [COMMAND] */
+static int help(int argc, char **argv) {
+  if (argc == 0) usage(stdout);
+  else if (strcmp(argv[0], "run") == 0) usage_run(stdout);
+  else if (strcmp(argv[0], "help") == 0) usage(stdout);
+  else {
+    fprintf(stderr, "alloy: no help for unknown command '%s'\n", argv[0]);
+    usage(stderr);
+    return 2;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  if (argc >= 2 && strcmp(argv[1], "run") == 0) return run(argc - 2, argv + 2);
-  if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
-    printf("alloy 0.1.0\n");
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "run") == 0) return run(argc - 2, argv + 2);
+  if (strcmp(cmd, "help") == 0) return help(argc - 2, argv + 2);
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+    printf("alloy %s\n", ALLOY_VERSION_STRING);
     return 0;
   }
-  usage(argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) ? stdout : stderr);
-  return argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) ? 0 : 2;
+  if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  fprintf(stderr, cmd[0] == '-' ? "alloy: unknown option '%s'\n" : "alloy: unknown command '%s'\n", cmd);
+  usage(stderr);
+  return 2;
 }
