@@ -15,6 +15,12 @@ API_SRC  := src/override.c src/mallinfo.c
 ALL_SRC  := $(CORE_SRC) $(API_SRC)
 LIB_HEADERS := $(wildcard src/*.h) include/alloy.h
 
+# The version is include/alloy.h's (ALLOY_VERSION_*): the shared library's
+# soname (liballoy.so.MAJOR), its file name and alloy.pc follow it.
+ALLOY_VERSION := $(shell sed -n 's/^\#define ALLOY_VERSION_STRING "\(.*\)"/\1/p' include/alloy.h)
+ALLOY_SOVERSION := $(firstword $(subst ., ,$(ALLOY_VERSION)))
+ALLOY_SONAME := liballoy.so.$(ALLOY_SOVERSION)
+
 # Flags every build of the library shares: C11 with GNU extensions, hidden
 # symbols, initial-exec TLS, no assumptions about malloc's semantics, no
 # stack protector (the allocator runs before the program's TLS canary is
