@@ -18,7 +18,9 @@
 # tests/misuse/; misuse/opt_* under each option of OPTION_MATRIX), oom/* (out of memory: address-space limit and injected
 # mapping failures, tests/oom/), programs/* (real programs on glibc and on
 # alloy, outputs compared), valgrind/* (memcheck on programs alloy serves:
-# tests/valgrind/), fuzz/smoke (60 s of fuzz/run.sh).
+# tests/valgrind/), pkg/* (packaging: make install and pkg-config, the man
+# pages, the Debian package, the Rust crate: tests/pkg/), fuzz/smoke (60 s of
+# fuzz/run.sh).
 # A test script exits 77 after printing "SKIP: reason" when a tool it needs is
 # missing; so does the runner for tests whose tools are not installed.
 
@@ -46,8 +48,8 @@ start_all=$(date +%s)
 
 # ------------------------------------------------------------ test catalogue
 # name|timeout|kind|arg   (kind: unit, san, stress, stress-preload, edge-bin,
-# edge-sh, misuse, oom, prog-sh, valgrind, fuzz); tools it needs are checked
-# in needs().
+# edge-sh, misuse, oom, prog-sh, valgrind, pkg-sh, fuzz); tools it needs are
+# checked in needs() or by the test itself (exit 77).
 UNITS=$(ls tests/unit/test_*.c 2>/dev/null | sed 's|tests/unit/||; s|\.c$||')
 # The option matrix: the preloaded stress test (contents, alignment, a peak
 # RSS bound) and the misuse cases run again under each of these.
@@ -87,6 +89,8 @@ catalogue() {
   for v in clean uaf overflow overflow_class overflow_large leak leak_large uninit double; do
     echo "valgrind/$v|180|valgrind|$v"
   done
+  echo "pkg/man|60|pkg-sh|man"
+  echo "pkg/install|120|pkg-sh|install"
   echo "fuzz/smoke|300|fuzz|60"
 }
 
@@ -276,6 +280,9 @@ run_one() { # name timeout kind arg
     oom)
       build "$B/tests/oom/$arg" || { fail "build failed"; return; }
       run_cmd "$tmo" "$B/tests/oom/$arg"
+      ;;
+    pkg-sh) # tests/pkg/NAME.sh; each exits 77 when its tools are missing
+      run_cmd "$tmo" sh "tests/pkg/$arg.sh"
       ;;
     valgrind) # the script exits 77 without valgrind
       build "$B/tests/valgrind/bugs" "$B/tests/valgrind/clean" || { fail "build failed"; return; }
