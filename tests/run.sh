@@ -91,6 +91,7 @@ catalogue() {
   done
   echo "pkg/man|60|pkg-sh|man"
   echo "pkg/install|120|pkg-sh|install"
+  echo "pkg/deb|600|pkg-sh|deb"
   echo "fuzz/smoke|300|fuzz|60"
 }
 
