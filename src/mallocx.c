@@ -83,8 +83,11 @@ EXPORT void *alloy_rallocx(void *p, size_t size, int flags) {
   void *q;
   if (!flag_routed(flags) && align <= ALIGNMENT_MIN) {
     q = alloy__realloc(p, size); /* realloc's own contract: NULL leaves p intact */
-  } else if (aligned && ((size <= old && size >= old / 2) || alloy__resize_in_place(p, size))) {
-    q = p; /* stays where it is, alignment and arena with it */
+  } else if (aligned && ((size <= old && size >= old / 2) || (size > old && alloy__resize_in_place(p, size)))) {
+    /* Stays where it is, alignment and arena with it.  A block shrunk
+     * below half its usable size moves, as with realloc: kept, it would
+     * fail the size check of sdallocx(q, size, flags) that follows. */
+    q = p;
   } else {
     /* moves into the arena the flags name (realloc would move it
      * to the thread's heap), at the alignment they ask for */
