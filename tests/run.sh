@@ -92,6 +92,7 @@ catalogue() {
   echo "pkg/man|60|pkg-sh|man"
   echo "pkg/install|120|pkg-sh|install"
   echo "pkg/deb|600|pkg-sh|deb"
+  echo "pkg/rust|600|pkg-sh|rust"
   echo "fuzz/smoke|300|fuzz|60"
 }
 
