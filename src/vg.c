@@ -15,7 +15,7 @@
  *               headers and bitmaps stay addressable (alloy reads them)
  *   frame heads a freed big block's memory becomes inaccessible, but the
  *               start of each of its frames may next hold a header of the
- *               back end: those bytes are made addressable again
+ *               back end: the first slice of each is made addressable again
  *   at exit     the leak check scans every addressable word for pointers to
  *               blocks; a page descriptor's `start` and `cur_base` point at
  *               blocks and would make them "still reachable".  A destructor
@@ -46,18 +46,13 @@ void vg_detect(void) {
   alloy__vg_memcheck = r == -1;
 }
 
-/* Bytes of a frame's header, as segment.c rounds them. */
-static size_t vg_header_bytes(void) {
-  size_t ps = os_page_size();
-  return (sizeof(segment_t) + ps - 1) & ~(ps - 1);
-}
-
 /* Frames of a big block's run that start in [from, to) hold no header now
- * but may next (a free run's, a segment's): addressable again. */
+ * but may next (a free run's, a segment's): their first slice, where any
+ * header fits, is addressable again. */
 static void vg_frame_heads_addressable(const page_t *page, const uint8_t *from, const uint8_t *to) {
   if (page->kind != PAGE_BIG || segment_of(page)->direct) return; /* a direct mapping is unmapped */
   uintptr_t f = ((uintptr_t)from + SEGMENT_MASK) & ~(uintptr_t)SEGMENT_MASK;
-  for (; f < (uintptr_t)to; f += SEGMENT_SIZE) VALGRIND_MAKE_MEM_DEFINED((void *)f, vg_header_bytes());
+  for (; f < (uintptr_t)to; f += SEGMENT_SIZE) VALGRIND_MAKE_MEM_DEFINED((void *)f, SLICE_SIZE);
 }
 
 /* The exit-time pass and its undoing: the fields of every page descriptor
