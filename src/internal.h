@@ -137,19 +137,20 @@ void process_init(void);
 /* ------------------------------------------------------------- pagemap */
 /* Frame -> the header governing it: a segment's or big block's (the
  * pointer), a free run's (the pointer | PAGEMAP_FREE), or 0.  Two levels: a
- * first level of 2^15 offsets in .bss (256 KiB of address space, touched
- * only where frames live), second-level chunks of 1024 entries (one per
- * 4 GiB of address space) from the metadata allocator.  An offset of 0
+ * first level of 2^(OS_ADDRESS_BITS - 32) offsets in .bss (256 KiB on
+ * x86-64, 512 KiB on ARM64, touched only where frames live), second-level
+ * chunks of 1024 entries (one per 4 GiB of address space) from the
+ * metadata allocator.  An offset of 0
  * means "no chunk": it lands on a static chunk of zeros. */
 #define PAGEMAP_FREE ((uintptr_t)1)
 #define PAGEMAP_L2_BITS (32 - SEGMENT_SHIFT)
 #define PAGEMAP_L1_BITS (OS_ADDRESS_BITS - 32)
 extern uintptr_t alloy__pagemap_l1[(size_t)1 << PAGEMAP_L1_BITS];
 extern const uintptr_t alloy__pagemap_zero[(size_t)1 << PAGEMAP_L2_BITS];
-/* The first level is indexed by the address's bits 32..46 only: a pointer
- * outside the user address space lands on some entry, whose value (a
- * segment below 2^47) can never equal that pointer's segment_of, so the
- * check needs no bounds test. */
+/* The first level is indexed by the address's bits 32..OS_ADDRESS_BITS-1
+ * only: a pointer outside the user address space lands on some entry, whose
+ * value (a segment below 2^OS_ADDRESS_BITS) can never equal that pointer's
+ * segment_of, so the check needs no bounds test. */
 static inline uintptr_t pagemap_get(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t i = (a >> 32) & (((uintptr_t)1 << PAGEMAP_L1_BITS) - 1);

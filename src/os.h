@@ -21,9 +21,15 @@
 /* ----------------------------------------------------------- machine */
 size_t os_page_size(void);     /* read at start-up: 4, 16 or 64 KiB pages */
 void os_init(void);
-/* Bits of a user-space address (47 on x86-64 and ARM64 with 4-level page
- * tables): the size of alloy's page map depends on it. */
+/* Bits of a user-space address: the size of alloy's page map depends on
+ * it.  x86-64 with 4-level page tables gives user space 47 bits; ARM64
+ * Linux gives it 48 (a 48-bit VA space, its mappings placed top-down from
+ * near 2^48: with 47 here every segment would fall outside the page map). */
+#if defined(__aarch64__)
+#define OS_ADDRESS_BITS 48
+#else
 #define OS_ADDRESS_BITS 47
+#endif
 
 /* ------------------------------------------------------------ memory */
 /* Read-write anonymous memory aligned to `align` (a power of two, at least
