@@ -4,6 +4,7 @@
 #   make test       every test; ends with "N passed, N failed"
 #   make bench      side-by-side benchmark against glibc, jemalloc, mimalloc, tcmalloc
 #   make install    PREFIX=/usr/local DESTDIR=... (mk/install.mk); make uninstall
+#   make test-arm64 the ARM64 tests alone: cross-compiled, under qemu-user (mk/arm64.mk)
 CC      ?= cc
 BUILD   ?= build
 include sources.mk
@@ -81,5 +82,6 @@ fuzz:
 clean:
 	rm -rf $(BUILD)
 
-# make install / uninstall, alloy.pc (mk/install.mk).
+# make install / uninstall, alloy.pc (mk/install.mk); make test-arm64.
 include mk/install.mk
+include mk/arm64.mk

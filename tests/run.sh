@@ -19,8 +19,10 @@
 # mapping failures, tests/oom/), programs/* (real programs on glibc and on
 # alloy, outputs compared), valgrind/* (memcheck on programs alloy serves:
 # tests/valgrind/), pkg/* (packaging: make install and pkg-config, the man
-# pages, the Debian package, the Rust crate: tests/pkg/), fuzz/smoke (60 s of
-# fuzz/run.sh).
+# pages, the Debian package, the Rust crate: tests/pkg/), arm64/* (the unit
+# tests and the stress test cross-compiled for ARM64 and run under
+# qemu-user, with 4 KiB and 64 KiB pages: tests/arm64/run.sh), fuzz/smoke
+# (60 s of fuzz/run.sh).
 # A test script exits 77 after printing "SKIP: reason" when a tool it needs is
 # missing; so does the runner for tests whose tools are not installed.
 
@@ -54,6 +56,12 @@ UNITS=$(ls tests/unit/test_*.c 2>/dev/null | sed 's|tests/unit/||; s|\.c$||')
 # The option matrix: the preloaded stress test (contents, alignment, a peak
 # RSS bound) and the misuse cases run again under each of these.
 OPTION_MATRIX="guard:true guard_sample:1 background_thread:true purge:free secure:false thp:always"
+# The unit tests that also run with 64 KiB pages under qemu (-p 65536); the
+# others state 4 KiB page figures in their checks (usable sizes rounded to
+# 4 KiB, stats.active bounds, grown-in-place tails) or measure RSS, which
+# qemu's page-size emulation inflates.
+ARM64_64K="test_aligned test_arena test_background test_bad_sizes test_big test_ctl test_decay test_page
+           test_size_class test_stats_print test_usable_size"
 
 catalogue() {
   for u in $UNITS; do echo "unit/$u|120|unit|$u"; done
@@ -93,6 +101,10 @@ catalogue() {
   echo "pkg/install|120|pkg-sh|install"
   echo "pkg/deb|600|pkg-sh|deb"
   echo "pkg/rust|600|pkg-sh|rust"
+  for u in $UNITS; do echo "arm64/$u|300|arm64|$u"; done
+  echo "arm64/stress|300|arm64|stress"
+  for u in $ARM64_64K; do echo "arm64/64k_$u|300|arm64|$u 65536"; done
+  echo "arm64/64k_stress|300|arm64|stress 65536"
   echo "fuzz/smoke|300|fuzz|60"
 }
 
@@ -282,6 +294,9 @@ run_one() { # name timeout kind arg
     oom)
       build "$B/tests/oom/$arg" || { fail "build failed"; return; }
       run_cmd "$tmo" "$B/tests/oom/$arg"
+      ;;
+    arm64) # builds BUILD/arm64 first; exits 77 without the cross compiler or qemu-user
+      run_cmd "$tmo" sh tests/arm64/run.sh $arg
       ;;
     pkg-sh) # tests/pkg/NAME.sh; each exits 77 when its tools are missing
       run_cmd "$tmo" sh "tests/pkg/$arg.sh"
