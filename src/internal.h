@@ -140,8 +140,8 @@ void process_init(void);
  * first level of 2^(OS_ADDRESS_BITS - 32) offsets in .bss (256 KiB on
  * x86-64, 512 KiB on ARM64, touched only where frames live), second-level
  * chunks of 1024 entries (one per 4 GiB of address space) from the
- * metadata allocator.  An offset of 0
- * means "no chunk": it lands on a static chunk of zeros. */
+ * metadata allocator.  An offset of 0 means "no chunk": it lands on a
+ * static chunk of zeros. */
 #define PAGEMAP_FREE ((uintptr_t)1)
 #define PAGEMAP_L2_BITS (32 - SEGMENT_SHIFT)
 #define PAGEMAP_L1_BITS (OS_ADDRESS_BITS - 32)

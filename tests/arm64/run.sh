@@ -3,7 +3,7 @@
 # cross-compiled with Debian's gcc-aarch64-linux-gnu and run under
 # qemu-user (qemu-aarch64 -L /usr/aarch64-linux-gnu).  TEST is a unit test
 # (tests/unit/TEST.c, linked with the cross-built liballoy_core.a) or
-# "stress" (tests/stress/stress.c, 8 threads, 6 rounds).  PAGE_SIZE makes
+# "stress" (tests/stress/stress.c, 8 threads, 4 rounds).  PAGE_SIZE makes
 # qemu report that OS page size to the program (-p: 65536 for 64 KiB
 # pages; alloy reads it at run time).  The ARM64 build lives in BUILD/arm64
 # and is made by the first test that needs it.  Env: ROOT, BUILD.
@@ -36,6 +36,6 @@ set -- -L "$SYSROOT"
 [ -n "$page" ] && set -- "$@" -p "$page"
 echo "$QEMU $* $bin"
 if [ "$t" = stress ]; then
-  exec "$QEMU" "$@" "$bin" -t 8 -r 6 -n 20000
+  exec "$QEMU" "$@" "$bin" -t 8 -r 4 -n 15000
 fi
 exec "$QEMU" "$@" "$bin"
