@@ -946,7 +946,8 @@ def hardening_table(L, S, benches, rounds):
     """What hardening costs: alloy (secure by default) ÷ alloy-insecure, per workload."""
     L.append("## Hardening cost (alloy ÷ alloy-insecure, median; > 1.00 = hardening is slower)")
     L.append("")
-    L.append("alloy-insecure is the same build with `secure:false` by default.  Each cell is alloy's "
+    L.append("alloy-insecure is the same source built without the free path's checks (`-DALLOY_UNCHECKED`: "
+             "page map, interior pointer, double free).  Each cell is alloy's "
              "median divided by alloy-insecure's, with \"within noise\" when their min–max ranges overlap "
              "(no verdict from one round).")
     L.append("")
@@ -1002,7 +1003,7 @@ def build_report(ctx, results, info):
     L.append("- alloy revision: %s%s" % (info["alloy_revision"], (", liballoy.so sha256 %s" % ctx["alloy_sha"])
                                           if ctx.get("alloy_sha") else " (alloy not benchmarked)"))
     if ctx.get("variant_sha", {}).get("alloy-insecure"):
-        L.append("- alloy-insecure: %s (secure:false by default), sha256 %s" % (
+        L.append("- alloy-insecure: %s (built without the free path's checks), sha256 %s" % (
             ctx["snap_src"].get(ctx["preload"]["alloy-insecure"], "?"), ctx["variant_sha"]["alloy-insecure"]))
     if ctx.get("snmalloc_lib"):
         L.append("- snmalloc: %s (from SNMALLOC_SO), sha256 %s" % (ctx["snmalloc_lib"], ctx["snmalloc_sha"]))

@@ -79,8 +79,8 @@ static uint64_t thread_deallocated(void) {
   return heap_is_sentinel(heap) ? 0 : heap->counters.freed_bytes;
 }
 
-/* A read-write value: returns the old value (if asked), then stores the new
- * one (if given, exactly `size` bytes) through `set`, which may refuse it. */
+/* A read-write value: copies the old value out (if asked) and checks that a
+ * new one, if given, is exactly `size` bytes; the caller stores it. */
 static int ctl_rw(void *oldp, size_t *oldlenp, const void *newp, size_t newlen, const void *old,
                   size_t size) {
   if (newp != NULL && newlen != size) return EINVAL;
@@ -174,7 +174,7 @@ HANDLER(ctl_background_thread) {
   bool old = background_enabled();
   int err = ctl_rw(oldp, oldlenp, newp, newlen, &old, sizeof old);
   if (err == 0 && newp != NULL) {
-    if (heap_for_thread() == NULL) return EAGAIN; /* also registers the fork handlers */
+    if (heap_for_thread() == NULL) return EAGAIN; /* makes the heap and registers the thread-exit hook */
     err = background_set(*(const bool *)newp);
   }
   return err;
@@ -271,7 +271,7 @@ HANDLER(ctl_tcache_create) {
   if (newp != NULL) return EPERM;
   if (oldp == NULL || oldlenp == NULL || *oldlenp != sizeof(unsigned)) return EINVAL;
   unsigned id;
-  if (heap_for_thread() == NULL) return EFAULT; /* also registers the fork handlers */
+  if (heap_for_thread() == NULL) return EFAULT; /* makes the heap and registers the thread-exit hook */
   int err = tcache_create(&id);
   return err ? err : ctl_value(oldp, oldlenp, &id, sizeof id);
 }
@@ -301,7 +301,7 @@ HANDLER(ctl_arenas_create) {
   UNUSED_ARGS;
   if (newp != NULL) return EINVAL; /* custom extent hooks: not supported */
   if (oldp == NULL || oldlenp == NULL || *oldlenp != sizeof(unsigned)) return EINVAL;
-  if (heap_for_thread() == NULL) return EAGAIN; /* also registers the fork handlers */
+  if (heap_for_thread() == NULL) return EAGAIN; /* makes the heap and registers the thread-exit hook */
   unsigned index = arena_create();
   if (index == 0) return EAGAIN;
   return ctl_value(oldp, oldlenp, &index, sizeof index);
@@ -364,8 +364,8 @@ HANDLER(ctl_dirty_decay_ms) {
   return err ? err : decay_ms_rw(oldp, oldlenp, newp, newlen, &alloy__options.dirty_decay_ms);
 }
 
-/* Accepted and kept: alloy purges freed pages straight to the OS, it has no
- * "muzzy" stage for this to time. */
+/* Accepted and kept: freed pages decay (dirty, then purged after
+ * dirty_decay_ms) with no "muzzy" stage for this to time. */
 HANDLER(ctl_muzzy_decay_ms) {
   int err = decay_arena_check(mib, miblen);
   return err ? err : decay_ms_rw(oldp, oldlenp, newp, newlen, &alloy__options.muzzy_decay_ms);

@@ -10,8 +10,9 @@
 #include "internal.h"
 
 /* A long-lived thread adopts an abandoned heap at its events only once this
- * many events (x 256 KiB allocated) passed since the heap was abandoned:
- * a new thread should get it first. */
+ * many events passed since the heap was abandoned (the event clock is
+ * process-wide: about 64 x 256 KiB allocated by all threads together): a
+ * new thread should get it first. */
 #define ADOPT_AGE_EVENTS 64
 
 /* guard_sample: about one allocation in every guard_sample bytes is moved to

@@ -2,8 +2,10 @@
  * free.c - freeing a block, whoever frees it: the owner's slow path (pages
  * in the full list, the last block of a page), other threads' frees of
  * class blocks (remote bits), large and big blocks (the back end, from any
- * thread), and every misuse report.  Never takes a lock for a small block
- * but in heap_wake_page, once per page and full episode.
+ * thread), and every misuse report.  A small block's free takes a lock
+ * only at page events, never per block: heap_wake_page and
+ * heap_page_unfull (pages_lock) once per page and full episode, and the
+ * back end's lock when a page empties and goes back.
  *
  * The fast path (fastpath.h) handles the common case: the block's page is
  * the calling thread's and in its queues.  A double free is a bit already

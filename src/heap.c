@@ -594,8 +594,9 @@ void heap_fork_prepare(void) {
   for (heap_t *h = registry; h; h = h->registry_next) os_lock(&h->pages_lock);
 }
 
-/* Parent and child: the other threads' heaps stay registered in the child
- * (their state may be mid-update, so they are never adopted there). */
+/* Parent and child: the other threads' heaps stay registered in the child,
+ * never adopted there (their threads do not exist in the child, so they
+ * never exit and never abandon them). */
 void heap_fork_release(void) {
   for (heap_t *h = registry; h; h = h->registry_next) os_unlock(&h->pages_lock);
   os_unlock(&heaps_lock);

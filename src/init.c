@@ -10,10 +10,10 @@
 
 #include <alloy.h>
 
-/* Every lock alloy has, in the one order any code path takes them: an
- * arena's lock (and its heap's pages_lock), the exited threads' heap, the
- * heap lists, each heap's pages_lock, the back end, the tcache table, the
- * metadata.  The child never inherits a lock held by a thread that does not
+/* Every lock alloy has, in the one order any code path takes them: the
+ * arena table, an arena's lock (and its heap's pages_lock), the exited
+ * threads' heap, the heap lists, each heap's pages_lock, the back end, the
+ * tcache table, the metadata.  The child never inherits a lock held by a thread that does not
  * exist there; tests/unit/test_fork.c forks while each lock is held. */
 static void fork_prepare(void) {
   arena_fork_prepare();

@@ -183,6 +183,7 @@ page_t *segment_page_lookup(const void *p);
 /* p was a block alloy freed: it starts free slices or a free run. */
 bool segment_was_freed(const void *p);
 page_t *segment_alloc_class_page(size_t slices);
+void segment_set_fail_after(long n); /* test hook: the n-th next page, span or big block fails (-1: never) */
 void segment_free_class_page(page_t *page);
 /* Large (<= LARGE_MAX) and big blocks: any thread allocates and frees them
  * through the back end; `stats` counts them (per arena). */

@@ -13,10 +13,6 @@
 #include <limits.h>
 #include <string.h>
 
-/* The hardening cost benchmark builds a copy whose default is secure:false. */
-#ifndef ALLOY_SECURE_DEFAULT
-#define ALLOY_SECURE_DEFAULT true
-#endif
 /* ... and one that never purges (dirty_decay_ms:-1), for measuring what
  * purging costs: ALLOCATORS=alloy,alloy-nopurge make bench. */
 #ifndef ALLOY_DECAY_DEFAULT
@@ -24,7 +20,7 @@
 #endif
 
 alloy_options_t alloy__options = {
-    .secure = ALLOY_SECURE_DEFAULT,
+    .secure = true,
     .abort_on_error = true,
     .dirty_decay_ms = ALLOY_DECAY_DEFAULT,
     .muzzy_decay_ms = 0, /* jemalloc 5.3's default: no muzzy state to keep */

@@ -22,9 +22,10 @@
 size_t os_page_size(void);     /* read at start-up: 4, 16 or 64 KiB pages */
 void os_init(void);
 /* Bits of a user-space address: the size of alloy's page map depends on
- * it.  x86-64 with 4-level page tables gives user space 47 bits; ARM64
- * Linux gives it 48 (a 48-bit VA space, its mappings placed top-down from
- * near 2^48: with 47 here every segment would fall outside the page map). */
+ * it.  x86-64 Linux with 4-level page tables maps user space below 2^47
+ * (5-level tables hand out higher addresses only to mmap hints above it,
+ * which alloy never gives); ARM64 Linux with 48-bit virtual addresses maps
+ * up to 2^48. */
 #if defined(__aarch64__)
 #define OS_ADDRESS_BITS 48
 #else

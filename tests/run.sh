@@ -13,7 +13,8 @@
 #
 # Groups: unit/* (tests/unit/test_*.c on the prefixed API), stress/* (threads;
 # stress/opt_* under each option of OPTION_MATRIX),
-# asan/* and tsan/* (sanitizer builds), edge/* (preloaded corner cases),
+# asan/* and tsan/* (sanitizer builds), edge/* (preloaded corner cases; and
+# edge/layers: no file calls a higher layer of src/internal.h's list),
 # misuse/* (double, invalid and wrong-size frees reported and aborted:
 # tests/misuse/; misuse/opt_* under each option of OPTION_MATRIX), oom/* (out of memory: address-space limit and injected
 # mapping failures, tests/oom/), programs/* (real programs on glibc and on
@@ -81,6 +82,7 @@ catalogue() {
   echo "edge/guard|60|edge-bin|guard"
   echo "edge/cxx|120|edge-bin|cxx"
   echo "edge/exports|60|edge-sh|exports"
+  echo "edge/layers|120|edge-sh|layers"
   echo "edge/conf|120|edge-sh|conf"
   echo "edge/setuid|60|edge-sh|setuid"
   echo "edge/launcher|120|edge-sh|launcher basic"
@@ -149,6 +151,7 @@ needs() {
   case "$1" in
     edge/cxx|misuse/cxx) have "${CXX:-g++}" || { why="g++ not installed"; return 1; } ;;
     edge/exports) { have nm && have readelf; } || { why="binutils (nm, readelf) not installed"; return 1; } ;;
+    edge/layers) have nm || { why="binutils (nm) not installed"; return 1; } ;;
   esac
   return 0
 }
@@ -261,9 +264,10 @@ run_one() { # name timeout kind arg
       ;;
     edge-sh)
       set -- $arg
-      if [ "$1" != exports ]; then # the others run ctor_main
-        build "$B/tests/edge/ctor_main" || { fail "build failed"; return; }
-      fi
+      case "$1" in
+        exports | layers) ;; # they read the library's symbols; the others run ctor_main
+        *) build "$B/tests/edge/ctor_main" || { fail "build failed"; return; } ;;
+      esac
       script=$1
       shift
       run_cmd "$tmo" sh "tests/edge/$script.sh" "$@"

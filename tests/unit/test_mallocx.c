@@ -94,6 +94,34 @@ static void test_rallocx_then_sdallocx(void) {
     }
 }
 
+/* A small block that happens to sit at a large alignment, resized with that
+ * alignment to a size whose aligned class is bigger than the block: kept in
+ * place it would fail the size check of the sdallocx that follows (the
+ * aligned size is rounded up to the alignment).  Found by the fuzzer. */
+static void test_rallocx_aligned_by_chance(void) {
+  enum { N = 2000 };
+  static void *keep[N];
+  void *p = NULL;
+  int n = 0;
+  while (n < N) { /* blocks of 80 bytes until one starts on 1 KiB */
+    void *b = alloy_mallocx(70, 0);
+    REQUIRE(b != NULL);
+    if (((uintptr_t)b & 1023) == 0) {
+      p = b;
+      break;
+    }
+    keep[n++] = b;
+  }
+  REQUIRE(p != NULL);
+  int flags = LG_ALIGN(10);
+  void *q = alloy_rallocx(p, 67, flags);
+  REQUIRE(q != NULL);
+  CHECK_ALIGNED(q, 1024);
+  CHECK_EQ(alloy_sallocx(q, flags), alloy_nallocx(67, flags));
+  alloy_sdallocx(q, 67, flags); /* a wrong size aborts here */
+  for (int i = 0; i < n; i++) alloy_free(keep[i]);
+}
+
 /* Every routing flag with an alignment: a block that grows in place must
  * still be aligned (a huge block growing in place kept its unaligned start
  * under MALLOCX_ARENA/TCACHE), contents kept, growth zeroed. */
@@ -184,6 +212,7 @@ int main(void) {
   test_zero();
   test_rallocx();
   test_rallocx_then_sdallocx();
+  test_rallocx_aligned_by_chance();
   test_rallocx_routed_align();
   test_rallocx_failure_keeps_block();
   test_xallocx();
