@@ -203,6 +203,20 @@ static size_t realloc_target(size_t size, size_t usable) {
   return size < headroom && headroom <= MEDIUM_MAX ? headroom : size;
 }
 
+#ifdef ALLOY_VALGRIND
+/* realloc under memcheck (vg.h), as valgrind's own: never in place, so
+ * memcheck sees exactly the new size and a use of the old block after it;
+ * the bytes memcheck held for the block are copied. */
+static NOINLINE void *realloc_memcheck(void *p, size_t usable, size_t size) {
+  size_t old = vg_block_size(p, usable);
+  void *q = fast_malloc(size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old < size ? old : size);
+  fast_free(p);
+  return q;
+}
+#endif
+
 EXPORT void *alloy_realloc(void *p, size_t size) {
   if (p == NULL) return fast_malloc(size);
   page_t *page = block_page(p, "realloc of an invalid pointer");
@@ -215,7 +229,7 @@ EXPORT void *alloy_realloc(void *p, size_t size) {
     return NULL;
   }
   size_t usable = page->block_size;
-  VG_HOOK(return vg_realloc(p, usable, size));
+  VG_HOOK(return realloc_memcheck(p, usable, size));
   if (size <= usable && size >= usable / 2) return p;
   if (resize_in_place(page, size)) return p;
   if (page->kind == PAGE_BIG && size > usable && page->arena == 0) {

@@ -167,11 +167,12 @@ int arena_reset(unsigned index, bool destroy) {
   uint64_t live = 0;
   heap_take_pending(&a->heap);
   heap_visit_pages(&a->heap, page_add_live, &live);
-  VG_HOOK(vg_heap_discard(&a->heap));
+  VG_HOOK(heap_visit_pages(&a->heap, vg_page_discard, NULL)); /* memcheck: the blocks go too */
   while (a->heap.blocks.first) {
     page_t *page = a->heap.blocks.first;
     a->heap.blocks.first = page->next;
     page->next = page->prev = NULL;
+    VG_HOOK(vg_freed(page->start));
     live += page->block_size;
     if (page->kind == PAGE_LARGE) segment_free_large(page, &a->large);
     else segment_free_big(page, &a->large);

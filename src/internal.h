@@ -10,7 +10,8 @@
  *                printf and misuse reports), options.c (configuration),
  *                size_class.c, process.c (one-time process start)
  *   3 back end   pagemap.c (frame -> header), segment.c (frames, segments,
- *                spans, large and big blocks, decay, THP)
+ *                spans, large and big blocks, decay, THP), vg.c (what
+ *                memcheck is told, when it runs the program: vg.h)
  *   4 core knot  page.c (one page's bitmaps), heap.c (thread heaps, the
  *                allocation slow path, abandonment), stats.c (counters folded
  *                at events, snapshots), free.c (every free)
@@ -19,8 +20,6 @@
  *   6 API        alloc.c (+ fastpath.h), mallocx.c, ctl.c, stats_print.c,
  *                override.c and mallinfo.c (the standard names), init.c
  *                (fork handlers and exit reports, registered at load time)
- *   aside        vg.h/vg.c: what memcheck is told (hooks in any layer, live
- *                only when memcheck runs the program; see vg.h)
  *
  * Names: alloy_* is the public prefixed API, alloy__* internal symbols
  * shared across files, module_verb_object otherwise (STYLE.md).

@@ -1,7 +1,7 @@
 /*
  * vg.c - the bodies of the memcheck hooks (vg.h).  Runs only when memcheck
- * runs the program; called from any layer (it only tells valgrind what
- * alloy already knows, and realloc is the one entry point it implements).
+ * runs the program.  In the back-end layer: it tells valgrind what the
+ * page map and page descriptors already say, and calls nothing above.
  *
  * What memcheck is told:
  *   blocks      MALLOCLIKE with the size the program asked for; the rest of
@@ -25,26 +25,10 @@
  *               malloc puts the fields back for its duration.
  */
 #include "internal.h"
-#include "vg.h"
 
 #ifdef ALLOY_VALGRIND
 
-#include <alloy.h>
-#include <string.h>
-#include <valgrind/memcheck.h>
-#include <valgrind/valgrind.h>
-
-bool alloy__vg_memcheck;
 static bool vg_final; /* the exit-time pass ran */
-
-/* Memcheck answers its own requests with -1 where any other tool (callgrind
- * measuring alloy, massif) leaves the default 0. */
-void vg_detect(void) {
-  static char probe;
-  if (!RUNNING_ON_VALGRIND) return;
-  long r = (long)VALGRIND_MAKE_MEM_DEFINED(&probe, 1);
-  alloy__vg_memcheck = r == -1;
-}
 
 /* Frames of a big block's run that start in [from, to) hold no header now
  * but may next (a free run's, a segment's): their first slice, where any
@@ -126,7 +110,7 @@ void vg_zeroed(void *p, size_t size) { VALGRIND_MAKE_MEM_DEFINED(p, size); }
 /* The bytes of p memcheck considers the block: the first one it calls
  * inaccessible, asked with error reports off (the question is not an
  * access). */
-static size_t vg_block_size(const void *p, size_t usable) {
+size_t vg_block_size(const void *p, size_t usable) {
   VALGRIND_DISABLE_ERROR_REPORTING;
   uintptr_t bad = (uintptr_t)VALGRIND_CHECK_MEM_IS_ADDRESSABLE(p, usable);
   VALGRIND_ENABLE_ERROR_REPORTING;
@@ -139,37 +123,18 @@ size_t vg_usable(const void *p, size_t usable) {
   return usable;
 }
 
-/* As valgrind's own realloc: never in place, so memcheck sees exactly the
- * new size (and a use of the old block after it is reported). */
-void *vg_realloc(void *p, size_t usable, size_t size) {
-  size_t old = vg_block_size(p, usable);
-  void *q = alloy__malloc(size);
-  if (q == NULL) return NULL;
-  memcpy(q, p, old < size ? old : size);
-  alloy__free(p);
-  return q;
-}
-
 void vg_segment_new(segment_t *seg, size_t first_slice) {
   VALGRIND_MAKE_MEM_DEFINED(seg, first_slice * SLICE_SIZE);
   VALGRIND_MAKE_MEM_NOACCESS((uint8_t *)seg + first_slice * SLICE_SIZE, SEGMENT_SIZE - first_slice * SLICE_SIZE);
 }
 
-static void vg_page_discard(heap_t *heap, page_t *page, void *arg) {
+void vg_page_discard(heap_t *heap, page_t *page, void *arg) {
   (void)heap;
   (void)arg;
   for (uint32_t i = 0; i < page->capacity; i++) {
     uint64_t bit = (uint64_t)1 << (i % 64);
     uint64_t gone = page->bits->free[i / 64] | atomic_load_explicit(&page->bits->remote[i / 64], memory_order_relaxed);
     if (!(gone & bit)) VALGRIND_FREELIKE_BLOCK(page->start + (size_t)i * page->block_size, 0);
-  }
-}
-
-void vg_heap_discard(heap_t *heap) {
-  heap_visit_pages(heap, vg_page_discard, NULL);
-  for (page_t *page = heap->blocks.first; page; page = page->next) {
-    VALGRIND_FREELIKE_BLOCK(page->start, 0);
-    vg_frame_heads_addressable(page, page->start, page->start + page->block_size);
   }
 }
 
