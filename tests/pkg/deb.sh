@@ -23,6 +23,12 @@ else
 fi
 version=$(dpkg-parsechangelog -l debian/changelog -S Version)
 arch=$(dpkg --print-architecture)
+# debian/changelog must follow include/alloy.h, the version's one source.
+upstream=$(sed -n 's/^#define ALLOY_VERSION_STRING "\(.*\)"/\1/p' include/alloy.h)
+case $version in
+  "$upstream" | "$upstream"-*) echo "ok: debian/changelog's version $version follows alloy.h's $upstream" ;;
+  *) bad "debian/changelog says $version, include/alloy.h $upstream" ;;
+esac
 (cd "$T/src/alloy" && DEB_BUILD_OPTIONS="parallel=2 nocheck" dpkg-buildpackage -us -uc -b) >"$T/build.log" 2>&1
 rc=$?
 tail -n 12 "$T/build.log"
