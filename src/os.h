@@ -37,13 +37,7 @@ void os_init(void);
  * the OS page); *mapped receives the bytes mapped.  Counted as mapped. */
 void *os_map_aligned(size_t size, size_t align, size_t *mapped);
 bool os_unmap(void *p, size_t size);
-/* Maps [p, p + size) fresh at exactly that address if nothing else is
- * there (growing a region in place). */
-bool os_map_at(void *p, size_t size);
 bool os_remap_in_place(void *p, size_t old_size, size_t new_size);
-/* Moves a mapping with its pages (no copy, no fault) to a new place aligned
- * to `align`, grown to new_size; NULL and the old mapping intact on failure. */
-void *os_remap_move(void *p, size_t old_size, size_t new_size, size_t align);
 /* Moves [from, from + size) onto [to, to + size), which is mapped: the
  * pages go with it, `from` is left unmapped. */
 bool os_remap_onto(void *from, void *to, size_t size);
@@ -68,7 +62,6 @@ int os_getpid(void);
 uint64_t os_now_ms(void);                /* monotonic */
 void os_set_clock(uint64_t (*now_ms)(void)); /* test hook: a fake clock (NULL: the real one) */
 void os_yield(void);
-void os_sleep_ms(unsigned ms);
 
 /* ---------------------------------------------------------- threads */
 /* A per-thread value whose destructor runs at thread exit (once per

@@ -117,18 +117,6 @@ void *os_map_aligned(size_t size, size_t align, size_t *mapped) {
   return p;
 }
 
-bool os_map_at(void *p, size_t size) {
-  if (injected_failure()) return false;
-  void *q = map_raw(p, size, MAP_FIXED_NOREPLACE);
-  if (q == NULL) return false;
-  if (q != p) { /* a kernel older than 4.17 takes the flag as a hint */
-    munmap(q, size);
-    return false;
-  }
-  mapped_add(size);
-  return true;
-}
-
 /* Grows or shrinks a mapping where it stands (never moves it: callers rely
  * on its alignment).  False when the address space after it is taken. */
 bool os_remap_in_place(void *p, size_t old_size, size_t new_size) {
@@ -137,18 +125,6 @@ bool os_remap_in_place(void *p, size_t old_size, size_t new_size) {
   if (new_size > old_size) mapped_add(new_size - old_size);
   else mapped_sub(old_size - new_size);
   return true;
-}
-
-void *os_remap_move(void *p, size_t old_size, size_t new_size, size_t align) {
-  size_t mapped = 0;
-  void *target = os_map_aligned(new_size, align, &mapped); /* reserves the aligned range */
-  if (target == NULL) return NULL;
-  if (mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED) {
-    os_unmap(target, mapped);
-    return NULL;
-  }
-  mapped_sub(old_size); /* p's range is gone */
-  return target;
 }
 
 bool os_remap_onto(void *from, void *to, size_t size) {
@@ -242,12 +218,6 @@ uint64_t os_now_ms(void) {
 }
 
 void os_yield(void) { sched_yield(); }
-
-void os_sleep_ms(unsigned ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
 
 /* --------------------------------------------------------------- threads */
 
