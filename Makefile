@@ -3,16 +3,18 @@
 #   make run        build, then run a real program on alloy and show its statistics
 #   make test       every test; ends with "N passed, N failed"
 #   make bench      side-by-side benchmark against glibc, jemalloc, mimalloc, tcmalloc
+#   make install    PREFIX=/usr/local DESTDIR=... (mk/install.mk); make uninstall
+#   make test-arm64 the ARM64 tests alone: cross-compiled, under qemu-user (mk/arm64.mk)
 CC      ?= cc
 BUILD   ?= build
 include sources.mk
 
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 ALL_OBJ  := $(ALL_SRC:src/%.c=$(BUILD)/obj/%.o)
-SONAME_FLAGS := -shared -Wl,-soname,liballoy.so -Wl,-z,nodelete
+SONAME_FLAGS := -shared -Wl,-soname,$(ALLOY_SONAME) -Wl,-z,nodelete
 
 .PHONY: all run test bench bench-instr bench-workloads-instr fuzz clean
-all: $(BUILD)/liballoy.so $(BUILD)/liballoy.a $(BUILD)/liballoy_core.a $(BUILD)/alloy \
+all: $(BUILD)/liballoy.so $(BUILD)/$(ALLOY_SONAME) $(BUILD)/liballoy.a $(BUILD)/liballoy_core.a $(BUILD)/alloy \
      $(BUILD)/liballoy-insecure.so $(BUILD)/liballoy-nopurge.so
 
 $(BUILD)/obj/%.o: src/%.c $(LIB_HEADERS)
@@ -21,6 +23,10 @@ $(BUILD)/obj/%.o: src/%.c $(LIB_HEADERS)
 
 $(BUILD)/liballoy.so: $(ALL_OBJ)
 	$(CC) $(SONAME_FLAGS) -o $@ $^ $(LIB_LDLIBS)
+
+# What a program linked with -Lbuild -lalloy asks for at run time.
+$(BUILD)/$(ALLOY_SONAME): $(BUILD)/liballoy.so
+	ln -sf liballoy.so $@
 
 $(BUILD)/liballoy.a: $(ALL_OBJ)
 	@rm -f $@
@@ -83,3 +89,7 @@ fuzz:
 
 clean:
 	rm -rf $(BUILD)
+
+# make install / uninstall, alloy.pc (mk/install.mk); make test-arm64.
+include mk/install.mk
+include mk/arm64.mk

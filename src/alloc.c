@@ -141,7 +141,10 @@ static bool size_fits_block(const page_t *page, size_t size) {
 EXPORT size_t alloy_usable_size(const void *p) {
   if (p == NULL) return 0;
   page_t *page = block_page(p, "usable size of an invalid pointer");
-  return page ? page->block_size : 0;
+  if (page == NULL) return 0;
+  size_t usable = page->block_size;
+  VG_HOOK(usable = vg_usable(p, usable));
+  return usable;
 }
 
 EXPORT void *alloy_calloc(size_t n, size_t size) {
@@ -154,7 +157,10 @@ EXPORT void *alloy_calloc(size_t n, size_t size) {
   if (unlikely(p == NULL)) return NULL;
   /* fresh large and big blocks are zero already: not touching them keeps
    * them out of RSS until the program writes them */
-  if (total > MEDIUM_MAX && segment_page_lookup(p)->is_zero) return p;
+  if (total > MEDIUM_MAX && segment_page_lookup(p)->is_zero) {
+    VG_HOOK(vg_zeroed(p, total));
+    return p;
+  }
   return memset(p, 0, total);
 }
 
@@ -180,6 +186,7 @@ static bool resize_in_place(page_t *page, size_t size) {
   if (!segment_resize(page, size, block_stats(page))) return false;
   count_resize(old, page->block_size);
   if (unlikely(alloy__options.prof)) prof_resized(page->start, page->start); /* sampled by growth too */
+  VG_HOOK(vg_resized(page->start, old, page->block_size));
   return true;
 }
 
@@ -202,6 +209,20 @@ static size_t realloc_target(size_t size, size_t usable) {
   return size < headroom && headroom <= MEDIUM_MAX ? headroom : size;
 }
 
+#ifdef ALLOY_VALGRIND
+/* realloc under memcheck (vg.h), as valgrind's own: never in place, so
+ * memcheck sees exactly the new size and a use of the old block after it;
+ * the bytes memcheck held for the block are copied. */
+static NOINLINE void *realloc_memcheck(void *p, size_t usable, size_t size) {
+  size_t old = vg_block_size(p, usable);
+  void *q = fast_malloc(size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old < size ? old : size);
+  fast_free(p);
+  return q;
+}
+#endif
+
 EXPORT void *alloy_realloc(void *p, size_t size) {
   if (p == NULL) return fast_malloc(size);
   page_t *page = block_page(p, "realloc of an invalid pointer");
@@ -214,6 +235,7 @@ EXPORT void *alloy_realloc(void *p, size_t size) {
     return NULL;
   }
   size_t usable = page->block_size;
+  VG_HOOK(return realloc_memcheck(p, usable, size));
   if (size <= usable && size >= usable / 2) return p;
   if (resize_in_place(page, size)) return p;
   if (page->kind == PAGE_BIG && size > usable && page->arena == 0) {

@@ -125,7 +125,10 @@ NOINLINE void free_generic(void *p, page_t *page) {
     }
   }
   heap_t *heap = heap_get();
-  if (unlikely(heap == &alloy__heap_bound)) heap = arena_home_heap(); /* counted for the thread */
+  if (unlikely(heap->shared)) { /* a sentinel: bound to an arena, not started, exited, or memcheck's */
+    VG_HOOK(if (vg_freed(p)) return);
+    if (heap == &alloy__heap_bound) heap = arena_home_heap(); /* counted for the thread */
+  }
   if (page->kind >= PAGE_LARGE) {
     free_block(heap, page, p);
     return;

@@ -27,6 +27,7 @@ page_t alloy__page_empty = {.cur = &empty_bits.free[0], .bits = &empty_bits};
 heap_t alloy__heap_empty = {
     .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
     .event_countdown = INT64_MAX,
+    .shared = true, /* as every sentinel: no thread owns it (free_generic tests this) */
 };
 /* A thread whose heap was abandoned at its exit (the TLS destructor) may
  * still allocate from a later TLS destructor, in every round glibc runs
@@ -37,6 +38,7 @@ heap_t alloy__heap_empty = {
 heap_t alloy__heap_exited = {
     .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
     .event_countdown = INT64_MAX,
+    .shared = true,
 };
 static os_lock_t exit_lock = OS_LOCK_INIT;
 static heap_t *exit_heap; /* registered, never a thread's: never abandoned */
@@ -311,6 +313,7 @@ heap_t *heap_init_thread(void) {
   heap_t *heap = heap_new();
   if (!heap) return NULL;
   alloy__tls_heap = heap;
+  VG_HOOK(arena_route_thread(heap)); /* memcheck: every malloc and free off the fast paths */
   os_thread_key_set(heap_thread_done, heap);
   heap_adopt_one(heap);
   return heap;
@@ -557,9 +560,11 @@ static void *heap_alloc_block(heap_t *heap, size_t size, size_t align) {
  * is at most ALIGNMENT_MIN except from alloy__aligned for large and big
  * blocks. */
 void *heap_alloc(heap_t *heap, size_t size, size_t align) {
-  if (size == 0) size = 1; /* a unique block, even when large or big for its alignment */
-  if (size <= MEDIUM_MAX && align <= ALIGNMENT_MIN) return heap_alloc_small(heap, size);
-  return heap_alloc_block(heap, size, align);
+  VG_HOOK(vg_alloc_begin());
+  size_t n = size ? size : 1; /* a unique block, even when large or big for its alignment */
+  void *p = n <= MEDIUM_MAX && align <= ALIGNMENT_MIN ? heap_alloc_small(heap, n) : heap_alloc_block(heap, n, align);
+  VG_HOOK(p = vg_allocated(p, size));
+  return p;
 }
 
 /* An allocation by a thread past its exit (see alloy__heap_exited). */

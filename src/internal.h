@@ -11,7 +11,8 @@
  *                size_class.c, process.c (one-time process start),
  *                unwind.c (call stacks from inside malloc: the heap profiler's)
  *   3 back end   pagemap.c (frame -> header), segment.c (frames, segments,
- *                spans, large and big blocks, decay, THP)
+ *                spans, large and big blocks, decay, THP), vg.c (what
+ *                memcheck is told, when it runs the program: vg.h)
  *   4 core knot  page.c (one page's bitmaps), heap.c (thread heaps, the
  *                allocation slow path, abandonment), stats.c (counters folded
  *                at events, snapshots), free.c (every free), prof_sample.c
@@ -35,6 +36,7 @@
 
 #include "os.h"
 #include "types.h"
+#include "vg.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -157,19 +159,20 @@ void process_init(void);
 /* ------------------------------------------------------------- pagemap */
 /* Frame -> the header governing it: a segment's or big block's (the
  * pointer), a free run's (the pointer | PAGEMAP_FREE), or 0.  Two levels: a
- * first level of 2^15 offsets in .bss (256 KiB of address space, touched
- * only where frames live), second-level chunks of 1024 entries (one per
- * 4 GiB of address space) from the metadata allocator.  An offset of 0
- * means "no chunk": it lands on a static chunk of zeros. */
+ * first level of 2^(OS_ADDRESS_BITS - 32) offsets in .bss (256 KiB on
+ * x86-64, 512 KiB on ARM64, touched only where frames live), second-level
+ * chunks of 1024 entries (one per 4 GiB of address space) from the
+ * metadata allocator.  An offset of 0 means "no chunk": it lands on a
+ * static chunk of zeros. */
 #define PAGEMAP_FREE ((uintptr_t)1)
 #define PAGEMAP_L2_BITS (32 - SEGMENT_SHIFT)
 #define PAGEMAP_L1_BITS (OS_ADDRESS_BITS - 32)
 extern uintptr_t alloy__pagemap_l1[(size_t)1 << PAGEMAP_L1_BITS];
 extern const uintptr_t alloy__pagemap_zero[(size_t)1 << PAGEMAP_L2_BITS];
-/* The first level is indexed by the address's bits 32..46 only: a pointer
- * outside the user address space lands on some entry, whose value (a
- * segment below 2^47) can never equal that pointer's segment_of, so the
- * check needs no bounds test. */
+/* The first level is indexed by the address's bits 32..OS_ADDRESS_BITS-1
+ * only: a pointer outside the user address space lands on some entry, whose
+ * value (a segment below 2^OS_ADDRESS_BITS) can never equal that pointer's
+ * segment_of, so the check needs no bounds test. */
 static inline uintptr_t pagemap_get(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t i = (a >> 32) & (((uintptr_t)1 << PAGEMAP_L1_BITS) - 1);
@@ -392,6 +395,7 @@ unsigned arena_create(void);  /* 0: none could be made */
 bool arena_exists(unsigned index);
 void *arena_malloc(unsigned index, size_t size, size_t align);
 void *arena_malloc_bound(size_t size, size_t align);
+void arena_route_thread(heap_t *home); /* memcheck (vg.h): as if bound, to no arena */
 void arena_block_freed(page_t *page); /* a large or big block of an explicit arena is going */
 large_stats_t *arena_large_stats(unsigned index);
 int arena_reset(unsigned index, bool destroy);

@@ -377,6 +377,7 @@ static segment_t *segment_new(segment_kind_t kind) {
   bool fresh;
   segment_t *seg = frames_get(1, &fresh); /* slices past the header: zero */
   if (seg == NULL) return NULL;
+  VG_HOOK(vg_segment_new(seg, kind == SEGMENT_CLASS ? CLASS_FIRST_SLICE : LARGE_FIRST_SLICE));
   header_clear(seg);
   seg->mapped_size = SEGMENT_SIZE;
   seg->kind = (uint8_t)kind;
