@@ -234,9 +234,18 @@ static segment_t *run_take(size_t frames, bool *dirty) {
 
 /* Address space is short (a mapping failed): unmap retained runs, which
  * hold no memory, only address space.  Never while a remote freer may
- * still read a page descriptor in them (free_remote counts itself around heap_wake_page). */
+ * still read a page descriptor in them (free_remote counts itself around
+ * heap_wake_page).  The back-end lock is held here, so the wait is bounded:
+ * a waker may itself wait for a pages_lock whose holder waits for this lock
+ * (fork's prepare handler), and waiting for it without bound would hang both.
+ * When wakers stay, nothing is unmapped and the allocation fails (ENOMEM):
+ * rare (address space exhausted at the moment of a remote free), never a
+ * hang. */
 static bool runs_unmap_retained(void) {
-  while (atomic_load_explicit(&wakers, memory_order_acquire) != 0) os_yield();
+  for (unsigned spins = 0; atomic_load_explicit(&wakers, memory_order_acquire) != 0; spins++) {
+    if (spins == 256) return false;
+    os_yield();
+  }
   bool any = false;
   for (unsigned i = 1; i < NBINS; i++) {
     for (segment_t *run = runs.bin[i].first, *next; run; run = next) {
