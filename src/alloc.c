@@ -30,7 +30,8 @@ EXPORT void alloy_free(void *p) { fast_free(p); }
 
 /* The malloc slow path of a thread: a new thread gets its heap here, a
  * thread bound to an explicit arena allocates there, a thread past its exit
- * hook from the exited threads' heap; a real heap runs its slow path. */
+ * hook from the exited threads' heap, a per-CPU thread from its caches; a
+ * real heap runs its slow path. */
 NOINLINE void *alloc_slow(heap_t *heap, size_t size, size_t align) {
   if (heap == &alloy__heap_bound) return arena_malloc_bound(size, align);
   if (heap == &alloy__heap_exited) return heap_alloc_exited(size, align);
@@ -38,6 +39,7 @@ NOINLINE void *alloc_slow(heap_t *heap, size_t size, size_t align) {
     errno = ENOMEM;
     return NULL;
   }
+  if (heap_get() == &alloy__heap_percpu) return percpu_alloc(size, align); /* new thread, per-CPU */
   return heap_alloc(heap, size, align);
 }
 

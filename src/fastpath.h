@@ -32,6 +32,8 @@ static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
       return block;
     }
   }
+  /* A per-CPU thread's heap has no pages: it always lands here. */
+  if (heap == &alloy__heap_percpu) return percpu_malloc(size);
   return alloc_tier2(size, heap);
 }
 

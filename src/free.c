@@ -116,7 +116,8 @@ NOINLINE void free_generic(void *p, page_t *page) {
     }
   }
   heap_t *heap = heap_get();
-  if (unlikely(heap == &alloy__heap_bound)) heap = arena_home_heap(); /* counted for the thread */
+  if (unlikely(heap == &alloy__heap_bound || heap == &alloy__heap_percpu))
+    heap = arena_home_heap(); /* counted for the thread */
   if (page->kind >= PAGE_LARGE) {
     free_block(heap, page, p);
     return;
@@ -131,7 +132,9 @@ NOINLINE void free_generic(void *p, page_t *page) {
   }
   heap_t *owner = (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_relaxed) & ~XHEAP_FULL);
   size_t bytes = page->block_size;
-  bool ok = owner == heap ? free_owned(heap, page, index) : free_remote(page, index);
+  bool ok = owner == &alloy__heap_central ? percpu_free_block(p, page, index)
+            : owner == heap                ? free_owned(heap, page, index)
+                                           : free_remote(page, index);
   if (!ok) {
     free_report_double(p, page);
     return;
@@ -143,5 +146,6 @@ NOINLINE void free_generic(void *p, page_t *page) {
  * replaced by a guarded one). */
 void free_owned_block(heap_t *heap, page_t *page, void *p) {
   size_t index = (size_t)(((uint64_t)((uint8_t *)p - page->start) * page->block_magic) >> MAGIC_BITS);
-  free_owned(heap, page, index);
+  if (page_heap(page) == &alloy__heap_central) percpu_free_block(p, page, index);
+  else free_owned(heap, page, index);
 }

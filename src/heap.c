@@ -298,7 +298,7 @@ heap_t *heap_init_thread(void) {
   if (!heap) return NULL;
   alloy__tls_heap = heap;
   os_thread_key_set(heap_thread_done, heap);
-  heap_adopt_one(heap);
+  if (!percpu_thread_start(heap)) heap_adopt_one(heap); /* a per-CPU thread's heap only counts */
   return heap;
 }
 
@@ -416,6 +416,7 @@ static bool heap_adopt_one(heap_t *heap) { return heap_adopt_one_when(heap, UINT
 void heap_thread_done(void *arg) {
   heap_t *heap = arg;
   if (heap_is_sentinel(heap)) return;
+  percpu_thread_exit(heap);
   if (alloy__tls_heap == &alloy__heap_bound) arena_bind_thread(0);
   heap_release_empty(heap);
   stats_fold(heap);
@@ -439,6 +440,7 @@ void heap_thread_done(void *arg) {
  * everything empty, and purge every free page now. */
 void heap_collect(heap_t *heap) {
   if (heap_is_sentinel(heap)) return;
+  percpu_drain_all();
   while (heap_adopt_one(heap)) {
   }
   heap_release_empty(heap);

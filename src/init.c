@@ -12,12 +12,13 @@
 
 /* Every lock alloy has, in the one order any code path takes them: an
  * arena's lock (and its heap's pages_lock), the exited threads' heap, the
- * heap lists, each heap's pages_lock, the back end, the tcache table, the
- * metadata.  The child never inherits a lock held by a thread that does not
+ * heap lists, each heap's pages_lock, the per-CPU caches' (percpu.c), the
+ * back end, the tcache table, the metadata.  The child never inherits a lock held by a thread that does not
  * exist there; tests/unit/test_fork.c forks while each lock is held. */
 static void fork_prepare(void) {
   arena_fork_prepare();
   heap_fork_prepare();
+  percpu_fork_prepare();
   segment_fork_prepare();
   tcache_fork_prepare();
   meta_fork_prepare();
@@ -27,6 +28,7 @@ static void fork_parent(void) {
   meta_fork_release();
   tcache_fork_release();
   segment_fork_release();
+  percpu_fork_release();
   heap_fork_release();
   arena_fork_release();
 }
@@ -35,6 +37,7 @@ static void fork_child(void) {
   meta_fork_release();
   tcache_fork_release();
   segment_fork_child();
+  percpu_fork_child();
   heap_fork_release();
   arena_fork_child();
   background_fork_child();

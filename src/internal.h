@@ -13,7 +13,8 @@
  *                spans, large and big blocks, decay, THP)
  *   4 core knot  page.c (one page's bitmaps), heap.c (thread heaps, the
  *                allocation slow path, abandonment), stats.c (counters folded
- *                at events, snapshots), free.c (every free)
+ *                at events, snapshots), free.c (every free), percpu.c (per-CPU
+ *                caches over central pages, with os_rseq_linux.c and rseq.h)
  *   5 front ends arena.c (explicit arenas), tcache.c, background.c,
  *                event.c (the rare-event hook: sampling, statistics, decay)
  *   6 API        alloc.c (+ fastpath.h), mallocx.c, ctl.c, stats_print.c,
@@ -85,12 +86,15 @@ typedef struct {
   unsigned narenas;     /* jemalloc's; 0 automatic (alloy's automatic arenas are thread heaps) */
   bool tcache;          /* jemalloc's; stored only (default true) */
   int purge;            /* purge_mode_t: how freed pages go back to the OS */
+  int percpu;           /* percpu_mode_t: per-CPU caches (default auto) */
 } alloy_options_t;
 typedef enum { THP_DEFAULT, THP_ALWAYS, THP_NEVER } thp_mode_t;
 typedef enum { PURGE_DONTNEED, PURGE_FREE } purge_mode_t; /* MADV_DONTNEED or MADV_FREE */
+typedef enum { PERCPU_OFF, PERCPU_ON, PERCPU_AUTO } percpu_mode_t;
 extern alloy_options_t alloy__options;
 extern const char *const alloy__thp_names[];   /* "default", "always", "never" */
 extern const char *const alloy__purge_names[]; /* "dontneed", "free" */
+extern const char *const alloy__percpu_names[]; /* "false", "true", "auto" */
 void options_init(void);
 static inline int options_decay_ms(void) {
   return __atomic_load_n(&alloy__options.dirty_decay_ms, __ATOMIC_RELAXED);
@@ -220,12 +224,15 @@ extern __thread heap_t *alloy__tls_heap __attribute__((tls_model("initial-exec")
 extern heap_t alloy__heap_empty;  /* every thread starts here */
 extern heap_t alloy__heap_bound;  /* a thread bound to an explicit arena (arena.c) */
 extern heap_t alloy__heap_exited; /* a thread past its exit hook (heap.c) */
+extern heap_t alloy__heap_percpu; /* a thread in per-CPU mode (percpu.c) */
+extern heap_t alloy__heap_central; /* owner of the per-CPU mode's pages: no thread's */
 extern page_t alloy__page_empty;  /* no free blocks: direct[] of the sentinel heaps */
 static inline heap_t *heap_get(void) { return alloy__tls_heap; }
 /* The shared heaps a TLS pointer may hold that own nothing and must never
  * be written. */
 static inline bool heap_is_sentinel(const heap_t *heap) {
-  return heap == &alloy__heap_empty || heap == &alloy__heap_bound || heap == &alloy__heap_exited;
+  return heap == &alloy__heap_empty || heap == &alloy__heap_bound || heap == &alloy__heap_exited ||
+         heap == &alloy__heap_percpu;
 }
 
 /* ---------------------------------------------------------------- page */
@@ -307,6 +314,38 @@ void free_generic(void *p, page_t *page);
 void free_count(heap_t *heap, size_t bytes); /* a free, counted against the calling thread */
 void free_report_double(const void *p, const page_t *page);
 void free_owned_block(heap_t *heap, page_t *page, void *p); /* undo a malloc just made */
+
+/* -------------------------------------------------------------- percpu */
+/* Per-CPU caches (docs/PERCPU.md).  A thread in per-CPU mode has TLS heap
+ * alloy__heap_percpu; its own heap (percpu_home) counts for it. */
+bool percpu_thread_start(heap_t *heap); /* a new thread's heap: true when it went per-CPU */
+void percpu_thread_exit(heap_t *heap);
+heap_t *percpu_home(void);
+void *percpu_malloc(size_t size);             /* the per-CPU thread's malloc */
+void *percpu_alloc(size_t size, size_t align); /* its slow path (alignments, large) */
+bool percpu_free_block(void *p, page_t *page, size_t index); /* a central block; false: double free */
+void percpu_event(heap_t *heap);  /* a thread heap owner's rare event */
+void percpu_decay(uint64_t now_ms);
+void percpu_drain_all(void);
+typedef struct {
+  int mode;               /* os_rseq_owner_t: whose registration serves; OS_RSEQ_NONE: off */
+  int error;              /* rseq refused: its errno */
+  bool probed;            /* rseq was looked for (per-CPU mode was wanted once) */
+  bool mm_cid;            /* caches by concurrency id (else by CPU number) */
+  unsigned ncaches;       /* caches mapped (possible CPUs) */
+  unsigned caches_used;   /* caches that ever held blocks */
+  uint64_t threads;       /* threads in per-CPU mode now */
+  uint64_t cached_bytes;  /* blocks in caches */
+  uint64_t metadata;      /* bytes mapped for the caches */
+  uint64_t drains;        /* caches drained from outside (decay, collect) */
+} percpu_stats_t;
+void percpu_stats(percpu_stats_t *s);
+void percpu_stats_add(heap_stats_t *sum); /* central pages into arena 0's bins */
+const char *percpu_mode_name(void);       /* "glibc", "own", "off" */
+size_t percpu_describe(char *buf, size_t cap);
+void percpu_fork_prepare(void);
+void percpu_fork_release(void);
+void percpu_fork_child(void);
 
 /* =========================================================== front ends */
 

@@ -30,6 +30,7 @@ alloy_options_t alloy__options = {
     .muzzy_decay_ms = 0, /* jemalloc 5.3's default: no muzzy state to keep */
     .tcache = true,
     .purge = PURGE_DONTNEED,
+    .percpu = PERCPU_AUTO,
 };
 
 /* jemalloc's hook: a program defines `const char *malloc_conf = "...";`.
@@ -72,6 +73,7 @@ static const option_def_t option_table[] = {
     {"narenas", OPT_UINT, &alloy__options.narenas, NULL},
     {"tcache", OPT_BOOL, &alloy__options.tcache, NULL},
     {"purge", OPT_ENUM, &alloy__options.purge, alloy__purge_names},
+    {"percpu", OPT_ENUM, &alloy__options.percpu, alloy__percpu_names},
 };
 
 /* jemalloc keys alloy does not implement: reported, never fatal, so that a
