@@ -88,6 +88,10 @@ static inline __attribute__((always_inline)) void fast_free(void *p) {
       }
     }
   }
+  if (heap == &alloy__heap_percpu) { /* it owns no page: every free lands here */
+    percpu_free(p, page);
+    return;
+  }
   free_generic(p, page);
 }
 #endif

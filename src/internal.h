@@ -324,6 +324,7 @@ heap_t *percpu_home(void);
 void *percpu_malloc(size_t size);             /* the per-CPU thread's malloc */
 void *percpu_alloc(size_t size, size_t align); /* its slow path (alignments, large) */
 bool percpu_free_block(void *p, page_t *page, size_t index); /* a central block; false: double free */
+void percpu_free(void *p, page_t *page);      /* the per-CPU thread's free */
 void percpu_event(heap_t *heap);  /* a thread heap owner's rare event */
 void percpu_decay(uint64_t now_ms);
 void percpu_drain_all(void);

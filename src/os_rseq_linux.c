@@ -47,12 +47,39 @@ static int32_t area_cpu(intptr_t offset) {
 
 static intptr_t own_offset(void) { return (intptr_t)((uintptr_t)&own_area - rseq_thread_pointer()); }
 
+/* Measurement hook, ALLOY_RSEQ_SIMULATE=1 in the environment: alloy's own
+ * area looks registered without the kernel, each thread with a CPU number
+ * (and concurrency id) of its own that alloy writes itself, so that no two
+ * threads share a cache and no sequence ever needs aborting.  valgrind
+ * answers rseq with ENOSYS, so this is how callgrind counts the per-CPU
+ * paths' instructions (bench/instr.sh); never for production (more
+ * threads than CPUs would share caches unprotected). */
+static bool simulated;
+static _Atomic(uint32_t) simulated_next;
+
+static bool simulate_thread(void) {
+  if (own_area.words[RSEQ_OFF_CPU_ID / 4] != (uint32_t)-1) return true;
+  uint32_t id = atomic_fetch_add(&simulated_next, 1) % os_cpus_possible();
+  own_area.words[RSEQ_OFF_MM_CID / 4] = id;
+  own_area.words[RSEQ_OFF_CPU_ID / 4] = id;
+  return true;
+}
+
 void os_rseq_probe(os_rseq_info_t *info, uint32_t sig) {
   memset(info, 0, sizeof *info);
   unsigned long fs = getauxval(AT_RSEQ_FEATURE_SIZE);
   info->feature_size = fs ? (unsigned)fs : 20; /* no auxv entry: the original 20 bytes */
   if (!RSEQ_ARCH_OK) {
     info->error = ENOSYS;
+    return;
+  }
+  const char *sim = os_secure_exec() ? NULL : os_getenv("ALLOY_RSEQ_SIMULATE");
+  if (sim && sim[0] == '1') {
+    simulated = true;
+    info->owner = OS_RSEQ_OWN;
+    info->offset = own_offset();
+    info->feature_size = RSEQ_FEATURE_MM_CID;
+    simulate_thread();
     return;
   }
   if (&__rseq_size != NULL && __rseq_size != 0 && area_cpu(__rseq_offset) >= 0) {
@@ -75,6 +102,7 @@ void os_rseq_probe(os_rseq_info_t *info, uint32_t sig) {
 
 bool os_rseq_thread_ready(const os_rseq_info_t *info, uint32_t sig) {
   if (info->owner == OS_RSEQ_NONE) return false;
+  if (simulated) return simulate_thread();
   if (area_cpu(info->offset) >= 0) return true;
   if (info->owner != OS_RSEQ_OWN) return false; /* glibc failed for this thread alone */
   return sys_rseq(&own_area, RSEQ_AREA_SIZE, 0, sig) == 0 && area_cpu(info->offset) >= 0;
@@ -83,6 +111,7 @@ bool os_rseq_thread_ready(const os_rseq_info_t *info, uint32_t sig) {
 /* Registration is per process (per mm) and does not survive fork: when the
  * kernel says EPERM, register and try again. */
 bool os_rseq_fence(void) {
+  if (simulated) return false;
   if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0) return true;
   if (errno != EPERM) return false;
   if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0) return false;

@@ -375,9 +375,10 @@ static NOINLINE void *percpu_refill(unsigned cls, size_t size) {
 }
 
 NOINLINE void *percpu_malloc(size_t size) {
-  if (unlikely(size > MEDIUM_MAX)) return heap_alloc(tls_home, size, 0);
-  unsigned cls = likely(size <= DIRECT_MAX) ? fp.class_of[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN]
-                                            : size_class_of(size);
+  unsigned cls;
+  if (likely(size <= DIRECT_MAX)) cls = fp.class_of[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN];
+  else if (size <= MEDIUM_MAX) cls = size_class_of(size);
+  else return heap_alloc(tls_home, size, 0);
   void *p = cache_pop(cls);
   if (unlikely(p == NULL)) return percpu_refill(cls, size);
   return block_taken(p, size);
@@ -404,21 +405,52 @@ static NOINLINE void percpu_overflow(unsigned cls, void *p) {
   central_give(cls, blocks, n);
 }
 
-/* A free of block `index` of a central page, by any thread (free.c).
- * False when it is free already (a double free: the caller reports it). */
-bool percpu_free_block(void *p, page_t *page, size_t index) {
+/* Marks block `index` of a central page as cached: false when it is free
+ * already, in a cache (its cache bit) or in its page (its free bit): a
+ * double free. */
+static inline __attribute__((always_inline)) bool block_mark_cached(page_t *page, size_t index) {
   size_t w = index / 64;
   uint64_t bit = (uint64_t)1 << (index % 64);
   uint64_t old = atomic_fetch_or_explicit(&page->bits->remote[w], bit, memory_order_acq_rel);
-  if (old & bit) return false; /* in a cache */
-  if (__atomic_load_n(&page->bits->free[w], __ATOMIC_RELAXED) & bit) { /* in its page */
+  if (unlikely(old & bit)) return false;
+  if (unlikely(__atomic_load_n(&page->bits->free[w], __ATOMIC_RELAXED) & bit)) {
     atomic_fetch_and_explicit(&page->bits->remote[w], ~bit, memory_order_relaxed);
     return false;
   }
+  return true;
+}
+
+/* A free of block `index` of a central page, by any thread (free.c), the
+ * block validated.  False when it is free already (the caller reports it). */
+bool percpu_free_block(void *p, page_t *page, size_t index) {
+  if (!block_mark_cached(page, index)) return false;
   unsigned cls = page->size_class;
   if (likely(heap_get() == &alloy__heap_percpu) && cache_push(cls, p)) return true;
   percpu_overflow(cls, p);
   return true;
+}
+
+/* The free fast path of a per-CPU thread (fastpath.h): the page map vouched
+ * for p and its page is not the thread's (it has none).  Anything but a
+ * valid central block goes the generic way, which reports misuse. */
+NOINLINE void percpu_free(void *p, page_t *page) {
+  if (unlikely(page_heap(page) != &alloy__heap_central)) goto generic;
+  uint64_t m = (uint64_t)((uint8_t *)p - page->start) * page->block_magic;
+  uint64_t index = m >> MAGIC_BITS;
+  if (unlikely(page_offset_is_interior(m, page->block_magic))) goto generic;
+  if (unlikely(index >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED))) goto generic;
+  if (unlikely(!block_mark_cached(page, index))) {
+    free_report_double(p, page);
+    return;
+  }
+  if (unlikely(!cache_push(page->size_class, p))) percpu_overflow(page->size_class, p);
+  heap_t *home = tls_home;
+  home->counters.freed_bytes += page->block_size;
+  /* a thread that mostly frees reaches few events: fold here too (free_count) */
+  if (unlikely(home->counters.freed_bytes - home->folded_freed > EVENT_INTERVAL_BYTES)) stats_fold(home);
+  return;
+generic:
+  free_generic(p, page);
 }
 
 /* ------------------------------------------------------------ draining */

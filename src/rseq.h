@@ -105,50 +105,54 @@ static inline __attribute__((always_inline)) void *rseq_pop(intptr_t cs, intptr_
                                                              size_t cls) {
   void *p;
   uintptr_t cache, hdr, cur;
-  __asm__ __volatile__(RSEQ_X86_PROLOGUE("[cache]")
-                       "1:\n\t"
-                       "movl %%fs:(%[cpu]), %k[cache]\n\t"
-                       "shlq $" RSEQ_STR(PCPU_SHIFT) ", %[cache]\n\t"
-                       "addq %[base], %[cache]\n\t"
-                       "movl (%[cache],%[cls],4), %k[hdr]\n\t"
-                       "movzwl %w[hdr], %k[cur]\n\t"
-                       "movq " RSEQ_STR(PCPU_SLOTS_OFF) "-8(%[cache],%[cur],8), %[p]\n\t"
-                       "testq %[p], %[p]\n\t"
-                       "jz 2f\n\t"
-                       "decl %k[hdr]\n\t"
-                       "movl %k[hdr], (%[cache],%[cls],4)\n\t" /* commit */
-                       "2:\n\t"
-                       : [p] "=&r"(p), [cache] "=&r"(cache), [hdr] "=&r"(hdr), [cur] "=&r"(cur)
-                       : [cs] "r"(cs), [cpu] "r"(cpu), [base] "r"(base), [cls] "r"(cls)
-                       : "memory", "cc");
+  __asm__ __volatile__ goto(RSEQ_X86_PROLOGUE("[cache]")
+               "1:\n\t"
+               "movl %%fs:(%[cpu]), %k[cache]\n\t"
+               "shlq $" RSEQ_STR(PCPU_SHIFT) ", %[cache]\n\t"
+               "addq %[base], %[cache]\n\t"
+               "movl (%[cache],%[cls],4), %k[hdr]\n\t"
+               "movzwl %w[hdr], %k[cur]\n\t"
+               "movq " RSEQ_STR(PCPU_SLOTS_OFF) "-8(%[cache],%[cur],8), %[p]\n\t"
+               "testq %[p], %[p]\n\t"
+               "jz %l[empty]\n\t"
+               "decl %k[hdr]\n\t"
+               "movl %k[hdr], (%[cache],%[cls],4)\n\t" /* commit */
+               "2:\n\t"
+               : [p] "=&r"(p), [cache] "=&r"(cache), [hdr] "=&r"(hdr), [cur] "=&r"(cur)
+               : [cs] "r"(cs), [cpu] "r"(cpu), [base] "r"(base), [cls] "r"(cls)
+               : "memory", "cc"
+               : empty);
+  if (p == NULL) __builtin_unreachable(); /* NULL left through `empty` */
   return p;
+empty:
+  return NULL;
 }
 
 static inline __attribute__((always_inline)) int rseq_push(intptr_t cs, intptr_t cpu, uintptr_t base,
                                                             size_t cls, void *p) {
-  uintptr_t cache, hdr, cur, ok;
-  __asm__ __volatile__(RSEQ_X86_PROLOGUE("[cache]")
-                       "1:\n\t"
-                       "xorl %k[ok], %k[ok]\n\t"
-                       "movl %%fs:(%[cpu]), %k[cache]\n\t"
-                       "shlq $" RSEQ_STR(PCPU_SHIFT) ", %[cache]\n\t"
-                       "addq %[base], %[cache]\n\t"
-                       "movl (%[cache],%[cls],4), %k[hdr]\n\t"
-                       "movzwl %w[hdr], %k[cur]\n\t"
-                       "movl %k[hdr], %k[ok]\n\t"
-                       "shrl $16, %k[ok]\n\t"          /* end */
-                       "cmpl %k[ok], %k[cur]\n\t"
-                       "movl $0, %k[ok]\n\t"
-                       "jae 2f\n\t"                    /* full (or stopped) */
-                       "movq %[p], " RSEQ_STR(PCPU_SLOTS_OFF) "(%[cache],%[cur],8)\n\t"
-                       "movl $1, %k[ok]\n\t"
-                       "incl %k[hdr]\n\t"
-                       "movl %k[hdr], (%[cache],%[cls],4)\n\t" /* commit */
-                       "2:\n\t"
-                       : [ok] "=&r"(ok), [cache] "=&r"(cache), [hdr] "=&r"(hdr), [cur] "=&r"(cur)
-                       : [cs] "r"(cs), [cpu] "r"(cpu), [base] "r"(base), [cls] "r"(cls), [p] "r"(p)
-                       : "memory", "cc");
-  return (int)ok;
+  uintptr_t cache, hdr, cur, end;
+  __asm__ __volatile__ goto(RSEQ_X86_PROLOGUE("[cache]")
+               "1:\n\t"
+               "movl %%fs:(%[cpu]), %k[cache]\n\t"
+               "shlq $" RSEQ_STR(PCPU_SHIFT) ", %[cache]\n\t"
+               "addq %[base], %[cache]\n\t"
+               "movl (%[cache],%[cls],4), %k[hdr]\n\t"
+               "movzwl %w[hdr], %k[cur]\n\t"
+               "movl %k[hdr], %k[end]\n\t"
+               "shrl $16, %k[end]\n\t"
+               "cmpl %k[end], %k[cur]\n\t"
+               "jae %l[full]\n\t"              /* full (or stopped) */
+               "movq %[p], " RSEQ_STR(PCPU_SLOTS_OFF) "(%[cache],%[cur],8)\n\t"
+               "incl %k[hdr]\n\t"
+               "movl %k[hdr], (%[cache],%[cls],4)\n\t" /* commit */
+               "2:\n\t"
+               : [cache] "=&r"(cache), [hdr] "=&r"(hdr), [cur] "=&r"(cur), [end] "=&r"(end)
+               : [cs] "r"(cs), [cpu] "r"(cpu), [base] "r"(base), [cls] "r"(cls), [p] "r"(p)
+               : "memory", "cc"
+               : full);
+  return 1;
+full:
+  return 0;
 }
 
 #elif defined(__aarch64__)
@@ -190,47 +194,52 @@ static inline __attribute__((always_inline)) void *rseq_pop(intptr_t cs, intptr_
                                                              size_t cls) {
   void *p;
   uintptr_t cache, hdr, cur, tp = rseq_thread_pointer();
-  __asm__ __volatile__(RSEQ_A64_PROLOGUE
-                       "1:\n\t"
-                       "ldr %w[cache], [%[tp], %[cpu]]\n\t"
-                       "add %[cache], %[base], %[cache], lsl #" RSEQ_STR(PCPU_SHIFT) "\n\t"
-                       "ldr %w[hdr], [%[cache], %[cls], lsl #2]\n\t"
-                       "and %w[cur], %w[hdr], #0xffff\n\t"
-                       "add %[cur], %[cache], %[cur], lsl #3\n\t"
-                       "ldr %[p], [%[cur], #" RSEQ_STR(PCPU_SLOTS_OFF) "-8]\n\t"
-                       "cbz %[p], 2f\n\t"
-                       "sub %w[hdr], %w[hdr], #1\n\t"
-                       "str %w[hdr], [%[cache], %[cls], lsl #2]\n\t" /* commit */
-                       "2:\n\t"
-                       : [p] "=&r"(p), [cache] "=&r"(cache), [hdr] "=&r"(hdr), [cur] "=&r"(cur)
-                       : [tp] "r"(tp), [cs] "r"(cs), [cpu] "r"(cpu), [base] "r"(base), [cls] "r"(cls)
-                       : "memory", "cc");
+  __asm__ __volatile__ goto(RSEQ_A64_PROLOGUE
+               "1:\n\t"
+               "ldr %w[cache], [%[tp], %[cpu]]\n\t"
+               "add %[cache], %[base], %[cache], lsl #" RSEQ_STR(PCPU_SHIFT) "\n\t"
+               "ldr %w[hdr], [%[cache], %[cls], lsl #2]\n\t"
+               "and %w[cur], %w[hdr], #0xffff\n\t"
+               "add %[cur], %[cache], %[cur], lsl #3\n\t"
+               "ldr %[p], [%[cur], #" RSEQ_STR(PCPU_SLOTS_OFF) "-8]\n\t"
+               "cbz %[p], %l[empty]\n\t"
+               "sub %w[hdr], %w[hdr], #1\n\t"
+               "str %w[hdr], [%[cache], %[cls], lsl #2]\n\t" /* commit */
+               "2:\n\t"
+               : [p] "=&r"(p), [cache] "=&r"(cache), [hdr] "=&r"(hdr), [cur] "=&r"(cur)
+               : [tp] "r"(tp), [cs] "r"(cs), [cpu] "r"(cpu), [base] "r"(base), [cls] "r"(cls)
+               : "memory", "cc"
+               : empty);
+  if (p == NULL) __builtin_unreachable(); /* NULL left through `empty` */
   return p;
+empty:
+  return NULL;
 }
 
 static inline __attribute__((always_inline)) int rseq_push(intptr_t cs, intptr_t cpu, uintptr_t base,
                                                             size_t cls, void *p) {
-  uintptr_t cache, hdr, cur, ok, tp = rseq_thread_pointer();
-  __asm__ __volatile__(RSEQ_A64_PROLOGUE
-                       "1:\n\t"
-                       "mov %w[ok], #0\n\t"
-                       "ldr %w[cache], [%[tp], %[cpu]]\n\t"
-                       "add %[cache], %[base], %[cache], lsl #" RSEQ_STR(PCPU_SHIFT) "\n\t"
-                       "ldr %w[hdr], [%[cache], %[cls], lsl #2]\n\t"
-                       "and %w[cur], %w[hdr], #0xffff\n\t"
-                       "cmp %w[cur], %w[hdr], lsr #16\n\t"
-                       "b.hs 2f\n\t"                     /* full (or stopped) */
-                       "add %[cur], %[cache], %[cur], lsl #3\n\t"
-                       "str %[p], [%[cur], #" RSEQ_STR(PCPU_SLOTS_OFF) "]\n\t"
-                       "mov %w[ok], #1\n\t"
-                       "add %w[hdr], %w[hdr], #1\n\t"
-                       "str %w[hdr], [%[cache], %[cls], lsl #2]\n\t" /* commit */
-                       "2:\n\t"
-                       : [ok] "=&r"(ok), [cache] "=&r"(cache), [hdr] "=&r"(hdr), [cur] "=&r"(cur)
-                       : [tp] "r"(tp), [cs] "r"(cs), [cpu] "r"(cpu), [base] "r"(base), [cls] "r"(cls),
-                         [p] "r"(p)
-                       : "memory", "cc");
-  return (int)ok;
+  uintptr_t cache, hdr, cur, tp = rseq_thread_pointer();
+  __asm__ __volatile__ goto(RSEQ_A64_PROLOGUE
+               "1:\n\t"
+               "ldr %w[cache], [%[tp], %[cpu]]\n\t"
+               "add %[cache], %[base], %[cache], lsl #" RSEQ_STR(PCPU_SHIFT) "\n\t"
+               "ldr %w[hdr], [%[cache], %[cls], lsl #2]\n\t"
+               "and %w[cur], %w[hdr], #0xffff\n\t"
+               "cmp %w[cur], %w[hdr], lsr #16\n\t"
+               "b.hs %l[full]\n\t"             /* full (or stopped) */
+               "add %[cur], %[cache], %[cur], lsl #3\n\t"
+               "str %[p], [%[cur], #" RSEQ_STR(PCPU_SLOTS_OFF) "]\n\t"
+               "add %w[hdr], %w[hdr], #1\n\t"
+               "str %w[hdr], [%[cache], %[cls], lsl #2]\n\t" /* commit */
+               "2:\n\t"
+               : [cache] "=&r"(cache), [hdr] "=&r"(hdr), [cur] "=&r"(cur)
+               : [tp] "r"(tp), [cs] "r"(cs), [cpu] "r"(cpu), [base] "r"(base), [cls] "r"(cls),
+                 [p] "r"(p)
+               : "memory", "cc"
+               : full);
+  return 1;
+full:
+  return 0;
 }
 
 #else
