@@ -128,8 +128,35 @@ static inline unsigned hdr_count(uint32_t h, unsigned cls) {
   return h != 0 && h != PCPU_STOPPED && cur > slot_begin[cls] ? cur - slot_begin[cls] : 0;
 }
 
-static inline void *cache_pop(unsigned cls) { return rseq_pop(fp.cs_off, fp.cpu_off, fp.base, cls); }
+/* TSan sees neither the sequences nor the order one CPU gives them: a
+ * block pushed by one thread and popped by the next on the same CPU, or
+ * taken out by a drainer after membarrier, is handed over as through a
+ * lock.  The TSan build says so, per class (more order than there is:
+ * that can hide a race, never invent one). */
+#if defined(__SANITIZE_THREAD__)
+#define PCPU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PCPU_TSAN 1
+#endif
+#endif
+#ifdef PCPU_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define TSAN_HANDOVER_RELEASE(cls) __tsan_release(&central[cls])
+#define TSAN_HANDOVER_ACQUIRE(cls) __tsan_acquire(&central[cls])
+#else
+#define TSAN_HANDOVER_RELEASE(cls) ((void)0)
+#define TSAN_HANDOVER_ACQUIRE(cls) ((void)0)
+#endif
+
+static inline void *cache_pop(unsigned cls) {
+  void *p = rseq_pop(fp.cs_off, fp.cpu_off, fp.base, cls);
+  if (p) TSAN_HANDOVER_ACQUIRE(cls);
+  return p;
+}
 static inline int cache_push(unsigned cls, void *p) {
+  TSAN_HANDOVER_RELEASE(cls);
   return rseq_push(fp.cs_off, fp.cpu_off, fp.base, cls, p);
 }
 
@@ -239,7 +266,9 @@ static void central_give(unsigned cls, void *const *blocks, unsigned n) {
     uint64_t *word = &page->bits->free[index / 64];
     __atomic_store_n(word, *word | bit, __ATOMIC_RELAXED);
     page->free_summary |= (uint64_t)1 << (index / 64);
-    uint64_t old = atomic_fetch_and_explicit(&page->bits->remote[index / 64], ~bit, memory_order_release);
+    /* acquire: pairs with the freer's release (block_mark_cached), so what
+     * the freer did with the block happens before the page is released */
+    uint64_t old = atomic_fetch_and_explicit(&page->bits->remote[index / 64], ~bit, memory_order_acq_rel);
     if (unlikely(!(old & bit))) report_corrupt(p);
     if (page->list == LIST_FULL) {
       list_remove(&c->full, page);
@@ -350,7 +379,10 @@ heap_t *percpu_home(void) { return tls_home; }
 static inline __attribute__((always_inline)) void *block_taken(void *p, size_t size) {
   page_t *page = segment_page_of(segment_of(p), p);
   uint64_t index = block_index(page, p), bit = (uint64_t)1 << (index % 64);
-  uint64_t old = atomic_fetch_and_explicit(&page->bits->remote[index / 64], ~bit, memory_order_relaxed);
+  /* acquire: pairs with the release of the free that cached it, so the last
+   * owner's use of the block happens before the new owner's (the same CPU
+   * orders them anyway; this says so to the language and to TSan) */
+  uint64_t old = atomic_fetch_and_explicit(&page->bits->remote[index / 64], ~bit, memory_order_acquire);
   if (unlikely(!(old & bit))) report_corrupt(p);
   heap_t *home = tls_home;
   if (unlikely((home->event_countdown -= page->alloc_charge) < 0)) return event_run(home, p, size);
@@ -443,9 +475,13 @@ NOINLINE void percpu_free(void *p, page_t *page) {
     free_report_double(p, page);
     return;
   }
-  if (unlikely(!cache_push(page->size_class, p))) percpu_overflow(page->size_class, p);
+  /* read before the push: once the block is in the cache, another thread
+   * may take it to its page and give the page back */
+  size_t bytes = page->block_size;
+  unsigned cls = page->size_class;
+  if (unlikely(!cache_push(cls, p))) percpu_overflow(cls, p);
   heap_t *home = tls_home;
-  home->counters.freed_bytes += page->block_size;
+  home->counters.freed_bytes += bytes;
   /* a thread that mostly frees reaches few events: fold here too (free_count) */
   if (unlikely(home->counters.freed_bytes - home->folded_freed > EVENT_INTERVAL_BYTES)) stats_fold(home);
   return;
@@ -507,8 +543,10 @@ static void cache_drain(unsigned k) {
   void **slots = cache_slots(k);
   for (unsigned c = 0; c < SIZE_CLASSES; c++) {
     if (!stopped[c]) continue;
+    TSAN_HANDOVER_ACQUIRE(c);
     unsigned cur = held[c] & 0xffff;
     if (cur > slot_begin[c]) central_give(c, slots + slot_begin[c], cur - slot_begin[c]);
+    TSAN_HANDOVER_RELEASE(c);
     atomic_store_explicit(cache_hdr(k, c), hdr_initial(c), memory_order_release);
   }
   atomic_fetch_add_explicit(&drains, 1, memory_order_relaxed);
