@@ -47,6 +47,10 @@ ALLOCATORS = {
     "alloy-insecure": (None, None),
     # alloy that never purges (BUILD/liballoy-nopurge.so): what purging costs
     "alloy-nopurge": (None, None),
+    # alloy with percpu:false (thread heaps only) and percpu:true (per-CPU
+    # caches whatever the thread count) by default: what each mode does
+    "alloy-threadheaps": (None, None),
+    "alloy-percpu": (None, None),
     "glibc": (None, None),
     "jemalloc": (LIBDIR + "/libjemalloc.so.2", "libjemalloc2"),
     "mimalloc": (LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
@@ -62,7 +66,8 @@ if os.environ.get("SNMALLOC_SO") and os.path.exists(os.environ["SNMALLOC_SO"]):
 PEERS = ("glibc", "jemalloc", "mimalloc", "tcmalloc", "snmalloc")
 # alloy's variants built from the same sources: (file in BUILD, what they measure)
 ALLOY_VARIANTS = {"alloy": "liballoy.so", "alloy-insecure": "liballoy-insecure.so",
-                  "alloy-nopurge": "liballoy-nopurge.so"}
+                  "alloy-nopurge": "liballoy-nopurge.so", "alloy-threadheaps": "liballoy-threadheaps.so",
+                  "alloy-percpu": "liballoy-percpu.so"}
 
 # workload -> (full args, quick args, own metrics shown in the metrics table)
 WORKLOADS = {
@@ -1164,7 +1169,8 @@ def build_report(ctx, results, info):
 
 
 COLORS = {"alloy": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4", "mimalloc": "#2ca02c",
-          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd", "alloy-nopurge": "#8c564b", "snmalloc": "#17becf"}
+          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd", "alloy-nopurge": "#8c564b",
+          "alloy-threadheaps": "#bcbd22", "alloy-percpu": "#e377c2", "snmalloc": "#17becf"}
 
 
 def esc(s):

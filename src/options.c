@@ -22,6 +22,10 @@
 #ifndef ALLOY_DECAY_DEFAULT
 #define ALLOY_DECAY_DEFAULT 1000
 #endif
+/* ... and ones in each per-CPU mode (alloy-threadheaps, alloy-percpu). */
+#ifndef ALLOY_PERCPU_DEFAULT
+#define ALLOY_PERCPU_DEFAULT PERCPU_AUTO
+#endif
 
 alloy_options_t alloy__options = {
     .secure = ALLOY_SECURE_DEFAULT,
@@ -30,7 +34,7 @@ alloy_options_t alloy__options = {
     .muzzy_decay_ms = 0, /* jemalloc 5.3's default: no muzzy state to keep */
     .tcache = true,
     .purge = PURGE_DONTNEED,
-    .percpu = PERCPU_AUTO,
+    .percpu = ALLOY_PERCPU_DEFAULT,
 };
 
 /* jemalloc's hook: a program defines `const char *malloc_conf = "...";`.
