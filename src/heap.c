@@ -416,8 +416,8 @@ static bool heap_adopt_one(heap_t *heap) { return heap_adopt_one_when(heap, UINT
 void heap_thread_done(void *arg) {
   heap_t *heap = arg;
   if (heap_is_sentinel(heap)) return;
-  percpu_thread_exit(heap);
   if (alloy__tls_heap == &alloy__heap_bound) arena_bind_thread(0);
+  percpu_thread_exit(heap);
   heap_release_empty(heap);
   stats_fold(heap);
   stats_publish(heap); /* its last figures stay readable until it is adopted */

@@ -362,9 +362,13 @@ bool percpu_thread_start(heap_t *heap) {
   return percpu_wanted(live) && percpu_enter(heap);
 }
 
+/* Thread exit (heap_thread_done, which then retires the heap as any
+ * thread heap's): the thread is a thread-heap thread again until its TLS
+ * heap becomes the exited threads' sentinel. */
 void percpu_thread_exit(heap_t *heap) {
   atomic_fetch_sub_explicit(&live_threads, 1, memory_order_relaxed);
-  if (tls_home == heap && heap != NULL) {
+  if (tls_home == heap) {
+    if (alloy__tls_heap == &alloy__heap_percpu) alloy__tls_heap = heap;
     tls_home = NULL;
     atomic_fetch_sub_explicit(&percpu_threads, 1, memory_order_relaxed);
   }

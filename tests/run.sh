@@ -73,6 +73,7 @@ catalogue() {
   echo "edge/setuid|60|edge-sh|setuid"
   echo "edge/launcher|120|edge-sh|launcher basic"
   echo "edge/launcher_stats|120|edge-sh|launcher stats"
+  echo "edge/cross_arm64|180|edge-sh|cross_arm64"
   for o in $OPTION_MATRIX; do echo "stress/opt_${o%%:*}|240|stress-opt|$o"; done
   echo "misuse/core|180|misuse|core"
   echo "misuse/preload|180|misuse|preload"
@@ -237,7 +238,7 @@ run_one() { # name timeout kind arg
       ;;
     edge-sh)
       set -- $arg
-      if [ "$1" != exports ]; then # the others run ctor_main
+      if [ "$1" != exports ] && [ "$1" != cross_arm64 ]; then # the others run ctor_main
         build "$B/tests/edge/ctor_main" || { fail "build failed"; return; }
       fi
       script=$1
