@@ -49,7 +49,7 @@ start_all=$(date +%s)
 UNITS=$(ls tests/unit/test_*.c 2>/dev/null | sed 's|tests/unit/||; s|\.c$||')
 # The option matrix: the preloaded stress test (contents, alignment, a peak
 # RSS bound) and the misuse cases run again under each of these.
-OPTION_MATRIX="guard:true guard_sample:1 background_thread:true purge:free secure:false thp:always"
+OPTION_MATRIX="guard:true guard_sample:1 background_thread:true purge:free secure:false thp:always percpu:true"
 
 catalogue() {
   for u in $UNITS; do echo "unit/$u|120|unit|$u"; done
