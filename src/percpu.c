@@ -5,10 +5,10 @@
  * Memory then grows with the number of CPUs, not of threads.
  *
  * MODES.  percpu:true puts every thread in per-CPU mode from its first
- * call; percpu:false never; percpu:auto (default) once more threads live
- * than the process may use CPUs (then threads outnumber the caches, and
- * thread heaps cost memory per thread for nothing: docs/PERCPU.md has the
- * measurements).  A thread in per-CPU mode points its TLS heap at the
+ * call; percpu:false never; percpu:auto (default) once more than 8 threads
+ * per CPU the process may use live (thread heaps then cost memory per
+ * thread for nothing, and per-CPU mode is faster too; below that thread
+ * heaps are faster: docs/PERCPU.md has the measurements).  A thread in per-CPU mode points its TLS heap at the
  * sentinel alloy__heap_percpu: the thread-heap fast path misses there and
  * sends malloc here (fastpath.h); its own heap (tls_home) stays for
  * counting (thread.allocated, the event countdown, statistics), for large
@@ -52,6 +52,11 @@
 #define PCPU_MIN_SLOTS 2
 #define PCPU_MAX_CAP 128
 #define PCPU_BATCH_MAX (PCPU_MAX_CAP / 2)
+/* percpu:auto switches once more than this many threads per CPU live
+ * (docs/PERCPU.md, "When per-CPU mode wins": below it thread heaps are
+ * faster on every workload of the bench; above it per-CPU mode wins on
+ * both time and memory). */
+#define PCPU_AUTO_THREADS_PER_CPU 8
 
 const char *const alloy__percpu_names[] = {"false", "true", "auto", NULL};
 
@@ -351,7 +356,7 @@ static bool percpu_wanted(uint32_t live) {
   default:
     if (atomic_load_explicit(&switched, memory_order_relaxed)) return true;
     if (cpus_allowed == 0) cpus_allowed = os_cpus_allowed();
-    if (live <= cpus_allowed) return false;
+    if (live <= PCPU_AUTO_THREADS_PER_CPU * cpus_allowed) return false;
     atomic_store_explicit(&switched, true, memory_order_relaxed);
     return true;
   }
@@ -461,7 +466,13 @@ static inline __attribute__((always_inline)) bool block_mark_cached(page_t *page
 bool percpu_free_block(void *p, page_t *page, size_t index) {
   if (!block_mark_cached(page, index)) return false;
   unsigned cls = page->size_class;
-  if (likely(heap_get() == &alloy__heap_percpu) && cache_push(cls, p)) return true;
+  heap_t *self = heap_get();
+  /* under auto, a thread that only frees reaches no event to switch at:
+   * it switches here, or every free of its would take a class lock */
+  if (self != &alloy__heap_percpu && !heap_is_sentinel(self) &&
+      atomic_load_explicit(&switched, memory_order_relaxed) && percpu_enter(self))
+    self = &alloy__heap_percpu;
+  if (likely(self == &alloy__heap_percpu) && cache_push(cls, p)) return true;
   percpu_overflow(cls, p);
   return true;
 }
