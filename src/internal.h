@@ -336,6 +336,7 @@ typedef struct {
   unsigned ncaches;       /* caches mapped (possible CPUs) */
   unsigned caches_used;   /* caches that ever held blocks */
   uint64_t threads;       /* threads in per-CPU mode now */
+  uint64_t threads_ever;  /* threads that went per-CPU since the start */
   uint64_t cached_bytes;  /* blocks in caches */
   uint64_t metadata;      /* bytes mapped for the caches */
   uint64_t drains;        /* caches drained from outside (decay, collect) */

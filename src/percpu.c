@@ -93,6 +93,7 @@ static uint16_t slot_begin[SIZE_CLASSES], slot_end[SIZE_CLASSES], batch_size[SIZ
 
 static _Atomic(uint32_t) live_threads;   /* thread heaps made and not exited */
 static _Atomic(uint32_t) percpu_threads; /* of which in per-CPU mode */
+static _Atomic(uint64_t) percpu_threads_ever; /* threads that went per-CPU */
 static _Atomic(bool) switched;           /* auto: threads go per-CPU from now on */
 static unsigned cpus_allowed;            /* at the first decision (auto) */
 
@@ -346,6 +347,7 @@ static bool percpu_enter(heap_t *heap) {
   tls_home = heap;
   alloy__tls_heap = &alloy__heap_percpu;
   atomic_fetch_add_explicit(&percpu_threads, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&percpu_threads_ever, 1, memory_order_relaxed);
   return true;
 }
 
@@ -628,6 +630,7 @@ void percpu_stats(percpu_stats_t *s) {
   s->error = rseq_info.error;
   s->mm_cid = use_mm_cid;
   s->threads = atomic_load_explicit(&percpu_threads, memory_order_relaxed);
+  s->threads_ever = atomic_load_explicit(&percpu_threads_ever, memory_order_relaxed);
   s->drains = atomic_load_explicit(&drains, memory_order_relaxed);
   s->probed = state != SETUP_NONE;
   if (state != SETUP_READY) return;
@@ -685,14 +688,16 @@ size_t percpu_describe(char *buf, size_t cap) {
   if (s.mode != OS_RSEQ_NONE)
     return fmt_format(buf, cap,
                       "per-CPU caches (percpu:%s): rseq registered by %s, %u of %u caches used (%s), "
-                      "%llu threads per-CPU now, %llu KiB cached",
+                      "%llu threads ran per-CPU, %llu KiB cached",
                       opt, s.mode == OS_RSEQ_GLIBC ? "glibc" : "alloy", s.caches_used, s.ncaches,
-                      s.mm_cid ? "concurrency ids" : "CPU numbers", (unsigned long long)s.threads,
+                      s.mm_cid ? "concurrency ids" : "CPU numbers", (unsigned long long)s.threads_ever,
                       (unsigned long long)(s.cached_bytes / 1024));
   if (s.probed)
     return fmt_format(buf, cap, "thread heaps (percpu:%s; rseq unavailable, errno %d)", opt, s.error);
-  return fmt_format(buf, cap, "thread heaps (percpu:%s%s)", opt,
-                    alloy__options.percpu == PERCPU_AUTO ? "; no more threads than CPUs" : "");
+  if (alloy__options.percpu == PERCPU_AUTO)
+    return fmt_format(buf, cap, "thread heaps (percpu:auto; never more than %u threads per CPU)",
+                      PCPU_AUTO_THREADS_PER_CPU);
+  return fmt_format(buf, cap, "thread heaps (percpu:%s)", opt);
 }
 
 /* ------------------------------------------------------------------ fork */
