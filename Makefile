@@ -3,16 +3,18 @@
 #   make run        build, then run a real program on alloy and show its statistics
 #   make test       every test; ends with "N passed, N failed"
 #   make bench      side-by-side benchmark against glibc, jemalloc, mimalloc, tcmalloc
+#   make install    PREFIX=/usr/local DESTDIR=... (mk/install.mk); make uninstall
+#   make test-arm64 the ARM64 tests alone: cross-compiled, under qemu-user (mk/arm64.mk)
 CC      ?= cc
 BUILD   ?= build
 include sources.mk
 
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 ALL_OBJ  := $(ALL_SRC:src/%.c=$(BUILD)/obj/%.o)
-SONAME_FLAGS := -shared -Wl,-soname,liballoy.so -Wl,-z,nodelete
+SONAME_FLAGS := -shared -Wl,-soname,$(ALLOY_SONAME) -Wl,-z,nodelete
 
-.PHONY: all run test bench bench-instr fuzz clean
-all: $(BUILD)/liballoy.so $(BUILD)/liballoy.a $(BUILD)/liballoy_core.a $(BUILD)/alloy \
+.PHONY: all run test bench bench-instr bench-workloads-instr fuzz clean
+all: $(BUILD)/liballoy.so $(BUILD)/$(ALLOY_SONAME) $(BUILD)/liballoy.a $(BUILD)/liballoy_core.a $(BUILD)/alloy \
      $(BUILD)/liballoy-insecure.so $(BUILD)/liballoy-nopurge.so \
      $(BUILD)/liballoy-threadheaps.so $(BUILD)/liballoy-percpu.so
 
@@ -22,6 +24,10 @@ $(BUILD)/obj/%.o: src/%.c $(LIB_HEADERS)
 
 $(BUILD)/liballoy.so: $(ALL_OBJ)
 	$(CC) $(SONAME_FLAGS) -o $@ $^ $(LIB_LDLIBS)
+
+# What a program linked with -Lbuild -lalloy asks for at run time.
+$(BUILD)/$(ALLOY_SONAME): $(BUILD)/liballoy.so
+	ln -sf liballoy.so $@
 
 $(BUILD)/liballoy.a: $(ALL_OBJ)
 	@rm -f $@
@@ -59,9 +65,11 @@ $(BUILD)/liballoy-$(1).so: $$(filter-out $$($(1)_SRC:src/%.c=$(BUILD)/obj/%.o),$
 endef
 $(foreach v,$(VARIANTS),$(eval $(call VARIANT_template,$(v))))
 
-$(BUILD)/alloy: tools/alloy.c
+# The launcher, with the heap-profile readers of `alloy flame` and `alloy leaks`.
+TOOL_SRC := tools/alloy.c tools/run_prof.c tools/flame.c tools/leaks.c tools/heap_profile.c tools/elf_symbols.c
+$(BUILD)/alloy: $(TOOL_SRC) $(wildcard tools/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) -std=gnu11 $(WARN) -Iinclude -O2 -g -D_GNU_SOURCE -o $@ $<
+	$(CC) -std=gnu11 $(WARN) -Iinclude -O2 -g -D_GNU_SOURCE -o $@ $(TOOL_SRC) -lm
 
 run: all
 	@sh tools/run-demo.sh $(BUILD)
@@ -76,9 +84,19 @@ bench: all
 bench-instr: all
 	@sh bench/instr.sh
 
+# Whole workloads' instruction counts under alloy's variants (what a change
+# costs, free of machine noise): ALLOY_BASE_LIB=other/liballoy.so to compare.
+bench-workloads-instr: all
+	@$(MAKE) -s -f bench/Makefile BUILD=$(BUILD)
+	@BUILD=$(BUILD) python3 bench/instr_workloads.py
+
 # libFuzzer against a reference model; FUZZ_TIME seconds (default 60).
 fuzz:
 	@BUILD=$(BUILD) sh fuzz/run.sh $(or $(FUZZ_TIME),60)
 
 clean:
 	rm -rf $(BUILD)
+
+# make install / uninstall, alloy.pc (mk/install.mk); make test-arm64.
+include mk/install.mk
+include mk/arm64.mk

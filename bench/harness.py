@@ -51,6 +51,12 @@ ALLOCATORS = {
     # caches whatever the thread count) by default: what each mode does
     "alloy-threadheaps": (None, None),
     "alloy-percpu": (None, None),
+    # alloy with the heap profiler on at its default rate (ALLOY_CONF=prof:true,
+    # the same library): what profiling costs
+    "alloy-prof": (None, None),
+    # another build of alloy, $ALLOY_BASE_LIB (say, the parent revision's):
+    # what a change costs, interleaved with it
+    "alloy-base": (None, None),
     "glibc": (None, None),
     "jemalloc": (LIBDIR + "/libjemalloc.so.2", "libjemalloc2"),
     "mimalloc": (LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
@@ -67,7 +73,9 @@ PEERS = ("glibc", "jemalloc", "mimalloc", "tcmalloc", "snmalloc")
 # alloy's variants built from the same sources: (file in BUILD, what they measure)
 ALLOY_VARIANTS = {"alloy": "liballoy.so", "alloy-insecure": "liballoy-insecure.so",
                   "alloy-nopurge": "liballoy-nopurge.so", "alloy-threadheaps": "liballoy-threadheaps.so",
-                  "alloy-percpu": "liballoy-percpu.so"}
+                  "alloy-percpu": "liballoy-percpu.so", "alloy-prof": "liballoy.so"}
+# Environment a variant adds to the programs it runs.
+ALLOC_ENV = {"alloy-prof": {"ALLOY_CONF": "prof:true"}}
 
 # workload -> (full args, quick args, own metrics shown in the metrics table)
 WORKLOADS = {
@@ -297,7 +305,7 @@ def run_workload(ctx, name, alloc):
     full, quick, _ = WORKLOADS[name]
     args = quick if ctx["quick"] else full
     argv = [os.path.join(ctx["bindir"], workload_bin(name))] + args
-    r, so, _ = run_process(ctx, argv, child_env(ctx["preload"][alloc]), ctx["timeout"])
+    r, so, _ = run_process(ctx, argv, child_env(ctx["preload"][alloc], ALLOC_ENV.get(alloc)), ctx["timeout"])
     r.argv = argv
     maybe_backtrace(ctx, r, argv, alloc)
     if r.ok:
@@ -341,7 +349,7 @@ class RedisServer:
     def __init__(self, ctx, prog, alloc):
         self.port = free_port()
         self.workdir = tempfile.mkdtemp(prefix="alloy-redis-")
-        env = child_env(real_preload(ctx, prog, alloc))
+        env = child_env(real_preload(ctx, prog, alloc), ALLOC_ENV.get(alloc))
         self.argv = [ctx["tools"]["redis-server"], "--bind", "127.0.0.1", "--port", str(self.port),
                      "--protected-mode", "yes", "--save", "", "--appendonly", "no", "--dir", self.workdir,
                      "--loglevel", "warning", "--daemonize", "no"]
@@ -770,7 +778,7 @@ def check_output(ctx, prog, alloc, so, r):
 
 def run_real(ctx, prog, alloc):
     n = REAL[prog][1 if ctx["quick"] else 0]
-    env = child_env(real_preload(ctx, prog, alloc))
+    env = child_env(real_preload(ctx, prog, alloc), ALLOC_ENV.get(alloc))
     rd = ctx["realdir"]
     if prog == "redis":
         return run_redis(ctx, alloc, n)
@@ -951,7 +959,8 @@ def hardening_table(L, S, benches, rounds):
     """What hardening costs: alloy (secure by default) ÷ alloy-insecure, per workload."""
     L.append("## Hardening cost (alloy ÷ alloy-insecure, median; > 1.00 = hardening is slower)")
     L.append("")
-    L.append("alloy-insecure is the same build with `secure:false` by default.  Each cell is alloy's "
+    L.append("alloy-insecure is the same source built without the free path's checks (`-DALLOY_UNCHECKED`: "
+             "page map, interior pointer, double free).  Each cell is alloy's "
              "median divided by alloy-insecure's, with \"within noise\" when their min–max ranges overlap "
              "(no verdict from one round).")
     L.append("")
@@ -1007,7 +1016,7 @@ def build_report(ctx, results, info):
     L.append("- alloy revision: %s%s" % (info["alloy_revision"], (", liballoy.so sha256 %s" % ctx["alloy_sha"])
                                           if ctx.get("alloy_sha") else " (alloy not benchmarked)"))
     if ctx.get("variant_sha", {}).get("alloy-insecure"):
-        L.append("- alloy-insecure: %s (secure:false by default), sha256 %s" % (
+        L.append("- alloy-insecure: %s (built without the free path's checks), sha256 %s" % (
             ctx["snap_src"].get(ctx["preload"]["alloy-insecure"], "?"), ctx["variant_sha"]["alloy-insecure"]))
     if ctx.get("snmalloc_lib"):
         L.append("- snmalloc: %s (from SNMALLOC_SO), sha256 %s" % (ctx["snmalloc_lib"], ctx["snmalloc_sha"]))
@@ -1169,8 +1178,8 @@ def build_report(ctx, results, info):
 
 
 COLORS = {"alloy": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4", "mimalloc": "#2ca02c",
-          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd", "alloy-nopurge": "#8c564b",
-          "alloy-threadheaps": "#bcbd22", "alloy-percpu": "#e377c2", "snmalloc": "#17becf"}
+          "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd", "alloy-nopurge": "#8c564b", "snmalloc": "#17becf",
+          "alloy-prof": "#bcbd22", "alloy-base": "#c7c7c7", "alloy-threadheaps": "#dbdb8d", "alloy-percpu": "#e377c2"}
 
 
 def esc(s):
@@ -1365,7 +1374,10 @@ def setup_allocators(ctx, build, snap):
     for a in want:
         if a not in ALLOCATORS:
             sys.exit("unknown allocator %r (known: %s)" % (a, ", ".join(list(ALLOCATORS))))
-        lib = os.path.join(build, ALLOY_VARIANTS[a]) if a in ALLOY_VARIANTS else ALLOCATORS[a][0]
+        lib = (os.path.join(build, ALLOY_VARIANTS[a]) if a in ALLOY_VARIANTS else
+               os.environ.get("ALLOY_BASE_LIB", "") if a == "alloy-base" else ALLOCATORS[a][0])
+        if a == "alloy-base" and not lib:
+            sys.exit("alloy-base: set ALLOY_BASE_LIB to another build's liballoy.so")
         if a == "snmalloc" and not lib:
             sys.exit("snmalloc: set SNMALLOC_SO to an snmalloc shim library (libsnmallocshim.so)")
         if lib and not os.path.exists(lib):

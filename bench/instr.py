@@ -7,7 +7,9 @@ warm-up, start-up or exit) and reads the inclusive counts of the wrappers
 bench_malloc and bench_free with callgrind_annotate.  Standard library only.
 
 Environment: BUILD=dir (default build), ITERS=N (default 1000000),
-ALLOCATORS=a,b (default alloy,glibc,jemalloc,mimalloc,tcmalloc), RESULTS=dir.
+ALLOCATORS=a,b (default alloy,glibc,jemalloc,mimalloc,tcmalloc; also
+alloy-prof: alloy with ALLOY_CONF=prof:true, and alloy-base: the build at
+$ALLOY_BASE_LIB), RESULTS=dir.
 """
 import datetime
 import hashlib
@@ -20,8 +22,10 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
-LIBS = {"alloy": None, "glibc": None, "jemalloc": LIBDIR + "/libjemalloc.so.2",
-        "mimalloc": LIBDIR + "/libmimalloc.so.2", "tcmalloc": LIBDIR + "/libtcmalloc_minimal.so.4"}
+LIBS = {"alloy": None, "alloy-prof": None, "alloy-base": os.environ.get("ALLOY_BASE_LIB"), "glibc": None,
+        "jemalloc": LIBDIR + "/libjemalloc.so.2", "mimalloc": LIBDIR + "/libmimalloc.so.2",
+        "tcmalloc": LIBDIR + "/libtcmalloc_minimal.so.4"}
+CONF = {"alloy-prof": "prof:true"}  # ALLOY_CONF of a variant
 MODES = ["16", "64", "512", "4096", "xthread"]
 
 
@@ -60,7 +64,7 @@ def main():
             if a not in LIBS:
                 sys.exit("unknown allocator %r" % a)
             lib = LIBS[a]
-            if a == "alloy":
+            if a in ("alloy", "alloy-prof"):
                 src = os.path.join(build, "liballoy.so")
                 if not os.path.exists(src):
                     print("WARNING: %s not built: peers only" % src, flush=True)
@@ -80,6 +84,9 @@ def main():
                 out = os.path.join(tmp, "cg.%s.%s" % (a, mode))
                 env = dict(os.environ)
                 env.pop("LD_PRELOAD", None)
+                env.pop("ALLOY_CONF", None)
+                if a in CONF:
+                    env["ALLOY_CONF"] = CONF[a]
                 if lib:
                     env["LD_PRELOAD"] = lib
                 cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,

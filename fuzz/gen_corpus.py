@@ -4,15 +4,20 @@ repository root: python3 fuzz/gen_corpus.py).  Each seed is a short program
 in the input language of fuzz/fuzz_alloc.c:
 
   byte 0: flags (bit 0: threaded mode)
-  then operations: opcode byte (% 12), slot byte (% 64), operands
+  then operations: opcode byte (% 18), slot byte (% 64), operands
 
   0 malloc SIZE          1 calloc SIZE COUNT     2 realloc SIZE [zero-flag]
   3 aligned_alloc SIZE ALIGN                     4 posix_memalign SIZE ALIGN
   5 memalign SIZE RAW16  6 free                  7 free_sized / free_aligned_sized
   8 remote free          9 remote malloc SIZE    10 usable-size check
   11 free and malloc the same size again
+  12 mallocx SIZE XFLAGS 13 rallocx SIZE XFLAGS  14 xallocx SIZE EXTRA XFLAGS
+  15 dallocx / sdallocx PICK
+  16 inject mapping failures into the next operation (the slot byte is the shape)
+  17 tcache / arena control (the slot byte says which)
 
-SIZE: selector byte then its value (see take_size in fuzz_alloc.c).
+SIZE: selector byte then its value (see take_size in fuzz_alloc.c); EXTRA:
+take_extra; XFLAGS: two bytes, see take_xflags.
 """
 import os
 
@@ -99,6 +104,67 @@ def again(slot):
     return bytes([11, slot])
 
 
+def extra(n):
+    """Encodes xallocx's extra for take_extra()."""
+    if n == 0:
+        return bytes([0])
+    if n <= 8 * KiB:
+        return bytes([128, n & 255, n >> 8])
+    assert n <= 4 * MiB
+    return bytes([224, n & 255, (n >> 8) & 255, n >> 16])
+
+
+# take_xflags's route index (bits 1..3 of its second byte)
+ROUTES = {"thread": 0, "tcache": 2, "none": 3, "arena": 4, "arena+tcache": 5, "arena0": 6,
+          "arena+none": 7}
+
+
+def xflags(lg=0, zero=False, route="thread"):
+    """Encodes MALLOCX_LG_ALIGN(lg) | [MALLOCX_ZERO] | route for take_xflags()."""
+    if lg == 0:
+        a = 0
+    elif lg <= 8:
+        a = next(v for v in range(128, 224) if v % 9 == lg)
+    else:
+        assert lg <= 16
+        a = next(v for v in range(224, 256) if v % 17 == lg)
+    return bytes([a, ROUTES[route] << 1 | (1 if zero else 0)])
+
+
+def mallocx(slot, n, **fl):
+    return bytes([12, slot]) + size(n) + xflags(**fl)
+
+
+def rallocx(slot, n, **fl):
+    return bytes([13, slot]) + size(n) + xflags(**fl)
+
+
+def xallocx(slot, n, ext=0, **fl):
+    return bytes([14, slot]) + size(n) + extra(ext) + xflags(**fl)
+
+
+def dallocx(slot, sized=False, tcache=0, size_pick=0):
+    """dallocx, or sdallocx with the size asked for (size_pick 0), the usable
+    size (1) or halfway (2); tcache 0: the thread's, 1: none, 2: explicit."""
+    return bytes([15, slot, (tcache + 3 * size_pick) << 1 | (1 if sized else 0)])
+
+
+def fail_next(count=1):
+    """The next `count` (1..8) mappings fail, then they succeed again."""
+    return bytes([16, count - 1])
+
+
+def fail_after(n=0):
+    """Every mapping after the next n (0..7) fails."""
+    return bytes([16, 8 | n])
+
+
+def control(what):
+    """0 tcache.flush, 1 thread.tcache.flush, 2 tcache.destroy + create,
+    3 arena.<a>.purge, 4 arena.<a>.decay."""
+    return bytes([17, what])
+
+
 SIZES = [0, 1, 15, 16, 17, 100, 255, 1000, 4096, 8192, 9000, 20000, 65536, 70000,
          300000, 2 * MiB, 2 * MiB + 1, 5 * MiB, 8 * MiB]
 
@@ -164,6 +230,67 @@ def seeds():
                  malloc(slot, n), free(slot)][pick]
     s["mixed"] = bytes([0]) + body
     s["mixed-threaded"] = bytes([1]) + body
+    # the extended API: every alignment and route, with and without ZERO,
+    # each block freed in another of the dallocx/sdallocx ways
+    for lg in (0, 4, 6, 12, 16):
+        body = b""
+        for j, route in enumerate(sorted(ROUTES)):
+            for k, n in enumerate((1, 100, 5000, 70000, 3 * MiB)):
+                slot = j * 5 + k
+                body += mallocx(slot, n, lg=lg, zero=(j + k) % 2 == 0, route=route)
+                body += dallocx(slot, sized=k % 2 == 1, tcache=(j + k) % 3, size_pick=k % 3)
+        s["mallocx-lg%d" % lg] = bytes([0]) + body
+    # rallocx: growth with ZERO from 1 byte to huge, at an alignment and in
+    # the arena, then shrinking; and rallocx between the routes
+    for name, fl in (("plain", {}), ("aligned", {"lg": 12}), ("arena", {"route": "arena"}),
+                     ("tcache", {"lg": 6, "route": "tcache"})):
+        chain, n = mallocx(6, 1, **fl), 1
+        while n * 3 + 5 < 8 * MiB:
+            n = n * 3 + 5
+            chain += rallocx(6, n, zero=True, **fl)
+        while n > 1:
+            n //= 5
+            chain += rallocx(6, n, **fl)
+        s["rallocx-chain-" + name] = bytes([0]) + chain + usable(6) + dallocx(6, sized=True)
+    body = b""
+    for j, route in enumerate(sorted(ROUTES)):
+        body += malloc(j, 1000 * j + 10) + rallocx(j, 300000 + j, lg=j % 17, zero=True, route=route)
+        body += rallocx(j, 2 * MiB + 4096 * j, lg=16, route=route) + xallocx(j, 3 * MiB, MiB, zero=True)
+    s["rallocx-routes"] = bytes([0]) + body
+    # xallocx: small blocks cannot grow, large and huge ones grow in place
+    body = b""
+    for j, n in enumerate((100, 5000, 70000, 300000, 3 * MiB)):
+        body += mallocx(j, n) + xallocx(j, n + 1) + xallocx(j, 2 * n, n, zero=True)
+        body += xallocx(j, n // 2) + usable(j)
+        body += aligned(j + 10, n, 4096) + xallocx(j + 10, n * 2, zero=True) + free_sized(j + 10)
+    s["xallocx"] = bytes([0]) + body
+    # injected mapping failures before each kind of allocation, the block
+    # that a failed realloc/rallocx/xallocx keeps checked and freed later
+    body = b""
+    for j, n in enumerate((100, 70000, 300000, 1 * MiB, 2 * MiB - 4096)):
+        body += fail_next() + malloc(j, n) + fail_after(0) + calloc(j + 5, n, 2)
+        body += fail_next(2) + aligned(j + 10, n, 1 << 20) + fail_after(1) + posix(j + 15, n, 65536)
+        body += fail_after(0) + mallocx(j + 20, n, lg=16, route="arena")
+        body += malloc(j + 25, n) + fail_after(0) + realloc(j + 25, 4 * n)
+        body += mallocx(j + 30, n, lg=12) + fail_after(j % 3) + rallocx(j + 30, 4 * n + 1, lg=16, zero=True)
+        body += mallocx(j + 35, n, route="arena") + fail_next(3) + rallocx(j + 35, 3 * n, route="arena")
+        body += malloc(j + 40, n) + fail_after(0) + xallocx(j + 40, 4 * n, n, zero=True)
+        body += fail_next(8) + again(j + 40)
+    s["oom"] = bytes([0]) + body
+    s["oom-threaded"] = bytes([1]) + b"".join(
+        fail_after(j % 4) + remote_malloc(j, 300000 * (j + 1)) + remote_free(j) for j in range(12))
+    # tcache and arena control between allocations through them
+    body = b""
+    for j in range(24):
+        body += mallocx(j, 64 * (j + 1) + 4000 * (j % 3), route=["tcache", "arena", "none"][j % 3])
+        body += control(j % 5) + dallocx((j * 7) % 24, sized=True, tcache=2)
+    s["control"] = bytes([0]) + body
+    # threaded: extended-API blocks freed remotely (every release way)
+    body = b""
+    for j in range(32):
+        body += mallocx(j, 24 * (j + 1) + 9000 * (j % 4), lg=j % 13, route=sorted(ROUTES)[j % 7])
+        body += remote_free((j * 5) % 32)
+    s["threaded-mallocx"] = bytes([1]) + body
     return s
 
 

@@ -6,6 +6,7 @@
  * EINVAL for a bad alignment; a failed realloc leaves the old block intact.
  */
 #include "fastpath.h"
+#include "prof.h"
 
 #include <alloy.h>
 #include <errno.h>
@@ -34,7 +35,11 @@ EXPORT void alloy_free(void *p) { fast_free(p); }
  * real heap runs its slow path. */
 NOINLINE void *alloc_slow(heap_t *heap, size_t size, size_t align) {
   if (heap == &alloy__heap_bound) return arena_malloc_bound(size, align);
-  if (heap == &alloy__heap_exited) return heap_alloc_exited(size, align);
+  if (heap == &alloy__heap_exited) {
+    void *p = heap_alloc_exited(size, align);
+    if (unlikely(alloy__options.prof)) prof_record_pending(); /* sampled under exit_lock */
+    return p;
+  }
   if (heap == &alloy__heap_empty && (heap = heap_init_thread()) == NULL) {
     errno = ENOMEM;
     return NULL;
@@ -56,7 +61,23 @@ static NOINLINE void *alloc_tier3(size_t size, heap_t *heap) {
  * so this runs about once per malloc: it is kept to a few instructions.
  * The sentinel pages' summaries are zero, so they fall through. */
 NOINLINE void *alloc_tier2(size_t size, heap_t *heap) {
-  if (likely(size <= DIRECT_MAX)) {
+  if (unlikely(size > DIRECT_MAX)) {
+    /* 1 KiB to 64 KiB: no direct slot; the class's current page by its
+     * class number (4 KiB buffers are common: a call chain to the search
+     * cost 60 more instructions than a small malloc).  The sentinel heaps'
+     * queues are empty, so they fall through. */
+    if (size > MEDIUM_MAX) return alloc_tier3(size, heap);
+    page_t *page = heap->queues[size_class_of(size)].first;
+    if (page == NULL) return alloc_tier3(size, heap);
+    uint64_t word = *page->cur;
+    if (unlikely(word == 0)) return alloc_tier3(size, heap);
+    __atomic_store_n(page->cur, word & (word - 1), __ATOMIC_RELAXED);
+    void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
+    page->used++;
+    if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block, size);
+    return block;
+  }
+  {
     page_t *page = heap->direct[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN];
     uint64_t *bits = page->bits->free;
     uint64_t summary = page->free_summary & ~((uint64_t)1 << (page->cur - bits)); /* cur is empty */
@@ -122,7 +143,10 @@ static bool size_fits_block(const page_t *page, size_t size) {
 EXPORT size_t alloy_usable_size(const void *p) {
   if (p == NULL) return 0;
   page_t *page = block_page(p, "usable size of an invalid pointer");
-  return page ? page->block_size : 0;
+  if (page == NULL) return 0;
+  size_t usable = page->block_size;
+  VG_HOOK(usable = vg_usable(p, usable));
+  return usable;
 }
 
 EXPORT void *alloy_calloc(size_t n, size_t size) {
@@ -135,7 +159,10 @@ EXPORT void *alloy_calloc(size_t n, size_t size) {
   if (unlikely(p == NULL)) return NULL;
   /* fresh large and big blocks are zero already: not touching them keeps
    * them out of RSS until the program writes them */
-  if (total > MEDIUM_MAX && segment_page_lookup(p)->is_zero) return p;
+  if (total > MEDIUM_MAX && segment_page_lookup(p)->is_zero) {
+    VG_HOOK(vg_zeroed(p, total));
+    return p;
+  }
   return memset(p, 0, total);
 }
 
@@ -160,6 +187,8 @@ static bool resize_in_place(page_t *page, size_t size) {
   size_t old = page->block_size;
   if (!segment_resize(page, size, block_stats(page))) return false;
   count_resize(old, page->block_size);
+  if (unlikely(alloy__options.prof)) prof_resized(page->start, page->start); /* sampled by growth too */
+  VG_HOOK(vg_resized(page->start, old, page->block_size));
   return true;
 }
 
@@ -182,6 +211,20 @@ static size_t realloc_target(size_t size, size_t usable) {
   return size < headroom && headroom <= MEDIUM_MAX ? headroom : size;
 }
 
+#ifdef ALLOY_VALGRIND
+/* realloc under memcheck (vg.h), as valgrind's own: never in place, so
+ * memcheck sees exactly the new size and a use of the old block after it;
+ * the bytes memcheck held for the block are copied. */
+static NOINLINE void *realloc_memcheck(void *p, size_t usable, size_t size) {
+  size_t old = vg_block_size(p, usable);
+  void *q = fast_malloc(size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old < size ? old : size);
+  fast_free(p);
+  return q;
+}
+#endif
+
 EXPORT void *alloy_realloc(void *p, size_t size) {
   if (p == NULL) return fast_malloc(size);
   page_t *page = block_page(p, "realloc of an invalid pointer");
@@ -194,6 +237,7 @@ EXPORT void *alloy_realloc(void *p, size_t size) {
     return NULL;
   }
   size_t usable = page->block_size;
+  VG_HOOK(return realloc_memcheck(p, usable, size));
   if (size <= usable && size >= usable / 2) return p;
   if (resize_in_place(page, size)) return p;
   if (page->kind == PAGE_BIG && size > usable && page->arena == 0) {
@@ -205,6 +249,7 @@ EXPORT void *alloy_realloc(void *p, size_t size) {
         heap->counters.freed_bytes += usable;
         heap->event_countdown -= alloc_charge_of(segment_page_lookup(q)->block_size);
       }
+      if (unlikely(alloy__options.prof)) prof_resized(p, q);
       return q;
     }
   }
@@ -299,15 +344,15 @@ void alloy__free_checked_size(void *p, size_t size) {
   fast_free(p);
 }
 
-EXPORT void alloy_free_sized(void *p, size_t size) { alloy__free_checked_size(p, size); }
+EXPORT void alloy_free_sized(void *p, size_t size) { fast_free_sized(p, size); }
 
 /* An aligned block of a size class was sized up to a multiple of its
- * alignment first (alloy__aligned); large and huge ones were not. */
+ * alignment first (alloy__aligned); large and big ones were not. */
 EXPORT void alloy_free_aligned_sized(void *p, size_t align, size_t size) {
   size_t rounded = size;
   if (align > ALIGNMENT_MIN && is_pow2(align) && size <= (size_t)PTRDIFF_MAX)
     rounded = (size + align - 1) & ~(align - 1);
-  alloy__free_checked_size(p, rounded <= MEDIUM_MAX ? rounded : size);
+  fast_free_sized(p, rounded <= MEDIUM_MAX ? rounded : size);
 }
 
 /* Also from a thread that never allocated: it takes a heap to adopt into. */

@@ -18,7 +18,7 @@
  * next arenas.create, as jemalloc reuses the index.  Lock order: an
  * arena's lock, then its heap's pages_lock, then the back end's.
  */
-#include "internal.h"
+#include "prof.h"
 
 #include <errno.h>
 #include <string.h>
@@ -41,6 +41,7 @@ static _Atomic(unsigned) arenas_count = 1; /* arena 0 is the thread heaps */
 heap_t alloy__heap_bound = {
     .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
     .event_countdown = INT64_MAX,
+    .shared = true, /* no thread owns it (heap.c's sentinels) */
 };
 static __thread arena_t *tls_arena; /* the arena the thread is bound to */
 static __thread heap_t *tls_home;   /* its own heap while it is bound */
@@ -106,6 +107,7 @@ void *arena_malloc(unsigned index, size_t size, size_t align) {
   if (likely(a->live)) p = heap_alloc(&a->heap, size, align); /* destroyed meanwhile? */
   else errno = ENOMEM;
   os_unlock(&a->lock);
+  if (unlikely(alloy__options.prof)) prof_record_pending(); /* a block sampled under the lock */
   /* Counted against the calling thread too (thread.allocated), apart from
    * the totals, which the arena's own heap feeds. */
   heap_t *home = arena_home_heap();
@@ -113,10 +115,21 @@ void *arena_malloc(unsigned index, size_t size, size_t align) {
   return p;
 }
 
-/* The slow path's call for a thread bound with thread.arena. */
+/* The slow path's call for a thread bound with thread.arena, or routed
+ * for memcheck (bound to no arena: its own heap, off the fast paths). */
 void *arena_malloc_bound(size_t size, size_t align) {
   arena_t *a = tls_arena;
+  if (a == NULL && tls_home) return heap_alloc(tls_home, size, align);
   return arena_malloc(a ? a->heap.arena_index : 0, size, align);
+}
+
+/* Under memcheck (vg.h) a thread points its TLS at the bound sentinel with
+ * no arena, as if bound, so that its mallocs reach heap_alloc and its frees
+ * free_generic, where memcheck is told; its own heap serves them. */
+void arena_route_thread(heap_t *home) {
+  tls_home = home;
+  tls_arena = NULL;
+  alloy__tls_heap = &alloy__heap_bound;
 }
 
 /* A large or big block of an explicit arena is being freed (any thread). */
@@ -151,14 +164,17 @@ int arena_reset(unsigned index, bool destroy) {
     os_unlock(&a->lock);
     return EFAULT;
   }
+  if (alloy__options.prof) prof_forget_heap(&a->heap); /* the samples of the blocks discarded */
   /* The discarded blocks count as freed, or stats.allocated keeps them. */
   uint64_t live = 0;
   heap_take_pending(&a->heap);
   heap_visit_pages(&a->heap, page_add_live, &live);
+  VG_HOOK(heap_visit_pages(&a->heap, vg_page_discard, NULL)); /* memcheck: the blocks go too */
   while (a->heap.blocks.first) {
     page_t *page = a->heap.blocks.first;
     a->heap.blocks.first = page->next;
     page->next = page->prev = NULL;
+    VG_HOOK(vg_freed(page->start));
     live += page->block_size;
     if (page->kind == PAGE_LARGE) segment_free_large(page, &a->large);
     else segment_free_big(page, &a->large);
@@ -177,7 +193,7 @@ int arena_of(const void *p) {
   page_t *page = segment_page_lookup(p);
   if (page == NULL || page_check_block(page, p) != NULL) return -1;
   if (page->kind >= PAGE_LARGE) return page->arena;
-  heap_t *owner = (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_relaxed) & ~XHEAP_FULL);
+  heap_t *owner = page_heap(page);
   return owner ? (int)owner->arena_index : 0;
 }
 
@@ -200,6 +216,7 @@ int arena_bind_thread(unsigned index) {
   if (heap != &alloy__heap_bound) tls_home = heap;
   tls_arena = to;
   alloy__tls_heap = to ? &alloy__heap_bound : (tls_home ? tls_home : &alloy__heap_empty);
+  VG_HOOK(if (!to && tls_home) alloy__tls_heap = &alloy__heap_bound); /* stays routed (vg.h) */
   return 0;
 }
 

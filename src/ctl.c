@@ -14,6 +14,7 @@
  * and explicit arenas at once, other threads' heaps at their next event, as
  * jemalloc's are refreshed by epoch and lag its thread caches.
  */
+#include "ctl.h"
 #include "internal.h"
 
 #include <alloy.h>
@@ -22,9 +23,6 @@
 #include <sys/types.h>
 
 #define CTL_MAX_DEPTH 8
-
-typedef int (*ctl_handler_t)(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
-                             void *newp, size_t newlen);
 
 typedef struct ctl_node_s {
   const char *name;                   /* NULL for the template child of an indexed node */
@@ -36,9 +34,7 @@ typedef struct ctl_node_s {
 
 /* --------------------------------------------------------------- helpers */
 
-/* Copies a value out: EINVAL unless *oldlenp is its size (jemalloc then
- * copies what fits and says how much). */
-static int ctl_value(void *oldp, size_t *oldlenp, const void *value, size_t size) {
+int ctl_value(void *oldp, size_t *oldlenp, const void *value, size_t size) {
   if (oldp == NULL || oldlenp == NULL) return 0;
   if (*oldlenp != size) {
     size_t n = *oldlenp < size ? *oldlenp : size;
@@ -50,22 +46,11 @@ static int ctl_value(void *oldp, size_t *oldlenp, const void *value, size_t size
   return 0;
 }
 
-/* A read-only value: EPERM on any write (newp or newlen given). */
-static int ctl_read(void *oldp, size_t *oldlenp, const void *newp, size_t newlen, const void *value,
-                    size_t size) {
+int ctl_read(void *oldp, size_t *oldlenp, const void *newp, size_t newlen, const void *value,
+             size_t size) {
   if (newp != NULL || newlen != 0) return EPERM;
   return ctl_value(oldp, oldlenp, value, size);
 }
-
-#define READ_ONLY(fn, type, expr)                                                          \
-  static int fn(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp, \
-                size_t newlen) {                                                           \
-    (void)mib;                                                                             \
-    (void)miblen;                                                                          \
-    (void)newlen;                                                                          \
-    type value = (expr);                                                                   \
-    return ctl_read(oldp, oldlenp, newp, newlen, &value, sizeof value);                           \
-  }
 
 static uint64_t thread_allocated(void) {
   heap_t *heap = arena_home_heap();
@@ -79,24 +64,15 @@ static uint64_t thread_deallocated(void) {
   return heap_is_sentinel(heap) ? 0 : heap->counters.freed_bytes;
 }
 
-/* A read-write value: returns the old value (if asked), then stores the new
- * one (if given, exactly `size` bytes) through `set`, which may refuse it. */
-static int ctl_rw(void *oldp, size_t *oldlenp, const void *newp, size_t newlen, const void *old,
-                  size_t size) {
+int ctl_rw(void *oldp, size_t *oldlenp, const void *newp, size_t newlen, const void *old,
+           size_t size) {
   if (newp != NULL && newlen != size) return EINVAL;
   return ctl_value(oldp, oldlenp, old, size);
 }
 
-/* A name that is an action: no value in or out (EPERM otherwise, as
- * jemalloc's). */
-static int ctl_action(const void *oldp, const size_t *oldlenp, const void *newp, size_t newlen) {
+int ctl_action(const void *oldp, const size_t *oldlenp, const void *newp, size_t newlen) {
   return oldp != NULL || oldlenp != NULL || newp != NULL || newlen != 0 ? EPERM : 0;
 }
-
-#define HANDLER(fn)                                                                          \
-  static int fn(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp, \
-                size_t newlen)
-#define UNUSED_ARGS (void)mib, (void)miblen, (void)newlen
 
 /* ---------------------------------------------------------------- leaves */
 
@@ -113,7 +89,7 @@ static stats_memory_t ctl_memory(void) {
 
 READ_ONLY(ctl_version, const char *, version_string)
 READ_ONLY(ctl_config_debug, bool, false)
-READ_ONLY(ctl_config_prof, bool, false)
+READ_ONLY(ctl_config_prof, bool, true)
 READ_ONLY(ctl_config_stats, bool, true)
 READ_ONLY(ctl_config_malloc_conf, const char *, "")
 READ_ONLY(ctl_opt_abort, bool, alloy__options.abort_on_error)
@@ -175,7 +151,7 @@ HANDLER(ctl_background_thread) {
   bool old = background_enabled();
   int err = ctl_rw(oldp, oldlenp, newp, newlen, &old, sizeof old);
   if (err == 0 && newp != NULL) {
-    if (heap_for_thread() == NULL) return EAGAIN; /* also registers the fork handlers */
+    if (heap_for_thread() == NULL) return EAGAIN; /* makes the heap and registers the thread-exit hook */
     err = background_set(*(const bool *)newp);
   }
   return err;
@@ -288,7 +264,7 @@ HANDLER(ctl_tcache_create) {
   if (newp != NULL) return EPERM;
   if (oldp == NULL || oldlenp == NULL || *oldlenp != sizeof(unsigned)) return EINVAL;
   unsigned id;
-  if (heap_for_thread() == NULL) return EFAULT; /* also registers the fork handlers */
+  if (heap_for_thread() == NULL) return EFAULT; /* makes the heap and registers the thread-exit hook */
   int err = tcache_create(&id);
   return err ? err : ctl_value(oldp, oldlenp, &id, sizeof id);
 }
@@ -318,7 +294,7 @@ HANDLER(ctl_arenas_create) {
   UNUSED_ARGS;
   if (newp != NULL) return EINVAL; /* custom extent hooks: not supported */
   if (oldp == NULL || oldlenp == NULL || *oldlenp != sizeof(unsigned)) return EINVAL;
-  if (heap_for_thread() == NULL) return EAGAIN; /* also registers the fork handlers */
+  if (heap_for_thread() == NULL) return EAGAIN; /* makes the heap and registers the thread-exit hook */
   unsigned index = arena_create();
   if (index == 0) return EAGAIN;
   return ctl_value(oldp, oldlenp, &index, sizeof index);
@@ -381,8 +357,8 @@ HANDLER(ctl_dirty_decay_ms) {
   return err ? err : decay_ms_rw(oldp, oldlenp, newp, newlen, &alloy__options.dirty_decay_ms);
 }
 
-/* Accepted and kept: alloy purges freed pages straight to the OS, it has no
- * "muzzy" stage for this to time. */
+/* Accepted and kept: freed pages decay (dirty, then purged after
+ * dirty_decay_ms) with no "muzzy" stage for this to time. */
 HANDLER(ctl_muzzy_decay_ms) {
   int err = decay_arena_check(mib, miblen);
   return err ? err : decay_ms_rw(oldp, oldlenp, newp, newlen, &alloy__options.muzzy_decay_ms);
@@ -534,9 +510,17 @@ static const ctl_node_t opt_nodes[] = {
     LEAF("abort_on_error", ctl_opt_abort),
     LEAF("background_thread", ctl_opt_background_thread),
     LEAF("dirty_decay_ms", ctl_opt_dirty_decay_ms), LEAF("guard", ctl_opt_guard),
-    LEAF("guard_sample", ctl_opt_guard_sample), LEAF("muzzy_decay_ms", ctl_opt_muzzy_decay_ms),
-    LEAF("narenas", ctl_opt_narenas), LEAF("percpu", ctl_opt_percpu), LEAF("purge", ctl_opt_purge),
-    LEAF("secure", ctl_opt_secure),
+    LEAF("guard_sample", ctl_opt_guard_sample),
+    LEAF("lg_prof_interval", ctl_opt_lg_prof_interval), LEAF("lg_prof_sample", ctl_opt_lg_prof_sample),
+    LEAF("muzzy_decay_ms", ctl_opt_muzzy_decay_ms), LEAF("narenas", ctl_opt_narenas), LEAF("percpu", ctl_opt_percpu),
+    LEAF("prof", ctl_opt_prof), LEAF("prof_accum", ctl_opt_prof_accum),
+    LEAF("prof_active", ctl_opt_prof_active), LEAF("prof_final", ctl_opt_prof_final),
+    LEAF("prof_gdump", ctl_opt_prof_gdump), LEAF("prof_leak", ctl_opt_prof_leak),
+    LEAF("prof_leak_error", ctl_opt_prof_leak_error), LEAF("prof_pid", ctl_opt_prof_pid),
+    LEAF("prof_prefix", ctl_opt_prof_prefix),
+    LEAF("prof_thread_active_init", ctl_opt_prof_thread_active_init),
+    LEAF("prof_unwind", ctl_opt_prof_unwind),
+    LEAF("purge", ctl_opt_purge), LEAF("secure", ctl_opt_secure),
     LEAF("stats_print", ctl_opt_stats_print), LEAF("stats_print_opts", ctl_opt_stats_print_opts),
     LEAF("stats_summary", ctl_opt_stats_summary), LEAF("stats_summary_pid", ctl_opt_stats_summary_pid),
     LEAF("tcache", ctl_opt_tcache), LEAF("tcache_max", ctl_opt_tcache_max), LEAF("thp", ctl_opt_thp)};
@@ -544,11 +528,12 @@ static const ctl_node_t thread_tcache_nodes[] = {
     LEAF("enabled", ctl_thread_tcache_enabled), LEAF("flush", ctl_thread_tcache_flush)};
 static const ctl_node_t thread_peak_nodes[] = {
     LEAF("read", ctl_thread_peak_read), LEAF("reset", ctl_thread_peak_reset)};
+static const ctl_node_t thread_prof_nodes[] = {LEAF("active", ctl_thread_prof_active)};
 static const ctl_node_t thread_nodes[] = {
     LEAF("allocated", ctl_thread_allocated), LEAF("allocatedp", ctl_thread_allocatedp),
     LEAF("arena", ctl_thread_arena), LEAF("deallocated", ctl_thread_deallocated),
     LEAF("deallocatedp", ctl_thread_deallocatedp), NODE("peak", thread_peak_nodes),
-    NODE("tcache", thread_tcache_nodes)};
+    NODE("prof", thread_prof_nodes), NODE("tcache", thread_tcache_nodes)};
 static const ctl_node_t tcache_nodes[] = {
     LEAF("create", ctl_tcache_create), LEAF("destroy", ctl_tcache_destroy),
     LEAF("flush", ctl_tcache_flush)};
@@ -597,17 +582,26 @@ static const ctl_node_t stats_percpu_nodes[] = {
     LEAF("drains", ctl_stats_percpu_drains), LEAF("metadata", ctl_stats_percpu_metadata),
     LEAF("mode", ctl_stats_percpu_mode), LEAF("ncaches", ctl_stats_percpu_ncaches),
     LEAF("threads", ctl_stats_percpu_threads)};
+static const ctl_node_t stats_prof_nodes[] = {
+    LEAF("dropped", ctl_stats_prof_dropped), LEAF("metadata", ctl_stats_prof_metadata),
+    LEAF("samples", ctl_stats_prof_samples)};
 static const ctl_node_t stats_nodes[] = {
     LEAF("active", ctl_stats_active), LEAF("allocated", ctl_stats_allocated),
     INDEXED("arenas", stats_arena_index_node), NODE("background_thread", stats_bg_nodes),
     LEAF("mapped", ctl_stats_mapped),
     LEAF("metadata", ctl_stats_metadata), NODE("percpu", stats_percpu_nodes),
+    NODE("prof", stats_prof_nodes),
     LEAF("resident", ctl_stats_resident), LEAF("retained", ctl_stats_retained)};
+static const ctl_node_t prof_nodes[] = {
+    LEAF("active", ctl_prof_active), LEAF("dump", ctl_prof_dump), LEAF("gdump", ctl_prof_gdump),
+    LEAF("interval", ctl_prof_interval), LEAF("lg_sample", ctl_prof_lg_sample),
+    LEAF("prefix", ctl_prof_prefix), LEAF("reset", ctl_prof_reset),
+    LEAF("thread_active_init", ctl_prof_thread_active_init)};
 static const ctl_node_t root_nodes[] = {
     INDEXED("arena", arena_index_node), NODE("arenas", arenas_nodes),
     LEAF("background_thread", ctl_background_thread), NODE("config", config_nodes),
     LEAF("epoch", ctl_epoch), LEAF("max_background_threads", ctl_max_background_threads),
-    NODE("opt", opt_nodes), NODE("stats", stats_nodes),
+    NODE("opt", opt_nodes), NODE("prof", prof_nodes), NODE("stats", stats_nodes),
     NODE("tcache", tcache_nodes), NODE("thread", thread_nodes), LEAF("version", ctl_version)};
 static const ctl_node_t root = NODE("", root_nodes);
 

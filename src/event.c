@@ -5,13 +5,16 @@
  * everything that must not tax the fast path happens here: statistics are
  * folded and snapshots refreshed, exited threads' heaps are adopted, a
  * sampled block is moved to a guarded mapping, the back end's decay pass
- * runs when due, and the background thread is started when wanted.
+ * runs when due, the background thread is started when wanted, and the
+ * heap profiler records its sample (the period ends at its sample points:
+ * prof_sample.c).
  */
-#include "internal.h"
+#include "prof.h"
 
 /* A long-lived thread adopts an abandoned heap at its events only once this
- * many events (x 256 KiB allocated) passed since the heap was abandoned:
- * a new thread should get it first. */
+ * many events passed since the heap was abandoned (the event clock is
+ * process-wide: about 64 x 256 KiB allocated by all threads together): a
+ * new thread should get it first. */
 #define ADOPT_AGE_EVENTS 64
 
 /* guard_sample: about one allocation in every guard_sample bytes is moved to
@@ -35,7 +38,8 @@ static void *event_sample_guarded(heap_t *heap, void *block, size_t size) {
   return guarded->start;
 }
 
-NOINLINE void *event_run(heap_t *heap, void *block, size_t size) {
+/* The event's work, but the heap profiler's. */
+static inline __attribute__((always_inline)) void *event_work(heap_t *heap, void *block, size_t size) {
   stats_fold(heap);
   stats_maybe_publish(heap);
   uint64_t now = heap_event_clock();
@@ -51,4 +55,19 @@ NOINLINE void *event_run(heap_t *heap, void *block, size_t size) {
   if (segment_decay_due(ms)) segment_decay(ms, false);
   if (unlikely(thread_heap && background_wanted())) background_start();
   return block;
+}
+
+/* With the heap profiler on: was the block that ended the period a sample
+ * (asked before the fold restarts the countdown), then the event, then the
+ * sample recorded.  A function of its own, so that prof:false pays one test
+ * per event. */
+static NOINLINE void *event_run_prof(heap_t *heap, void *block, size_t size) {
+  bool sampled = prof_sample_due(heap);
+  block = event_work(heap, block, size);
+  return prof_event(heap, block, sampled);
+}
+
+NOINLINE void *event_run(heap_t *heap, void *block, size_t size) {
+  if (unlikely(alloy__options.prof)) return event_run_prof(heap, block, size);
+  return event_work(heap, block, size);
 }

@@ -56,10 +56,20 @@ static inline __attribute__((always_inline)) void fast_free(void *p) {
   }
   free_generic(p, NULL);
 }
+static inline __attribute__((always_inline)) void fast_free_sized(void *p, size_t size) {
+  (void)size;
+  fast_free(p);
+}
 #else
-static inline __attribute__((always_inline)) void fast_free(void *p) {
+
+/* `size`: what a sized free (free_sized, sized delete, sdallocx) says the
+ * block holds, 0 when unknown.  A size of the block's class, or at least
+ * half its size (what realloc keeps in place), passes at once; any other
+ * goes to alloy__free_checked_size, which decides and reports. */
+static inline __attribute__((always_inline)) void fast_free_check(void *p, size_t size) {
   if (unlikely(!pagemap_owns(p))) {
-    free_generic(p, NULL);
+    if (size) alloy__free_checked_size(p, size);
+    else free_generic(p, NULL);
     return;
   }
   page_t *page = segment_page_of(segment_of(p), p);
@@ -71,29 +81,44 @@ static inline __attribute__((always_inline)) void fast_free(void *p) {
     /* Misuse (an interior pointer, one past the blocks carved, a block
      * already free here or freed by another thread and not yet folded in)
      * goes to the slow path, which reports it.  The remote bit must be
-     * read here: setting the free bit of a block another thread freed
-     * would let the owner hand it out before the remote bit comes back and
-     * frees it a second time under its new owner. */
-    if (likely(!page_offset_is_interior(m, page->block_magic) & (index < page->capacity))) {
-      uint64_t *word = &page->bits->free[index / 64];
-      uint64_t bit = (uint64_t)1 << (index % 64);
+     * checked: setting the free bit of a block another thread freed would
+     * let the owner hand it out before the remote bit comes back and frees
+     * it a second time under its new owner.  Its word is read only when
+     * the remote summary (in the descriptor line already loaded) says the
+     * word may have bits: a cold free then misses in one bitmap line, not
+     * two.  A word with remote bits always has its summary bit set, by the
+     * freer that made it non-zero, before that free returned (page.c). */
+    bool size_ok = size == 0 || (size <= page->block_size && 2 * size >= page->block_size);
+    if (likely(!page_offset_is_interior(m, page->block_magic) & (index < page->capacity) & size_ok)) {
+      uint64_t w = index / 64, wbit = (uint64_t)1 << w, bit = (uint64_t)1 << (index % 64);
+      uint64_t *word = &page->bits->free[w];
       uint64_t old = *word;
-      uint64_t remote = atomic_load_explicit(&page->bits->remote[index / 64], memory_order_relaxed);
-      if (likely(((old | remote) & bit) == 0)) {
+      bool remote = (atomic_load_explicit(&page->remote_summary, memory_order_relaxed) & wbit) &&
+                    (atomic_load_explicit(&page->bits->remote[w], memory_order_relaxed) & bit);
+      if (likely(!(old & bit) & !remote)) {
         __atomic_store_n(word, old | bit, __ATOMIC_RELAXED);
-        page->free_summary |= (uint64_t)1 << (index / 64);
+        page->free_summary |= wbit;
         heap->counters.freed_bytes += page->block_size;
-        if (unlikely(--page->used == 0)) heap_page_now_free(heap, page);
+        /* An empty page goes back, unless it serves its class (checked
+         * here: a malloc/free loop of one block empties it every time) */
+        if (unlikely(--page->used == 0) && heap->queues[page->size_class].first != page)
+          heap_page_now_free(heap, page);
         return;
       }
     }
   }
-  if (heap == &alloy__heap_percpu) { /* it owns no page: every free lands here */
-    percpu_free(p, page);
-    return;
-  }
-  free_generic(p, page);
+  /* A per-CPU thread owns no page: every free it makes lands here, and
+   * percpu_free takes a valid central block of the size given into its CPU's
+   * cache.  Anything else (another page, misuse, a size to look at closer)
+   * goes on as for any thread: a sized free is checked, then comes back
+   * here with size 0. */
+  if (heap == &alloy__heap_percpu && percpu_free(p, page, size)) return;
+  if (size) alloy__free_checked_size(p, size);
+  else free_generic(p, page);
 }
+
+static inline __attribute__((always_inline)) void fast_free(void *p) { fast_free_check(p, 0); }
+static inline __attribute__((always_inline)) void fast_free_sized(void *p, size_t size) { fast_free_check(p, size); }
 #endif
 
 #endif /* ALLOY_FASTPATH_H */

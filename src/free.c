@@ -2,8 +2,10 @@
  * free.c - freeing a block, whoever frees it: the owner's slow path (pages
  * in the full list, the last block of a page), other threads' frees of
  * class blocks (remote bits), large and big blocks (the back end, from any
- * thread), and every misuse report.  Never takes a lock for a small block
- * but in heap_wake_page, once per page and full episode.
+ * thread), and every misuse report.  A small block's free takes a lock
+ * only at page events, never per block: heap_wake_page and
+ * heap_page_unfull (pages_lock) once per page and full episode, and the
+ * back end's lock when a page empties and goes back.
  *
  * The fast path (fastpath.h) handles the common case: the block's page is
  * the calling thread's and in its queues.  A double free is a bit already
@@ -69,15 +71,21 @@ static bool free_remote(page_t *page, size_t index) {
 }
 
 /* The owner's free on its slow path: the page is in the full list (or
- * pending), or it is the page's last block. */
+ * pending), or holds a heap-profiler sample (whose block may be this one),
+ * or it is the page's last block. */
 static bool free_owned(heap_t *heap, page_t *page, size_t index) {
   size_t w = index / 64;
   uint64_t bit = (uint64_t)1 << (index % 64);
   if ((page->bits->free[w] | atomic_load_explicit(&page->bits->remote[w], memory_order_relaxed)) & bit)
     return false;
+  uintptr_t tags = atomic_load_explicit(&page->xheap, memory_order_relaxed) & XHEAP_TAGS;
+  if (unlikely(tags & XHEAP_SAMPLED)) {
+    uint8_t *p = page->start + index * page->block_size;
+    if (prof_table_may_hold(p)) prof_table_free(page, p);
+  }
   __atomic_store_n(&page->bits->free[w], page->bits->free[w] | bit, __ATOMIC_RELAXED);
   page->free_summary |= (uint64_t)1 << w;
-  if (atomic_load_explicit(&page->xheap, memory_order_relaxed) & XHEAP_FULL) heap_page_unfull(heap, page);
+  if (tags & XHEAP_FULL) heap_page_unfull(heap, page);
   if (--page->used == 0) heap_page_now_free(heap, page);
   return true;
 }
@@ -89,6 +97,7 @@ static void free_block(heap_t *heap, page_t *page, void *p) {
     return;
   }
   size_t bytes = page->block_size;
+  if (unlikely(page->prof_samples != 0)) prof_table_free(page, p); /* a heap-profiler sample */
   if (page->arena != 0) arena_block_freed(page);
   large_stats_t *stats = page->arena != 0 ? arena_large_stats(page->arena) : &alloy__large_stats;
   bool freed = page->kind == PAGE_LARGE ? segment_free_large(page, stats) : segment_free_big(page, stats);
@@ -116,8 +125,11 @@ NOINLINE void free_generic(void *p, page_t *page) {
     }
   }
   heap_t *heap = heap_get();
-  if (unlikely(heap == &alloy__heap_bound || heap == &alloy__heap_percpu))
-    heap = arena_home_heap(); /* counted for the thread */
+  if (unlikely(heap->shared)) { /* a sentinel: bound to an arena, per-CPU, not started, exited, or memcheck's */
+    VG_HOOK(if (vg_freed(p)) return);
+    if (heap == &alloy__heap_bound || heap == &alloy__heap_percpu)
+      heap = arena_home_heap(); /* counted for the thread */
+  }
   if (page->kind >= PAGE_LARGE) {
     free_block(heap, page, p);
     return;
@@ -130,11 +142,21 @@ NOINLINE void free_generic(void *p, page_t *page) {
     else report_invalid(p, page_check_block(page, p));
     return;
   }
-  heap_t *owner = (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_relaxed) & ~XHEAP_FULL);
   size_t bytes = page->block_size;
-  bool ok = owner == &alloy__heap_central ? percpu_free_block(p, page, index)
-            : owner == heap                ? free_owned(heap, page, index)
-                                           : free_remote(page, index);
+  heap_t *owner = page_heap(page); /* without the tags (XHEAP_FULL, XHEAP_SAMPLED) */
+  if (owner == heap) {
+    if (unlikely(!free_owned(heap, page, index))) {
+      free_report_double(p, page);
+      return;
+    }
+    /* the page's owner is a real heap that allocates (folded at its events),
+     * as on the fast path: the owner's frees of a page holding a heap-profiler
+     * sample come this way, about one in eight of a live set's with prof:true */
+    heap->counters.freed_bytes += bytes;
+    return;
+  }
+  /* a per-CPU block (percpu.c), freed by any thread in any mode */
+  bool ok = owner == &alloy__heap_central ? percpu_free_block(p, page, index) : free_remote(page, index);
   if (!ok) {
     free_report_double(p, page);
     return;

@@ -27,6 +27,7 @@ page_t alloy__page_empty = {.cur = &empty_bits.free[0], .bits = &empty_bits};
 heap_t alloy__heap_empty = {
     .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
     .event_countdown = INT64_MAX,
+    .shared = true, /* as every sentinel: no thread owns it (free_generic tests this) */
 };
 /* A thread whose heap was abandoned at its exit (the TLS destructor) may
  * still allocate from a later TLS destructor, in every round glibc runs
@@ -37,6 +38,7 @@ heap_t alloy__heap_empty = {
 heap_t alloy__heap_exited = {
     .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
     .event_countdown = INT64_MAX,
+    .shared = true,
 };
 static os_lock_t exit_lock = OS_LOCK_INIT;
 static heap_t *exit_heap; /* registered, never a thread's: never abandoned */
@@ -116,8 +118,19 @@ static void class_queue_add(heap_t *heap, page_t *page, bool front) {
   if (q->first != first) heap_direct_update(heap, page->size_class);
 }
 
+/* With the heap profiler on, any thread may set or clear XHEAP_SAMPLED
+ * meanwhile (prof_table.c): a compare-and-swap that keeps it, on paths that
+ * run once per page state change. */
 static void page_set_owner(page_t *page, heap_t *heap, bool full) {
-  atomic_store_explicit(&page->xheap, (uintptr_t)heap | (full ? XHEAP_FULL : 0), memory_order_relaxed);
+  uintptr_t want = (uintptr_t)heap | (full ? XHEAP_FULL : 0);
+  if (likely(!alloy__options.prof)) {
+    atomic_store_explicit(&page->xheap, want, memory_order_relaxed);
+    return;
+  }
+  uintptr_t old = atomic_load_explicit(&page->xheap, memory_order_relaxed);
+  while (!atomic_compare_exchange_weak_explicit(&page->xheap, &old, want | (old & XHEAP_SAMPLED),
+                                                memory_order_relaxed, memory_order_relaxed)) {
+  }
 }
 
 /* ------------------------------------------------------- full and pending */
@@ -127,12 +140,15 @@ static void page_set_owner(page_t *page, heap_t *heap, bool full) {
  * pending (heap_wake_page).  The mark is set before the remote summary is
  * read, and a freer sets the summary before it reads the mark (both
  * seq_cst): either the owner sees the free and keeps the page, or the
- * freer sees the mark and wakes it.  False when the page got frees meanwhile
- * and stays in the queue (at its end). */
+ * freer sees the mark and wakes it.  The mark is or-ed in (xheap is
+ * `heap`, with the profiler's tag perhaps, which another thread may change
+ * at any time); a seq_cst read-modify-write orders as the seq_cst store
+ * did.  False when the page got frees meanwhile and stays in the queue (at
+ * its end). */
 static bool heap_page_to_full(heap_t *heap, page_t *page) {
   class_queue_remove(heap, page);
   os_lock(&heap->pages_lock);
-  atomic_store_explicit(&page->xheap, (uintptr_t)heap | XHEAP_FULL, memory_order_seq_cst);
+  atomic_fetch_or_explicit(&page->xheap, XHEAP_FULL, memory_order_seq_cst);
   bool freed = atomic_load_explicit(&page->remote_summary, memory_order_seq_cst) != 0;
   if (!freed) {
     page->list = LIST_FULL;
@@ -160,11 +176,11 @@ void heap_page_unfull(heap_t *heap, page_t *page) {
  * mapped) is left alone. */
 void heap_wake_page(page_t *page) {
   for (;;) {
-    heap_t *heap = (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_acquire) & ~XHEAP_FULL);
+    heap_t *heap = (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_acquire) & ~XHEAP_TAGS);
     if (heap == NULL) return;
     os_lock(&heap->pages_lock);
     uintptr_t x = atomic_load_explicit(&page->xheap, memory_order_relaxed);
-    if ((heap_t *)(x & ~XHEAP_FULL) != heap) {
+    if ((heap_t *)(x & ~XHEAP_TAGS) != heap) {
       os_unlock(&heap->pages_lock);
       continue;
     }
@@ -237,7 +253,7 @@ void heap_reset(heap_t *heap) {
   heap->published = published;
   if (published) memset(published, 0, sizeof *published);
   for (size_t w = 0; w < DIRECT_SLOTS; w++) heap->direct[w] = &alloy__page_empty;
-  heap->event_countdown = heap->event_period = stats_event_interval();
+  heap->event_countdown = heap->event_period = prof_sample_period(heap, 0, stats_event_interval());
   heap->large_stats = &alloy__large_stats;
 }
 
@@ -297,6 +313,7 @@ heap_t *heap_init_thread(void) {
   heap_t *heap = heap_new();
   if (!heap) return NULL;
   alloy__tls_heap = heap;
+  VG_HOOK(arena_route_thread(heap)); /* memcheck: every malloc and free off the fast paths */
   os_thread_key_set(heap_thread_done, heap);
   if (!percpu_thread_start(heap)) heap_adopt_one(heap); /* a per-CPU thread's heap only counts */
   return heap;
@@ -545,9 +562,11 @@ static void *heap_alloc_block(heap_t *heap, size_t size, size_t align) {
  * is at most ALIGNMENT_MIN except from alloy__aligned for large and big
  * blocks. */
 void *heap_alloc(heap_t *heap, size_t size, size_t align) {
-  if (size == 0) size = 1; /* a unique block, even when large or big for its alignment */
-  if (size <= MEDIUM_MAX && align <= ALIGNMENT_MIN) return heap_alloc_small(heap, size);
-  return heap_alloc_block(heap, size, align);
+  VG_HOOK(vg_alloc_begin());
+  size_t n = size ? size : 1; /* a unique block, even when large or big for its alignment */
+  void *p = n <= MEDIUM_MAX && align <= ALIGNMENT_MIN ? heap_alloc_small(heap, n) : heap_alloc_block(heap, n, align);
+  VG_HOOK(p = vg_allocated(p, size));
+  return p;
 }
 
 /* An allocation by a thread past its exit (see alloy__heap_exited). */
@@ -591,8 +610,9 @@ void heap_fork_prepare(void) {
   for (heap_t *h = registry; h; h = h->registry_next) os_lock(&h->pages_lock);
 }
 
-/* Parent and child: the other threads' heaps stay registered in the child
- * (their state may be mid-update, so they are never adopted there). */
+/* Parent and child: the other threads' heaps stay registered in the child,
+ * never adopted there (their threads do not exist in the child, so they
+ * never exit and never abandon them). */
 void heap_fork_release(void) {
   for (heap_t *h = registry; h; h = h->registry_next) os_unlock(&h->pages_lock);
   os_unlock(&heaps_lock);

@@ -5,21 +5,30 @@
  * inside the core knot, whose files must call each other: see
  * docs/DESIGN.md "Layers"):
  *
- *   1 platform   os.h (contract), os_linux.c
+ *   1 platform   os.h (contract), os_linux.c, os_rseq_linux.c (restartable
+ *                sequences: the per-CPU caches')
  *   2 base       meta.c (process-lifetime metadata), report.c (a malloc-free
  *                printf and misuse reports), options.c (configuration),
- *                size_class.c, process.c (one-time process start)
+ *                size_class.c, process.c (one-time process start),
+ *                unwind.c (call stacks from inside malloc: the heap profiler's)
  *   3 back end   pagemap.c (frame -> header), segment.c (frames, segments,
- *                spans, large and big blocks, decay, THP)
+ *                spans, large and big blocks, decay, THP), vg.c (what
+ *                memcheck is told, when it runs the program: vg.h)
  *   4 core knot  page.c (one page's bitmaps), heap.c (thread heaps, the
  *                allocation slow path, abandonment), stats.c (counters folded
- *                at events, snapshots), free.c (every free), percpu.c (per-CPU
- *                caches over central pages, with os_rseq_linux.c and rseq.h)
+ *                at events, snapshots), free.c (every free), prof_sample.c
+ *                (the heap profiler's sampling schedule on the event
+ *                countdown), prof_table.c (its samples, found when blocks
+ *                are freed), percpu.c (per-CPU caches over central
+ *                pages: rseq.h, docs/PERCPU.md)
  *   5 front ends arena.c (explicit arenas), tcache.c, background.c,
- *                event.c (the rare-event hook: sampling, statistics, decay)
- *   6 API        alloc.c (+ fastpath.h), mallocx.c, ctl.c, stats_print.c,
- *                override.c and mallinfo.c (the standard names), init.c
- *                (fork handlers and exit reports, registered at load time)
+ *                event.c (the rare-event hook: sampling, statistics, decay),
+ *                prof.c (the heap profiler: recording samples, automatic
+ *                profiles, start and exit), prof_dump.c (the profile file)
+ *   6 API        alloc.c (+ fastpath.h), mallocx.c, ctl.c (+ ctl.h),
+ *                prof_ctl.c, stats_print.c, override.c and mallinfo.c (the
+ *                standard names), init.c (fork handlers and exit reports,
+ *                registered at load time)
  *
  * Names: alloy_* is the public prefixed API, alloy__* internal symbols
  * shared across files, module_verb_object otherwise (STYLE.md).
@@ -29,6 +38,7 @@
 
 #include "os.h"
 #include "types.h"
+#include "vg.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,6 +79,7 @@ void report_set_abort(bool abort_on_misuse);
 __attribute__((noreturn)) void report_fatal(const char *fmt, ...);
 
 /* ------------------------------------------------------------- options */
+#define PROF_PREFIX_MAX 256
 typedef struct {
   bool secure;          /* kept for compatibility: every check is always on */
   bool abort_on_error;  /* abort after reporting misuse (default true) */
@@ -87,6 +98,20 @@ typedef struct {
   bool tcache;          /* jemalloc's; stored only (default true) */
   int purge;            /* purge_mode_t: how freed pages go back to the OS */
   int percpu;           /* percpu_mode_t: per-CPU caches (default auto) */
+  /* the heap profiler (prof*.c), jemalloc's opt.prof* and alloy's own */
+  bool prof;            /* the profiler exists at all (default false) */
+  bool prof_active;     /* initial prof.active (default true) */
+  bool prof_thread_active_init; /* initial thread.prof.active of threads (default true) */
+  bool prof_accum;      /* cumulative counts in profiles: keeps every call stack */
+  bool prof_final;      /* a profile <prefix>.<pid>.<seq>.f.heap at exit */
+  bool prof_leak;       /* with prof_final: a leak summary at exit */
+  bool prof_leak_error; /* ... and exit status 1 when something leaked */
+  bool prof_gdump;      /* initial prof.gdump: a profile at each new peak of mapped memory */
+  int lg_prof_sample;   /* mean bytes between samples, log2 (default 19: 512 KiB) */
+  int lg_prof_interval; /* mean bytes between interval profiles, log2; -1 off */
+  int prof_unwind;      /* unwind_method_t (unwind.h): how stacks are captured */
+  int prof_pid;         /* profile only the process with this pid (0: every process) */
+  char prof_prefix[PROF_PREFIX_MAX]; /* file name prefix of automatic profiles ("jeprof") */
 } alloy_options_t;
 typedef enum { THP_DEFAULT, THP_ALWAYS, THP_NEVER } thp_mode_t;
 typedef enum { PURGE_DONTNEED, PURGE_FREE } purge_mode_t; /* MADV_DONTNEED or MADV_FREE */
@@ -95,6 +120,7 @@ extern alloy_options_t alloy__options;
 extern const char *const alloy__thp_names[];   /* "default", "always", "never" */
 extern const char *const alloy__purge_names[]; /* "dontneed", "free" */
 extern const char *const alloy__percpu_names[]; /* "false", "true", "auto" */
+extern const char *const alloy__unwind_names[]; /* "cfi", "fp", "libgcc" (unwind_method_t) */
 void options_init(void);
 static inline int options_decay_ms(void) {
   return __atomic_load_n(&alloy__options.dirty_decay_ms, __ATOMIC_RELAXED);
@@ -138,19 +164,20 @@ void process_init(void);
 /* ------------------------------------------------------------- pagemap */
 /* Frame -> the header governing it: a segment's or big block's (the
  * pointer), a free run's (the pointer | PAGEMAP_FREE), or 0.  Two levels: a
- * first level of 2^15 offsets in .bss (256 KiB of address space, touched
- * only where frames live), second-level chunks of 1024 entries (one per
- * 4 GiB of address space) from the metadata allocator.  An offset of 0
- * means "no chunk": it lands on a static chunk of zeros. */
+ * first level of 2^(OS_ADDRESS_BITS - 32) offsets in .bss (256 KiB on
+ * x86-64, 512 KiB on ARM64, touched only where frames live), second-level
+ * chunks of 1024 entries (one per 4 GiB of address space) from the
+ * metadata allocator.  An offset of 0 means "no chunk": it lands on a
+ * static chunk of zeros. */
 #define PAGEMAP_FREE ((uintptr_t)1)
 #define PAGEMAP_L2_BITS (32 - SEGMENT_SHIFT)
 #define PAGEMAP_L1_BITS (OS_ADDRESS_BITS - 32)
 extern uintptr_t alloy__pagemap_l1[(size_t)1 << PAGEMAP_L1_BITS];
 extern const uintptr_t alloy__pagemap_zero[(size_t)1 << PAGEMAP_L2_BITS];
-/* The first level is indexed by the address's bits 32..46 only: a pointer
- * outside the user address space lands on some entry, whose value (a
- * segment below 2^47) can never equal that pointer's segment_of, so the
- * check needs no bounds test. */
+/* The first level is indexed by the address's bits 32..OS_ADDRESS_BITS-1
+ * only: a pointer outside the user address space lands on some entry, whose
+ * value (a segment below 2^OS_ADDRESS_BITS) can never equal that pointer's
+ * segment_of, so the check needs no bounds test. */
 static inline uintptr_t pagemap_get(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t i = (a >> 32) & (((uintptr_t)1 << PAGEMAP_L1_BITS) - 1);
@@ -183,6 +210,7 @@ page_t *segment_page_lookup(const void *p);
 /* p was a block alloy freed: it starts free slices or a free run. */
 bool segment_was_freed(const void *p);
 page_t *segment_alloc_class_page(size_t slices);
+void segment_set_fail_after(long n); /* test hook: the n-th next page, span or big block fails (-1: never) */
 void segment_free_class_page(page_t *page);
 /* Large (<= LARGE_MAX) and big blocks: any thread allocates and frees them
  * through the back end; `stats` counts them (per arena). */
@@ -263,7 +291,7 @@ static inline size_t page_active_bytes(const page_t *page) {
   return ((size_t)page->capacity * page->block_size + ps - 1) & ~(ps - 1);
 }
 static inline heap_t *page_heap(const page_t *page) {
-  return (heap_t *)atomic_load_explicit(&page->xheap, memory_order_relaxed);
+  return (heap_t *)(atomic_load_explicit(&page->xheap, memory_order_relaxed) & ~XHEAP_TAGS);
 }
 static inline int64_t alloc_charge_of(size_t bytes) { return (int64_t)((bytes << CHARGE_SHIFT) + 1); }
 
@@ -296,6 +324,7 @@ void heap_fork_release(void);
 
 /* --------------------------------------------------------------- stats */
 void stats_fold(heap_t *heap);
+uint64_t stats_allocated_total(void); /* bytes ever allocated, as folded so far */
 int64_t stats_event_interval(void);
 void stats_orphan_free(size_t bytes);
 void stats_publish(heap_t *heap);
@@ -315,6 +344,55 @@ void free_count(heap_t *heap, size_t bytes); /* a free, counted against the call
 void free_report_double(const void *p, const page_t *page);
 void free_owned_block(heap_t *heap, page_t *page, void *p); /* undo a malloc just made */
 
+/* --------------------------------------------------------- prof_sample */
+/* The heap profiler's sampling schedule (prof_sample.c). */
+int64_t prof_sample_period_slow(heap_t *heap, uint64_t bytes, int64_t interval);
+/* The next event period of `heap`, which allocated `bytes` since its last
+ * fold: `interval` (statistics), shortened to the bytes left to its next
+ * sample point while sampling is active. */
+static inline int64_t prof_sample_period(heap_t *heap, uint64_t bytes, int64_t interval) {
+  if (likely(!alloy__options.prof)) return interval;
+  return prof_sample_period_slow(heap, bytes, interval);
+}
+bool prof_sample_due_slow(const heap_t *heap);
+/* At an event, before the fold: did the block that ended the period cross
+ * the heap's sample point? */
+static inline bool prof_sample_due(const heap_t *heap) {
+  return unlikely(alloy__options.prof) && prof_sample_due_slow(heap);
+}
+bool prof_sample_active(void);           /* prof.active */
+void prof_sample_set_active(bool on);
+unsigned prof_sample_lg(void);           /* prof.lg_sample */
+void prof_sample_restart(unsigned lg);   /* a new rate: every heap draws again */
+/* ln(x) for 0 < x <= 1 and 1 - exp(-x) for x >= 0, without libm. */
+double prof_log(double x);
+double prof_one_minus_exp_neg(double x);
+/* The unbiased weight of a sampled block of `size` bytes at mean sampling
+ * interval `rate`: 1 / P(sampled) = 1 / (1 - exp(-size / rate)). */
+double prof_weight(uint64_t size, uint64_t rate);
+
+/* ---------------------------------------------------------- prof_table */
+/* The heap profiler's samples (prof_table.c), as the free paths see them.
+ * The heads of the samples' hash chains (NULL until the first sample), read
+ * without a lock: an empty chain means "not a sample" (one load for most
+ * blocks of a tagged page). */
+#define PROF_SAMPLE_HASH_BITS 16 /* 256 KiB of heads: they stay in cache on the free path */
+extern _Atomic(uint32_t) *alloy__prof_sample_heads;
+static inline uint32_t prof_sample_slot(const void *p) {
+  return (uint32_t)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> (64 - PROF_SAMPLE_HASH_BITS));
+}
+static inline bool prof_table_may_hold(const void *p) {
+  _Atomic(uint32_t) *heads = __atomic_load_n(&alloy__prof_sample_heads, __ATOMIC_ACQUIRE);
+  return heads != NULL && atomic_load_explicit(&heads[prof_sample_slot(p)], memory_order_relaxed) != 0;
+}
+/* p, a block of `page` (tagged XHEAP_SAMPLED, or a large or big block
+ * with prof_samples set), is being freed: its sample goes, if it is one
+ * (ask prof_table_may_hold first). */
+void prof_table_free(page_t *page, const void *p);
+/* The owner folded other threads' frees of a tagged page in: the blocks of
+ * bitmap word `word` whose bits are set in `bits`. */
+void prof_table_collected(page_t *page, unsigned word, uint64_t bits);
+
 /* -------------------------------------------------------------- percpu */
 /* Per-CPU caches (docs/PERCPU.md).  A thread in per-CPU mode has TLS heap
  * alloy__heap_percpu; its own heap (percpu_home) counts for it. */
@@ -324,7 +402,7 @@ heap_t *percpu_home(void);
 void *percpu_malloc(size_t size);             /* the per-CPU thread's malloc */
 void *percpu_alloc(size_t size, size_t align); /* its slow path (alignments, large) */
 bool percpu_free_block(void *p, page_t *page, size_t index); /* a central block; false: double free */
-void percpu_free(void *p, page_t *page);      /* the per-CPU thread's free */
+bool percpu_free(void *p, page_t *page, size_t size); /* the per-CPU thread's free; false: not handled */
 void percpu_event(heap_t *heap);  /* a thread heap owner's rare event */
 void percpu_decay(uint64_t now_ms);
 void percpu_drain_all(void);
@@ -359,6 +437,7 @@ unsigned arena_create(void);  /* 0: none could be made */
 bool arena_exists(unsigned index);
 void *arena_malloc(unsigned index, size_t size, size_t align);
 void *arena_malloc_bound(size_t size, size_t align);
+void arena_route_thread(heap_t *home); /* memcheck (vg.h): as if bound, to no arena */
 void arena_block_freed(page_t *page); /* a large or big block of an explicit arena is going */
 large_stats_t *arena_large_stats(unsigned index);
 int arena_reset(unsigned index, bool destroy);

@@ -8,7 +8,7 @@
  * core library.
  *
  * How glibc's fields map to alloy (docs/DESIGN.md says the same):
- *   arena     bytes mapped for segments and metadata (not huge blocks)
+ *   arena     bytes mapped for segments and metadata (not big blocks)
  *   ordblks   free runs of slices in segments: 1 per 64 KiB of dirty memory
  *   hblks     big blocks (above 2 MiB), hblkhd their bytes
  *   uordblks  bytes allocated (stats.allocated)

@@ -51,6 +51,7 @@ EXPORT void *alloy_mallocx(size_t size, int flags) {
 
 /* The usable size a request would get, without allocating (0: impossible). */
 EXPORT size_t alloy_nallocx(size_t size, int flags) {
+  process_init(); /* the size classes and the page size: it can be the first call */
   size_t align = flag_align(flags);
   if (size > (size_t)PTRDIFF_MAX) return 0;
   if (align <= ALIGNMENT_MIN) {
@@ -80,11 +81,22 @@ EXPORT void *alloy_rallocx(void *p, size_t size, int flags) {
   if (old == 0) return NULL; /* reported: not a live block */
   if (size == 0) size = 1;
   bool aligned = align <= ALIGNMENT_MIN || ((uintptr_t)p & (align - 1)) == 0;
+  /* The size sdallocx(q, size, flags) will check: a class size is rounded
+   * to the alignment first (alloy_free_aligned_sized). */
+  size_t checked = size;
+  if (align > ALIGNMENT_MIN && size <= MEDIUM_MAX) {
+    size_t rounded = (size + align - 1) & ~(align - 1);
+    if (rounded <= MEDIUM_MAX) checked = rounded;
+  }
   void *q;
   if (!flag_routed(flags) && align <= ALIGNMENT_MIN) {
     q = alloy__realloc(p, size); /* realloc's own contract: NULL leaves p intact */
-  } else if (aligned && ((size <= old && size >= old / 2) || alloy__resize_in_place(p, size))) {
-    q = p; /* stays where it is, alignment and arena with it */
+  } else if (aligned && ((checked <= old && checked >= old / 2) || (size > old && alloy__resize_in_place(p, size)))) {
+    /* Stays where it is, alignment and arena with it.  A block shrunk
+     * below half its usable size moves, as with realloc, and so does one
+     * the aligned size no longer fits: kept, it would fail the size check
+     * of sdallocx(q, size, flags) that follows. */
+    q = p;
   } else {
     /* moves into the arena the flags name (realloc would move it
      * to the thread's heap), at the alignment they ask for */
@@ -121,5 +133,5 @@ EXPORT void alloy_dallocx(void *p, int flags) {
 EXPORT void alloy_sdallocx(void *p, size_t size, int flags) {
   size_t align = flag_align(flags);
   if (align > ALIGNMENT_MIN) alloy__free_aligned_sized(p, align, size);
-  else alloy__free_checked_size(p, size);
+  else alloy__free_sized(p, size);
 }

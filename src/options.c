@@ -13,28 +13,30 @@
 #include <limits.h>
 #include <string.h>
 
-/* The hardening cost benchmark builds a copy whose default is secure:false. */
-#ifndef ALLOY_SECURE_DEFAULT
-#define ALLOY_SECURE_DEFAULT true
-#endif
 /* ... and one that never purges (dirty_decay_ms:-1), for measuring what
  * purging costs: ALLOCATORS=alloy,alloy-nopurge make bench. */
 #ifndef ALLOY_DECAY_DEFAULT
 #define ALLOY_DECAY_DEFAULT 1000
 #endif
-/* ... and ones in each per-CPU mode (alloy-threadheaps, alloy-percpu). */
+/* The bench's alloy-threadheaps and alloy-percpu builds default to
+ * percpu:false and percpu:true (the Makefile's VARIANTS). */
 #ifndef ALLOY_PERCPU_DEFAULT
 #define ALLOY_PERCPU_DEFAULT PERCPU_AUTO
 #endif
 
 alloy_options_t alloy__options = {
-    .secure = ALLOY_SECURE_DEFAULT,
+    .secure = true,
     .abort_on_error = true,
     .dirty_decay_ms = ALLOY_DECAY_DEFAULT,
     .muzzy_decay_ms = 0, /* jemalloc 5.3's default: no muzzy state to keep */
     .tcache = true,
     .purge = PURGE_DONTNEED,
     .percpu = ALLOY_PERCPU_DEFAULT,
+    .prof_active = true,
+    .prof_thread_active_init = true,
+    .lg_prof_sample = 19,
+    .lg_prof_interval = -1,
+    .prof_prefix = "jeprof",
 };
 
 /* jemalloc's hook: a program defines `const char *malloc_conf = "...";`.
@@ -46,7 +48,9 @@ alloy_options_t alloy__options = {
  * standard names, but this one is read here, at process start. */
 __attribute__((weak, visibility("default"))) const char *malloc_conf = NULL;
 
-typedef enum { OPT_BOOL, OPT_INT, OPT_UINT, OPT_ENUM, OPT_LETTERS } opt_type_t;
+/* OPT_LG: a log2 of bytes, 0..63; OPT_LG_OFF: the same or -1 (off);
+ * OPT_STRING: up to PROF_PREFIX_MAX - 1 characters. */
+typedef enum { OPT_BOOL, OPT_INT, OPT_UINT, OPT_ENUM, OPT_LETTERS, OPT_LG, OPT_LG_OFF, OPT_STRING } opt_type_t;
 
 typedef struct {
   const char *name;
@@ -57,6 +61,8 @@ typedef struct {
 
 const char *const alloy__thp_names[] = {"default", "always", "never", NULL};
 const char *const alloy__purge_names[] = {"dontneed", "free", NULL};
+const char *const alloy__unwind_names[] = {"cfi", "fp", "libgcc", NULL};
+const char *const alloy__percpu_names[] = {"false", "true", "auto", NULL};
 
 /* OPT_INT takes -1 to INT_MAX (-1: never, for the decay times), OPT_UINT 1
  * to UINT_MAX (jemalloc's narenas). */
@@ -78,6 +84,19 @@ static const option_def_t option_table[] = {
     {"tcache", OPT_BOOL, &alloy__options.tcache, NULL},
     {"purge", OPT_ENUM, &alloy__options.purge, alloy__purge_names},
     {"percpu", OPT_ENUM, &alloy__options.percpu, alloy__percpu_names},
+    {"prof", OPT_BOOL, &alloy__options.prof, NULL},
+    {"prof_active", OPT_BOOL, &alloy__options.prof_active, NULL},
+    {"prof_thread_active_init", OPT_BOOL, &alloy__options.prof_thread_active_init, NULL},
+    {"lg_prof_sample", OPT_LG, &alloy__options.lg_prof_sample, NULL},
+    {"prof_prefix", OPT_STRING, alloy__options.prof_prefix, NULL},
+    {"prof_accum", OPT_BOOL, &alloy__options.prof_accum, NULL},
+    {"prof_final", OPT_BOOL, &alloy__options.prof_final, NULL},
+    {"prof_leak", OPT_BOOL, &alloy__options.prof_leak, NULL},
+    {"prof_leak_error", OPT_BOOL, &alloy__options.prof_leak_error, NULL},
+    {"lg_prof_interval", OPT_LG_OFF, &alloy__options.lg_prof_interval, NULL},
+    {"prof_gdump", OPT_BOOL, &alloy__options.prof_gdump, NULL},
+    {"prof_unwind", OPT_ENUM, &alloy__options.prof_unwind, alloy__unwind_names},
+    {"prof_pid", OPT_INT, &alloy__options.prof_pid, NULL},
 };
 
 /* jemalloc keys alloy does not implement: reported, never fatal, so that a
@@ -85,10 +104,9 @@ static const option_def_t option_table[] = {
 static const char *const jemalloc_keys[] = {
     "abort", "bin_shards", "cache_oblivious", "confirm_conf", "dss",
     "experimental_infallible_new", "hpa", "junk", "lg_extent_max_active_fit",
-    "lg_prof_interval", "lg_prof_sample", "lg_tcache_max", "max_background_threads",
-    "metadata_thp", "mutex_max_spin", "oversize_threshold", "percpu_arena", "prof",
-    "prof_accum", "prof_active", "prof_final", "prof_gdump", "prof_leak", "prof_log",
-    "prof_prefix", "prof_thread_active_init", "retain", "san_guard_large",
+    "lg_tcache_max", "max_background_threads", "metadata_thp", "mutex_max_spin",
+    "oversize_threshold", "percpu_arena", "prof_log", "prof_recent_alloc_max", "prof_stats",
+    "prof_sys_thread_name", "prof_time_resolution", "retain", "san_guard_large",
     "san_guard_small", "slab_sizes", "stats_interval", "stats_interval_opts",
     "tcache_max", "trust_madvise", "utrace", "xmalloc", "zero", "zero_realloc",
 };
@@ -158,6 +176,16 @@ static bool option_parse(const option_def_t *o, const char *v, size_t n) {
     return true;
   case OPT_ENUM: return parse_enum(v, n, o->values, o->target);
   case OPT_LETTERS: return add_letters(v, n, o->target);
+  case OPT_LG:
+  case OPT_LG_OFF:
+    if (!parse_num(v, n, o->type == OPT_LG ? 0 : -1, 63, &x)) return false;
+    *(int *)o->target = (int)x;
+    return true;
+  case OPT_STRING:
+    if (n >= PROF_PREFIX_MAX) return false;
+    memcpy(o->target, v, n);
+    ((char *)o->target)[n] = 0;
+    return true;
   }
   return false;
 }
@@ -230,6 +258,8 @@ void options_init(void) {
     conf_parse("MALLOC_CONF", os_getenv("MALLOC_CONF"));
     conf_parse("ALLOY_CONF", os_getenv("ALLOY_CONF"));
   }
+  /* prof_pid (alloy run --prof): the processes the program starts do not profile */
+  if (alloy__options.prof_pid != 0 && alloy__options.prof_pid != os_getpid()) alloy__options.prof = false;
   options_checked();
 }
 

@@ -1,9 +1,9 @@
 /*
  * os.h - the platform contract: everything alloy asks of the operating
- * system, in about thirty-five functions.  src/os_linux.c implements it for
- * Linux (x86-64 and ARM64), with src/os_rseq_linux.c for the restartable
- * sequences of the per-CPU caches; a port to FreeBSD or macOS adds one file that
- * implements this header and touches nothing else.
+ * system and of the dynamic loader, in 46 functions.  src/os_linux.c
+ * implements it for Linux (x86-64 and ARM64), with src/os_rseq_linux.c for
+ * the restartable sequences of the per-CPU caches; a port to FreeBSD or
+ * macOS adds one file that implements this header and touches nothing else.
  *
  * Rules for an implementation: never call malloc (alloy may be serving it);
  * be usable before the C library's own initialisation (the dynamic loader's
@@ -22,22 +22,23 @@
 /* ----------------------------------------------------------- machine */
 size_t os_page_size(void);     /* read at start-up: 4, 16 or 64 KiB pages */
 void os_init(void);
-/* Bits of a user-space address (47 on x86-64 and ARM64 with 4-level page
- * tables): the size of alloy's page map depends on it. */
+/* Bits of a user-space address: the size of alloy's page map depends on
+ * it.  x86-64 Linux with 4-level page tables maps user space below 2^47
+ * (5-level tables hand out higher addresses only to mmap hints above it,
+ * which alloy never gives); ARM64 Linux with 48-bit virtual addresses maps
+ * up to 2^48. */
+#if defined(__aarch64__)
+#define OS_ADDRESS_BITS 48
+#else
 #define OS_ADDRESS_BITS 47
+#endif
 
 /* ------------------------------------------------------------ memory */
 /* Read-write anonymous memory aligned to `align` (a power of two, at least
  * the OS page); *mapped receives the bytes mapped.  Counted as mapped. */
 void *os_map_aligned(size_t size, size_t align, size_t *mapped);
 bool os_unmap(void *p, size_t size);
-/* Maps [p, p + size) fresh at exactly that address if nothing else is
- * there (growing a region in place). */
-bool os_map_at(void *p, size_t size);
 bool os_remap_in_place(void *p, size_t old_size, size_t new_size);
-/* Moves a mapping with its pages (no copy, no fault) to a new place aligned
- * to `align`, grown to new_size; NULL and the old mapping intact on failure. */
-void *os_remap_move(void *p, size_t old_size, size_t new_size, size_t align);
 /* Moves [from, from + size) onto [to, to + size), which is mapped: the
  * pages go with it, `from` is left unmapped. */
 bool os_remap_onto(void *from, void *to, size_t size);
@@ -53,8 +54,9 @@ void os_set_fail_after(long n); /* test hook: mappings fail after n more succeed
 void os_set_fail_count(long n); /* test hook: the next n mappings fail, then they succeed again */
 
 /* -------------------------------------------------------- process */
-void os_write(int fd, const char *s, size_t n);
+void os_write(int fd, const char *s, size_t n); /* all of it, errors ignored (reports) */
 __attribute__((noreturn)) void os_abort(void);
+__attribute__((noreturn)) void os_exit(int status); /* at once: no atexit handlers, no destructors */
 uint64_t os_random(void);
 const char *os_getenv(const char *name); /* without libc's getenv */
 bool os_secure_exec(void);               /* set-user-ID and the like: ignore the environment */
@@ -62,7 +64,40 @@ int os_getpid(void);
 uint64_t os_now_ms(void);                /* monotonic */
 void os_set_clock(uint64_t (*now_ms)(void)); /* test hook: a fake clock (NULL: the real one) */
 void os_yield(void);
-void os_sleep_ms(unsigned ms);
+
+/* ------------------------------------------------------------ files */
+/* For the heap profiler's profiles (prof_dump.c).  os_file_create opens
+ * `path` for writing, created (mode 0644) or truncated; -1 when it cannot. */
+int os_file_create(const char *path);
+bool os_file_write(int fd, const void *buf, size_t n); /* all of it; false on an error */
+bool os_file_close(int fd);                            /* false: written data may be lost */
+/* Appends the process's memory mappings to fd in the text of Linux's
+ * /proc/self/maps (start-end perms offset dev inode path), the
+ * MAPPED_LIBRARIES section that jeprof and pprof read to find the files
+ * behind code addresses. */
+bool os_file_write_mappings(int fd);
+
+/* ----------------------------------------------------- code objects */
+/* What the heap profiler's stack unwinder (unwind.c) asks of the dynamic
+ * loader.  None of these allocates or takes a lock of the loader's but
+ * os_backtrace's first call. */
+typedef struct {
+  uintptr_t start, end;        /* the object's mapped range */
+  const uint8_t *eh_frame_hdr; /* its DWARF call-frame index (.eh_frame_hdr), or NULL */
+  const void *id;              /* the same for every address of one object */
+} os_code_object_t;
+/* The loaded object holding code address pc; false when there is none or
+ * the loader cannot tell without a lock (glibc before 2.35). */
+bool os_code_find(uintptr_t pc, os_code_object_t *out);
+/* The id of the main executable's object, or NULL. */
+const void *os_code_executable(void);
+/* Changes when an object is unloaded: what was learnt of a code address
+ * stays true while it is the same. */
+uint64_t os_code_generation(void);
+/* The C library's own stack walk (glibc: backtrace(), libgcc's unwinder):
+ * return addresses, innermost first.  Its first call loads libgcc_s, which
+ * allocates: make it once where malloc may be called. */
+int os_backtrace(void **pcs, int max);
 
 /* ---------------------------------------------------------- threads */
 /* A per-thread value whose destructor runs at thread exit (once per

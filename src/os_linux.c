@@ -1,12 +1,18 @@
 /*
  * os_linux.c - the platform contract (os.h) on Linux, x86-64 and ARM64:
- * mappings, purging, randomness, the environment, output, time, thread
- * keys, fork handlers, the background worker thread, and the spin lock.
- * Never calls malloc; usable from the dynamic loader's first malloc on.
+ * mappings, purging, randomness, the environment, output and files, time,
+ * thread keys, fork handlers, the background worker thread, the spin lock,
+ * and what the stack unwinder asks of glibc's dynamic loader.  Never calls
+ * malloc (os_backtrace's first call aside: see os.h); usable from the
+ * dynamic loader's first malloc on.
  */
 #include "os.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <link.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -117,18 +123,6 @@ void *os_map_aligned(size_t size, size_t align, size_t *mapped) {
   return p;
 }
 
-bool os_map_at(void *p, size_t size) {
-  if (injected_failure()) return false;
-  void *q = map_raw(p, size, MAP_FIXED_NOREPLACE);
-  if (q == NULL) return false;
-  if (q != p) { /* a kernel older than 4.17 takes the flag as a hint */
-    munmap(q, size);
-    return false;
-  }
-  mapped_add(size);
-  return true;
-}
-
 /* Grows or shrinks a mapping where it stands (never moves it: callers rely
  * on its alignment).  False when the address space after it is taken. */
 bool os_remap_in_place(void *p, size_t old_size, size_t new_size) {
@@ -137,18 +131,6 @@ bool os_remap_in_place(void *p, size_t old_size, size_t new_size) {
   if (new_size > old_size) mapped_add(new_size - old_size);
   else mapped_sub(old_size - new_size);
   return true;
-}
-
-void *os_remap_move(void *p, size_t old_size, size_t new_size, size_t align) {
-  size_t mapped = 0;
-  void *target = os_map_aligned(new_size, align, &mapped); /* reserves the aligned range */
-  if (target == NULL) return NULL;
-  if (mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED) {
-    os_unmap(target, mapped);
-    return NULL;
-  }
-  mapped_sub(old_size); /* p's range is gone */
-  return target;
 }
 
 bool os_remap_onto(void *from, void *to, size_t size) {
@@ -185,17 +167,11 @@ void os_advise_huge(void *p, size_t size, bool huge) {
 
 /* --------------------------------------------------------------- process */
 
-void os_write(int fd, const char *s, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, s, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
-    s += w;
-    n -= (size_t)w;
-  }
-}
+void os_write(int fd, const char *s, size_t n) { (void)os_file_write(fd, s, n); }
 
 void os_abort(void) { abort(); }
+
+void os_exit(int status) { _exit(status); }
 
 /* Early boot without entropy: mix what differs between processes and runs
  * (the clock's nanoseconds, an address randomised by ASLR, the pid). */
@@ -243,11 +219,97 @@ uint64_t os_now_ms(void) {
 
 void os_yield(void) { sched_yield(); }
 
-void os_sleep_ms(unsigned ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
+/* ----------------------------------------------------------------- files */
+
+int os_file_create(const char *path) {
+  int fd;
+  do fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  while (fd < 0 && errno == EINTR);
+  return fd;
 }
+
+bool os_file_write(int fd, const void *buf, size_t n) {
+  const char *s = buf;
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    s += w;
+    n -= (size_t)w;
+  }
+  return true;
+}
+
+bool os_file_close(int fd) { return close(fd) == 0 || errno == EINTR; }
+
+bool os_file_write_mappings(int fd) {
+  int in;
+  do in = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  while (in < 0 && errno == EINTR);
+  if (in < 0) return false;
+  char buf[4096];
+  bool ok = true;
+  for (;;) {
+    ssize_t r = read(in, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      ok = r == 0;
+      break;
+    }
+    if (!os_file_write(fd, buf, (size_t)r)) {
+      ok = false;
+      break;
+    }
+  }
+  close(in);
+  return ok;
+}
+
+/* ---------------------------------------------------------- code objects */
+
+/* glibc 2.35 and later: a lock-free look-up of the object holding an
+ * address, made for unwinders.  Weak: a library built here still loads
+ * under an older glibc, where the unwinder then falls back to
+ * os_backtrace. */
+#ifdef DLFO_STRUCT_HAS_EH_DBASE
+extern int _dl_find_object(void *address, struct dl_find_object *result) __attribute__((weak));
+
+bool os_code_find(uintptr_t pc, os_code_object_t *out) {
+  struct dl_find_object dlfo;
+  if (_dl_find_object == NULL || _dl_find_object((void *)pc, &dlfo) != 0) return false;
+  out->start = (uintptr_t)dlfo.dlfo_map_start;
+  out->end = (uintptr_t)dlfo.dlfo_map_end;
+  out->eh_frame_hdr = dlfo.dlfo_eh_frame;
+  out->id = dlfo.dlfo_link_map;
+  return true;
+}
+#else
+bool os_code_find(uintptr_t pc, os_code_object_t *out) {
+  (void)pc, (void)out;
+  return false;
+}
+#endif
+
+const void *os_code_executable(void) {
+  os_code_object_t exe;
+  uintptr_t entry = (uintptr_t)getauxval(AT_ENTRY);
+  return entry != 0 && os_code_find(entry, &exe) ? exe.id : NULL;
+}
+
+/* dl_iterate_phdr's dlpi_subs: how many objects were ever unloaded. */
+static int subs_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+    *(uint64_t *)arg = info->dlpi_subs;
+  return 1;
+}
+
+uint64_t os_code_generation(void) {
+  uint64_t subs = 0;
+  dl_iterate_phdr(subs_cb, &subs);
+  return subs;
+}
+
+int os_backtrace(void **pcs, int max) { return backtrace(pcs, max); }
 
 /* --------------------------------------------------------------- threads */
 

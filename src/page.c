@@ -89,6 +89,12 @@ uint32_t page_collect_remote(page_t *page) {
     __atomic_store_n(&page->bits->free[w], page->bits->free[w] | r, __ATOMIC_RELAXED);
     page->free_summary |= (uint64_t)1 << w;
     n += (uint32_t)popcount64(r);
+    /* Heap-profiler samples among these blocks go now, before any can be
+     * handed out again.  The tag is read after the exchange, which acquires
+     * the freers' bits: a tag set (by another thread: a sample taken in an
+     * arena) before the block was freed is seen. */
+    if (unlikely(atomic_load_explicit(&page->xheap, memory_order_relaxed) & XHEAP_SAMPLED))
+      prof_table_collected(page, w, r);
   }
   page->used -= n;
   return n;

@@ -34,7 +34,9 @@
  * price of hardening in this mode (measured in docs/PERCPU.md).
  * page->used counts blocks out of the page (live or cached), under the
  * class lock; remote_summary stays 0, so page_refill's collection of
- * remote frees never folds cache bits into free bits.
+ * remote frees never folds cache bits into free bits (and the thread-heap
+ * free path, which reads a remote word only where remote_summary names it,
+ * never reaches a central page: no thread's heap owns one).
  *
  * Lock order: drain_lock, then a class's lock, then the back end's.  No
  * lock is ever taken inside a restartable sequence, and nothing here waits
@@ -58,12 +60,11 @@
  * both time and memory). */
 #define PCPU_AUTO_THREADS_PER_CPU 8
 
-const char *const alloy__percpu_names[] = {"false", "true", "auto", NULL};
-
 /* The per-CPU thread's TLS heap: no pages, so the fast path misses. */
 heap_t alloy__heap_percpu = {
     .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
     .event_countdown = INT64_MAX,
+    .shared = true, /* as every sentinel (free_generic tests this) */
 };
 /* The owner of central pages (page->xheap): no thread's heap. */
 heap_t alloy__heap_central = {
@@ -479,31 +480,35 @@ bool percpu_free_block(void *p, page_t *page, size_t index) {
   return true;
 }
 
-/* The free fast path of a per-CPU thread (fastpath.h): the page map vouched
- * for p and its page is not the thread's (it has none).  Anything but a
- * valid central block goes the generic way, which reports misuse. */
-NOINLINE void percpu_free(void *p, page_t *page) {
-  if (unlikely(page_heap(page) != &alloy__heap_central)) goto generic;
+/* The free of a per-CPU thread (fastpath.h), the page map having vouched
+ * for p and its page not the thread's (it has none): a valid block of a
+ * central page, of `size` (a sized free's; 0 unknown) if it plainly is the
+ * block's (as the thread-heap fast path accepts it), goes into the CPU's
+ * cache; a double free is reported here.  False for anything else, which
+ * the caller hands on as any thread's free: the generic path reports
+ * misuse, and a sized free is checked there and comes back with size 0. */
+NOINLINE bool percpu_free(void *p, page_t *page, size_t size) {
+  uintptr_t xheap = atomic_load_explicit(&page->xheap, memory_order_relaxed);
+  if (unlikely((heap_t *)(xheap & ~XHEAP_TAGS) != &alloy__heap_central)) return false;
   uint64_t m = (uint64_t)((uint8_t *)p - page->start) * page->block_magic;
   uint64_t index = m >> MAGIC_BITS;
-  if (unlikely(page_offset_is_interior(m, page->block_magic))) goto generic;
-  if (unlikely(index >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED))) goto generic;
-  if (unlikely(!block_mark_cached(page, index))) {
-    free_report_double(p, page);
-    return;
-  }
+  if (unlikely(page_offset_is_interior(m, page->block_magic))) return false;
+  if (unlikely(index >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED))) return false;
   /* read before the push: once the block is in the cache, another thread
    * may take it to its page and give the page back */
   size_t bytes = page->block_size;
   unsigned cls = page->size_class;
+  if (unlikely(size != 0 && (size > bytes || 2 * size < bytes))) return false;
+  if (unlikely(!block_mark_cached(page, index))) {
+    free_report_double(p, page);
+    return true;
+  }
   if (unlikely(!cache_push(cls, p))) percpu_overflow(cls, p);
   heap_t *home = tls_home;
   home->counters.freed_bytes += bytes;
   /* a thread that mostly frees reaches few events: fold here too (free_count) */
   if (unlikely(home->counters.freed_bytes - home->folded_freed > EVENT_INTERVAL_BYTES)) stats_fold(home);
-  return;
-generic:
-  free_generic(p, page);
+  return true;
 }
 
 /* ------------------------------------------------------------ draining */

@@ -20,9 +20,11 @@
  *
  * Every heap takes its pages here and gives them back when they empty, and
  * any thread frees large and big blocks here directly: memory one thread
- * freed is another thread's at once.  Frames are unmapped only when a new
- * mapping fails (address-space limits), never otherwise: like jemalloc's
- * retained memory, purged frames cost address space, not RSS.
+ * freed is another thread's at once.  Pool frames are unmapped only when a
+ * new mapping fails (address-space limits): like jemalloc's retained
+ * memory, purged frames cost address space, not RSS.  (Direct big blocks
+ * are unmapped when freed, and a big block moved by mremap leaves its old
+ * frames unmapped.)
  *
  * The lock is taken once per page, large or big block, never per small
  * block; it is a leaf but for the page map's chunks (metadata) and the OS.
@@ -127,6 +129,25 @@ static unsigned bins_find(const bins_t *b, unsigned i) {
 static bins_t runs;          /* free runs by frames: bin n < 64 holds n frames, 64 more */
 static _Atomic(uint32_t) wakers; /* see heap_wake_page: frames are never unmapped under one */
 
+/* The lock, for an operation that may turn free frames into the inside of
+ * a big block (program data where a segment header was).  A remote freer
+ * between its summary update and heap_wake_page may still read a page
+ * descriptor of a frame whose class segment emptied meanwhile: its count in
+ * `wakers` keeps such frames from becoming big-block data, as it keeps them
+ * mapped.  Waiting happens with the lock released (a waker may wait for a
+ * pages_lock whose holder waits for this lock, e.g. in fork's prepare);
+ * once held with no waker, no new one can concern a free frame (frames are
+ * freed under this lock, and a freer's page is live until its free is
+ * folded in). */
+static void backend_lock_for_big(void) {
+  for (;;) {
+    os_lock(&backend_lock);
+    if (atomic_load_explicit(&wakers, memory_order_acquire) == 0) return;
+    os_unlock(&backend_lock);
+    os_yield();
+  }
+}
+
 static unsigned run_bin(size_t frames) { return frames < 64 ? (unsigned)frames : 64; }
 
 /* Marks the frames of a run in the page map and files it in its bin. */
@@ -148,21 +169,23 @@ static segment_t *run_at(const void *a) {
   return (e & PAGEMAP_FREE) ? (segment_t *)(e & ~PAGEMAP_FREE) : NULL; /* NULL for frame 0 too */
 }
 
-/* Gives frames back to the pool as a free run, joined with free runs
- * around it (a split block's tail, a neighbour freed before), so big
- * requests find maximal runs.  `dirty`: its pages were used. */
 /* A run absorbed into the one below it: its header page must read zero
  * again if the joined run is clean. */
 static void run_absorb(segment_t *into, segment_t *absorbed) {
   bool clean = !into->dirty && !absorbed->dirty;
   into->mapped_size += absorbed->mapped_size;
   into->dirty |= absorbed->dirty;
+  into->unknown |= absorbed->unknown;
   if (clean) os_purge(absorbed, os_page_size(), false);
 }
 
+/* Gives frames back to the pool as a free run, joined with free runs
+ * around it (a split block's tail, a neighbour freed before), so big
+ * requests find maximal runs.  `dirty`: its pages were used. */
 static void run_insert(segment_t *run, size_t size, bool dirty, uint64_t now) {
   run->mapped_size = size;
   run->dirty = dirty;
+  run->unknown = false;
   run->freed_ms = now;
   run->bin = 0xff;
   segment_t *below = run_at((uint8_t *)run - SEGMENT_SIZE);
@@ -180,6 +203,20 @@ static void run_insert(segment_t *run, size_t size, bool dirty, uint64_t now) {
   run_file(run);
 }
 
+/* Keeps the first `size` bytes of an unfiled run; the rest, if any, is
+ * filed as a free run of its own with the same state. */
+static void run_split(segment_t *run, size_t size) {
+  if (run->mapped_size <= size) return;
+  segment_t *tail = (segment_t *)((uint8_t *)run + size);
+  tail->mapped_size = run->mapped_size - size;
+  tail->dirty = run->dirty;
+  tail->unknown = run->unknown;
+  tail->freed_ms = run->freed_ms;
+  tail->bin = 0xff;
+  run_file(tail);
+  run->mapped_size = size;
+}
+
 /* A run of exactly `frames` frames from the pool (the head of a bigger one,
  * whose tail stays free), or NULL.  The smallest run that fits: O(1). */
 static segment_t *run_take(size_t frames, bool *dirty) {
@@ -190,23 +227,14 @@ static segment_t *run_take(size_t frames, bool *dirty) {
     while (run && frames_of(run) < frames) run = run->next;
   if (run == NULL) return NULL;
   run_unfile(run);
-  *dirty = run->dirty;
-  size_t size = frames << SEGMENT_SHIFT;
-  if (run->mapped_size > size) {
-    segment_t *tail = (segment_t *)((uint8_t *)run + size);
-    tail->mapped_size = run->mapped_size - size;
-    tail->dirty = run->dirty;
-    tail->freed_ms = run->freed_ms;
-    tail->bin = 0xff;
-    run_file(tail);
-    run->mapped_size = size;
-  }
+  *dirty = run->dirty || run->unknown; /* either way not known to be zero */
+  run_split(run, frames << SEGMENT_SHIFT);
   return run;
 }
 
 /* Address space is short (a mapping failed): unmap retained runs, which
  * hold no memory, only address space.  Never while a remote freer may
- * still read a page descriptor in them (heap_wake_page counts itself). */
+ * still read a page descriptor in them (free_remote counts itself around heap_wake_page). */
 static bool runs_unmap_retained(void) {
   while (atomic_load_explicit(&wakers, memory_order_acquire) != 0) os_yield();
   bool any = false;
@@ -250,10 +278,30 @@ static bins_t seg_bins[2]; /* by longest free run of slices, per kind (class, la
 static segment_t *spare[2]; /* one empty segment per kind kept (oscillation at a boundary) */
 
 /* Longest run of set bits. */
+/* Bit i set when bits i .. i+n-1 of x are all set (n >= 1): n-1 shifts
+ * done by doubling, so O(log n). */
+static uint64_t run_starts(uint64_t x, unsigned n) {
+  for (unsigned have = 1; have < n && x;) {
+    unsigned shift = have < n - have ? have : n - have;
+    x &= x >> shift;
+    have += shift;
+  }
+  return x;
+}
+
+/* The longest run of set bits, one step per run (free slices come in few
+ * runs; a loop of one shift per bit of the answer cost a tenth of a
+ * big-block workload's instructions). */
 static unsigned longest_run(uint64_t x) {
-  unsigned n = 0;
-  for (; x; n++) x &= x >> 1;
-  return n;
+  unsigned best = 0;
+  while (x) {
+    x >>= __builtin_ctzll(x);
+    unsigned len = x == ~(uint64_t)0 ? 64 : (unsigned)__builtin_ctzll(~x);
+    if (len > best) best = len;
+    if (len == 64) break;
+    x >>= len;
+  }
+  return best;
 }
 
 static void seg_rebin(segment_t *seg) {
@@ -265,10 +313,10 @@ static void seg_rebin(segment_t *seg) {
 
 /* First run of `count` free slices starting at a multiple of `align`, or -1. */
 static int find_free_run(uint64_t free, size_t count, size_t align) {
-  uint64_t run = slice_mask(0, count);
-  for (size_t i = align; i + count <= SLICES_PER_SEGMENT; i += align)
-    if (((free >> i) & run) == run) return (int)i;
-  return -1;
+  uint64_t starts = run_starts(free, (unsigned)count) & ~(uint64_t)1; /* slice 0: a header */
+  if (align >= SLICES_PER_SEGMENT) return -1;
+  if (align > 1) starts &= ~(uint64_t)0 / (((uint64_t)1 << align) - 1); /* bits at multiples of align (a power of two) */
+  return starts ? (int)__builtin_ctzll(starts) : -1;
 }
 
 static size_t segment_header_bytes(segment_kind_t kind) {
@@ -309,15 +357,14 @@ void segment_thp_advise(segment_t *seg) {
  * remote summary (a remote freer finishing, heap_wake_page): those are
  * cleared with atomic stores, the rest with memset. */
 static void page_clear(page_t *page) {
-  memset(page, 0, offsetof(page_t, xheap));
   atomic_store_explicit(&page->xheap, 0, memory_order_relaxed);
   atomic_store_explicit(&page->remote_summary, 0, memory_order_relaxed);
-  memset(&page->list, 0, sizeof *page - offsetof(page_t, list));
+  memset(&page->start, 0, sizeof *page - offsetof(page_t, start));
 }
 
-_Static_assert(offsetof(page_t, remote_summary) == offsetof(page_t, xheap) + 8 &&
-                   offsetof(page_t, list) == offsetof(page_t, remote_summary) + 8,
-               "page_clear clears xheap and remote_summary atomically, between two memsets");
+_Static_assert(offsetof(page_t, xheap) == 0 && offsetof(page_t, remote_summary) == 8 &&
+                   offsetof(page_t, start) == 16,
+               "page_clear clears xheap and remote_summary atomically, the rest with memset");
 
 /* Empties a header: its page descriptors as page_clear does. */
 static void header_clear(segment_t *seg) {
@@ -330,6 +377,7 @@ static segment_t *segment_new(segment_kind_t kind) {
   bool fresh;
   segment_t *seg = frames_get(1, &fresh); /* slices past the header: zero */
   if (seg == NULL) return NULL;
+  VG_HOOK(vg_segment_new(seg, kind == SEGMENT_CLASS ? CLASS_FIRST_SLICE : LARGE_FIRST_SLICE));
   header_clear(seg);
   seg->mapped_size = SEGMENT_SIZE;
   seg->kind = (uint8_t)kind;
@@ -427,7 +475,19 @@ static void span_free(page_t *page, uint64_t now) {
   else seg_rebin(seg);
 }
 
+/* Test hook: the back end's n-th next request for memory (a class page, a
+ * large span, a big block) fails as if memory were exhausted, whatever the
+ * pool holds (os_set_fail_* fail only new mappings, which a warm pool never
+ * needs).  -1: never.  One load on paths that take a lock anyway. */
+static _Atomic(long) fail_after = -1;
+void segment_set_fail_after(long n) { atomic_store_explicit(&fail_after, n, memory_order_relaxed); }
+static bool injected_failure(void) {
+  if (likely(atomic_load_explicit(&fail_after, memory_order_relaxed) < 0)) return false;
+  return atomic_fetch_sub_explicit(&fail_after, 1, memory_order_relaxed) == 0;
+}
+
 page_t *segment_alloc_class_page(size_t slices) {
+  if (unlikely(injected_failure())) return NULL;
   os_lock(&backend_lock);
   page_t *page = span_alloc(SEGMENT_CLASS, slices, 1);
   os_unlock(&backend_lock);
@@ -449,10 +509,17 @@ size_t segment_lextent_size(unsigned j) {
   return base + base / 4 * (j % 4 + 1);
 }
 
+/* The first lextent at least `size`, in closed form (counted per large and
+ * big block: a loop over the sizes was a fifth of a big-block workload's
+ * instructions).  Sizes from 64 KiB + 1 to 128 KiB are group 0, and so on,
+ * each group cut in quarters. */
 unsigned segment_lextent_of(size_t size) {
-  unsigned j = 0;
-  while (j < LEXTENTS - 1 && segment_lextent_size(j) < size) j++;
-  return j;
+  if (size <= segment_lextent_size(0)) return 0;
+  size_t x = size - 1;
+  unsigned e = 63u - (unsigned)__builtin_clzll(x); /* base = 2^e <= x */
+  unsigned group = e - (unsigned)__builtin_ctzll(MEDIUM_MAX);
+  unsigned j = group * 4 + (unsigned)((x - ((size_t)1 << e)) >> (e - 2));
+  return j < LEXTENTS - 1 ? j : LEXTENTS - 1;
 }
 
 static void stats_block(large_stats_t *st, size_t usable, int sign) {
@@ -472,6 +539,7 @@ static void block_page_init(page_t *page, page_kind_t kind, size_t usable, unsig
 }
 
 page_t *segment_alloc_large(size_t size, size_t align, unsigned arena, large_stats_t *stats) {
+  if (unlikely(injected_failure())) return NULL;
   size_t usable = large_usable(size);
   size_t guard = alloy__options.guard ? os_page_size() : 0; /* an inaccessible page after it */
   size_t slices = (usable + guard + SLICE_SIZE - 1) / SLICE_SIZE;
@@ -607,6 +675,7 @@ static segment_t *big_map_direct(size_t size, size_t align, size_t *offset_out, 
 }
 
 page_t *segment_alloc_big(size_t size, size_t align, unsigned arena, large_stats_t *stats, bool guarded) {
+  if (unlikely(injected_failure())) return NULL;
   if (align > ((size_t)1 << (OS_ADDRESS_BITS - 2))) return NULL;
   size_t offset = big_offset(align);
   if (size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return NULL;
@@ -615,7 +684,7 @@ page_t *segment_alloc_big(size_t size, size_t align, unsigned arena, large_stats
   bool fresh = true;
   segment_t *seg;
   size_t mapped;
-  os_lock(&backend_lock);
+  backend_lock_for_big();
   if (direct) {
     seg = big_map_direct(size, align, &offset, &usable, &mapped, guarded);
   } else {
@@ -717,15 +786,7 @@ static bool big_resize_locked(segment_t *seg, size_t size, large_stats_t *stats)
     segment_t *next = run_at((uint8_t *)seg + seg->mapped_size);
     if (next == NULL || frames_of(next) < frames - have) return false;
     run_unfile(next);
-    size_t take = (frames - have) << SEGMENT_SHIFT;
-    if (next->mapped_size > take) {
-      segment_t *tail = (segment_t *)((uint8_t *)next + take);
-      tail->mapped_size = next->mapped_size - take;
-      tail->dirty = next->dirty;
-      tail->freed_ms = next->freed_ms;
-      tail->bin = 0xff;
-      run_file(tail);
-    }
+    run_split(next, (frames - have) << SEGMENT_SHIFT);
     pagemap_set(next, frames - have, (uintptr_t)seg);
     seg->mapped_size = frames << SEGMENT_SHIFT;
   } else if (frames < have) {
@@ -746,7 +807,8 @@ static bool big_resize_locked(segment_t *seg, size_t size, large_stats_t *stats)
 }
 
 bool segment_resize(page_t *page, size_t size, large_stats_t *stats) {
-  os_lock(&backend_lock);
+  if (page->kind == PAGE_LARGE) os_lock(&backend_lock);
+  else backend_lock_for_big(); /* growing in place takes the frames after it */
   bool ok = page->kind == PAGE_LARGE ? large_resize_locked(page, size, stats)
                                      : big_resize_locked(segment_of(page), size, stats);
   os_unlock(&backend_lock);
@@ -764,7 +826,7 @@ void *segment_move_big(page_t *page, size_t size, large_stats_t *stats) {
   if (size > BIG_POOLED_MAX || size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return NULL;
   size_t frames = (offset + usable + SEGMENT_SIZE - 1) >> SEGMENT_SHIFT;
   bool fresh;
-  os_lock(&backend_lock);
+  backend_lock_for_big();
   segment_t *seg = frames_get(frames, &fresh);
   size_t old_size = old->mapped_size, old_usable = page->block_size;
   if (seg == NULL || !os_remap_onto(old, seg, old_size)) {
@@ -856,8 +918,10 @@ static void run_decay(segment_t *run, uint64_t now, int decay, bool all) {
   if (!run->dirty || (!all && now - run->freed_ms < (uint64_t)decay)) return;
   size_t keep = os_page_size();
   run_unfile(run);
-  os_purge((uint8_t *)run + keep, run->mapped_size - keep, alloy__options.purge == PURGE_FREE);
+  bool lazy = alloy__options.purge == PURGE_FREE;
+  os_purge((uint8_t *)run + keep, run->mapped_size - keep, lazy);
   run->dirty = false;
+  run->unknown |= lazy; /* MADV_FREE: the kernel may or may not have dropped the pages */
   bins_add(&runs, run, run_bin(frames_of(run)));
   add(&retained_bytes, (int64_t)run->mapped_size);
 }

@@ -15,6 +15,8 @@ static _Atomic(uint64_t) total_freed;
 static _Atomic(uint64_t) total_nmalloc;
 static _Atomic(uint64_t) peak_allocated;
 
+uint64_t stats_allocated_total(void) { return atomic_load_explicit(&total_alloc, memory_order_relaxed); }
+
 static uint64_t in_use_now(void) {
   uint64_t a = atomic_load_explicit(&total_alloc, memory_order_relaxed);
   uint64_t f = atomic_load_explicit(&total_freed, memory_order_relaxed);
@@ -45,7 +47,8 @@ void stats_fold(heap_t *heap) {
   uint64_t charged = (uint64_t)(heap->event_period - heap->event_countdown);
   heap->counters.alloc_bytes += charged >> CHARGE_SHIFT;
   heap->counters.nmalloc += charged & (((uint64_t)1 << CHARGE_SHIFT) - 1);
-  heap->event_countdown = heap->event_period = stats_event_interval();
+  heap->event_countdown = heap->event_period =
+      prof_sample_period(heap, charged >> CHARGE_SHIFT, stats_event_interval());
   atomic_fetch_add_explicit(&total_alloc, heap->counters.alloc_bytes - heap->folded_alloc,
                             memory_order_relaxed);
   atomic_fetch_add_explicit(&total_freed, heap->counters.freed_bytes - heap->folded_freed,

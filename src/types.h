@@ -13,7 +13,8 @@
  *   a large segment: slice 0 the header; slices 1..63 hold large blocks
  *   a big block: a run of frames for one block (header page, then the block)
  *   a free run: frames nobody uses, kept mapped for reuse (dirty until
- *     purged on the decay schedule, then retained, and unmapped at last)
+ *     purged on the decay schedule, then retained; unmapped only when a
+ *     new mapping fails)
  *
  *   class segment (4 MiB) = 64 SLICES of 64 KiB
  *   +--------+---------+---------+---------+-------------------+-----
@@ -124,38 +125,53 @@ typedef enum { LIST_NONE, LIST_QUEUE, LIST_FULL, LIST_PENDING } page_list_t;
  * list or pending.  The free fast path compares xheap with the calling
  * thread's heap: one compare says both "mine" and "in my queues". */
 #define XHEAP_FULL ((uintptr_t)1)
+/* The class page holds live heap-profiler samples (never with prof:false):
+ * the fast path's compare fails for all its blocks, so the owner's frees
+ * take the slow path, which drops a sample (prof_table.c).  Set and
+ * cleared by the sample table (any thread, atomically); every other write
+ * of xheap keeps it (heap.c page_set_owner, heap_page_to_full). */
+#define XHEAP_SAMPLED ((uintptr_t)2)
+#define XHEAP_TAGS (XHEAP_FULL | XHEAP_SAMPLED)
 
+/* A page descriptor is two cache lines, aligned (segment headers keep
+ * them on line boundaries): the first holds everything a free reads, so
+ * freeing a cold block touches one line of its page's metadata; the second
+ * what only the owner's malloc and the slow paths use.  (Before, 128-byte
+ * descriptors at an offset of 16 spread a free over three lines: a churn
+ * over a live set larger than the caches missed 2.5 times per free in its
+ * metadata, against 0.45 for mimalloc.) */
 typedef struct alloy_page_s {
-  /* --- malloc fast path, owner thread only --- */
-  uint64_t *cur;         /* the free_bits word blocks are taken from */
-  uint8_t *cur_base;     /* address of the block at bit 0 of *cur */
-  size_t block_size;     /* class size (usable size of large and big blocks) */
-  int64_t alloc_charge;  /* (block_size << CHARGE_SHIFT) + 1, see EVENT_INTERVAL */
-  uint32_t used;         /* blocks handed out and not yet freed back here */
-  uint32_t capacity;     /* blocks carved so far (their bits set once); the rest never touched */
-  /* --- free fast path --- */
+  /* --- line 1: every free (owner or not) reads it --- */
+  _Atomic(uintptr_t) xheap; /* owning heap; 0 for large, big and unused pages */
+  _Atomic(uint64_t) remote_summary; /* bit w: remote_bits[w] may be non-zero */
   uint8_t *start;        /* first block */
   uint64_t block_magic;  /* ceil(2^40 / block_size): division by multiplication */
   struct alloy_page_bits_s *bits; /* the page's bitmaps (in its segment's bitmap slice) */
   uint64_t free_summary; /* bit w: free_bits[w] may be non-zero (owner) */
-  _Atomic(uintptr_t) xheap; /* owning heap; 0 for large, big and unused pages */
-  /* --- other threads' frees --- */
-  _Atomic(uint64_t) remote_summary; /* bit w: remote_bits[w] may be non-zero */
-  uint8_t list;          /* page_list_t: which of its heap's lists holds it */
+  size_t block_size;     /* class size (usable size of large and big blocks) */
+  uint32_t used;         /* blocks handed out and not yet freed back here */
+  uint32_t capacity;     /* blocks carved so far (their bits set once); the rest never touched */
+  /* --- line 2: the owner's malloc fast path --- */
+  uint64_t *cur;         /* the free_bits word blocks are taken from */
+  uint8_t *cur_base;     /* address of the block at bit 0 of *cur */
+  int64_t alloc_charge;  /* (block_size << CHARGE_SHIFT) + 1, see EVENT_INTERVAL */
   /* --- identity --- */
+  uint8_t list;          /* page_list_t: which of its heap's lists holds it */
   uint8_t kind;          /* page_kind_t */
   uint8_t size_class;    /* small and medium pages */
+  uint8_t is_zero;       /* every byte is still zero (fresh memory) */
   uint16_t slice_index;  /* first slice of this page in its segment */
   uint16_t arena;        /* large/big: the explicit arena that allocated it (0: none) */
   uint32_t slice_count;  /* slices covered; 0 = descriptor unused */
   uint32_t reserved;     /* blocks that fit in the page */
-  uint8_t is_zero;       /* every byte is still zero (fresh memory) */
-  uint8_t pad_[3];
+  uint16_t prof_samples; /* live heap-profiler samples of its blocks (prof_table.c, under its lock) */
   /* --- list links: the owner's queues (class pages, under pages_lock for
    * full/pending), an arena's large blocks, the back end's free spans --- */
   struct alloy_page_s *next;
   struct alloy_page_s *prev;
-} page_t;
+} __attribute__((aligned(64))) page_t;
+_Static_assert(offsetof(page_t, cur) == 64, "a free reads the first cache line of a descriptor only");
+_Static_assert(sizeof(page_t) == 128, "two cache lines");
 
 typedef struct {
   page_t *first;
@@ -182,12 +198,12 @@ struct alloy_segment_s {
   uint64_t freed_ms;                /* free runs: when freed (decay) */
   uint8_t kind;                     /* segment_kind_t */
   uint8_t bin;                      /* the back end's bin holding it (0xff: none) */
-  uint8_t dirty;                    /* free run: pages used since purged (else all zero but this page) */
+  uint8_t dirty;                    /* free run: pages used since purged (else all zero but this page, unless unknown) */
   uint8_t direct;                   /* big: a mapping of its own, not pool frames */
   uint8_t guarded;                  /* an inaccessible page ends it */
   uint8_t first_slice;              /* CLASS_FIRST_SLICE or LARGE_FIRST_SLICE */
   uint8_t nohuge_halves;            /* thp:always: 2 MiB halves advised NOHUGEPAGE after a partial purge */
-  uint8_t pad_;
+  uint8_t unknown;                  /* free run: purged with MADV_FREE, so not known to be zero */
   uint32_t used_pages;
   uint64_t free_slices;             /* bit i: slice i belongs to no page */
   uint64_t dirty_slices;            /* bit i: slice i was used since mapped or purged */
@@ -254,6 +270,10 @@ struct alloy_heap_s {
   uint64_t peak_base;            /* allocated - freed when thread.peak.reset was written */
   struct alloy_heap_stats_s *published; /* statistics snapshot for other threads (stats.c) */
   uint64_t published_gen;        /* the stats generation it was taken for */
+  /* --- the heap profiler's sampling, owner only (prof_sample.c) --- */
+  int64_t prof_left;             /* bytes to the next sample point */
+  uint64_t prof_gen;             /* the sampling generation prof_left was drawn in */
+  uint64_t prof_rng;             /* its random state */
   uint32_t arena_index;          /* 0: a thread heap; n: explicit arena n (arena.c) */
   bool in_use;                   /* a thread owns it */
   bool shared;                   /* the heap of exited threads (heap.c): no thread owns it */

@@ -13,11 +13,19 @@
 #
 # Groups: unit/* (tests/unit/test_*.c on the prefixed API), stress/* (threads;
 # stress/opt_* under each option of OPTION_MATRIX),
-# asan/* and tsan/* (sanitizer builds), edge/* (preloaded corner cases),
+# asan/* and tsan/* (sanitizer builds), edge/* (preloaded corner cases; and
+# edge/layers: no file calls a higher layer of src/internal.h's list),
 # misuse/* (double, invalid and wrong-size frees reported and aborted:
 # tests/misuse/; misuse/opt_* under each option of OPTION_MATRIX), oom/* (out of memory: address-space limit and injected
 # mapping failures, tests/oom/), programs/* (real programs on glibc and on
-# alloy, outputs compared), fuzz/smoke (60 s of fuzz/run.sh).
+# alloy, outputs compared; programs/prof_* the heap profiler read by jeprof
+# and google-pprof), valgrind/* (memcheck on programs alloy serves:
+# tests/valgrind/), pkg/* (packaging: make install and pkg-config, the man
+# pages, the Debian package, the Rust crate: tests/pkg/), arm64/* (the unit
+# tests and the stress test cross-compiled for ARM64 and run under
+# qemu-user, with 4 KiB and 64 KiB pages: tests/arm64/run.sh; and the
+# per-CPU caches' ARM64 abort handlers: tests/arm64/rseq_handlers.sh), fuzz/smoke
+# (60 s of fuzz/run.sh).
 # A test script exits 77 after printing "SKIP: reason" when a tool it needs is
 # missing; so does the runner for tests whose tools are not installed.
 
@@ -45,11 +53,18 @@ start_all=$(date +%s)
 
 # ------------------------------------------------------------ test catalogue
 # name|timeout|kind|arg   (kind: unit, san, stress, stress-preload, edge-bin,
-# edge-sh, misuse, oom, prog-sh, fuzz); tools it needs are checked in needs().
+# edge-sh, misuse, oom, prog-sh, valgrind, pkg-sh, fuzz); tools it needs are
+# checked in needs() or by the test itself (exit 77).
 UNITS=$(ls tests/unit/test_*.c 2>/dev/null | sed 's|tests/unit/||; s|\.c$||')
 # The option matrix: the preloaded stress test (contents, alignment, a peak
 # RSS bound) and the misuse cases run again under each of these.
 OPTION_MATRIX="guard:true guard_sample:1 background_thread:true purge:free secure:false thp:always percpu:true"
+# The unit tests that also run with 64 KiB pages under qemu (-p 65536); the
+# others state 4 KiB page figures in their checks (usable sizes rounded to
+# 4 KiB, stats.active bounds, grown-in-place tails) or measure RSS, which
+# qemu's page-size emulation inflates.
+ARM64_64K="test_aligned test_arena test_background test_bad_sizes test_big test_ctl test_decay test_page
+           test_size_class test_stats_print test_usable_size"
 
 catalogue() {
   for u in $UNITS; do echo "unit/$u|120|unit|$u"; done
@@ -69,11 +84,12 @@ catalogue() {
   echo "edge/guard|60|edge-bin|guard"
   echo "edge/cxx|120|edge-bin|cxx"
   echo "edge/exports|60|edge-sh|exports"
+  echo "edge/layers|120|edge-sh|layers"
   echo "edge/conf|120|edge-sh|conf"
   echo "edge/setuid|60|edge-sh|setuid"
   echo "edge/launcher|120|edge-sh|launcher basic"
   echo "edge/launcher_stats|120|edge-sh|launcher stats"
-  echo "edge/cross_arm64|180|edge-sh|cross_arm64"
+  echo "edge/launcher_cli|60|edge-sh|launcher cli"
   for o in $OPTION_MATRIX; do echo "stress/opt_${o%%:*}|240|stress-opt|$o"; done
   echo "misuse/core|180|misuse|core"
   echo "misuse/preload|180|misuse|preload"
@@ -82,6 +98,19 @@ catalogue() {
   echo "oom/rlimit|180|oom|rlimit"
   echo "oom/inject|120|oom|inject"
   for p in python sort gcc git sqlite cpython bind9 redis jemalloc_api; do echo "programs/$p|240|prog-sh|$p"; done
+  for p in prof_shares prof_leaks prof_python prof_redis; do echo "programs/$p|240|prog-sh|$p"; done
+  for v in clean uaf overflow overflow_class overflow_large leak leak_large uninit double; do
+    echo "valgrind/$v|180|valgrind|$v"
+  done
+  echo "pkg/man|60|pkg-sh|man"
+  echo "pkg/install|120|pkg-sh|install"
+  echo "pkg/deb|600|pkg-sh|deb"
+  echo "pkg/rust|600|pkg-sh|rust"
+  for u in $UNITS; do echo "arm64/$u|300|arm64|$u"; done
+  echo "arm64/stress|300|arm64|stress"
+  for u in $ARM64_64K; do echo "arm64/64k_$u|300|arm64|$u 65536"; done
+  echo "arm64/64k_stress|300|arm64|stress 65536"
+  echo "arm64/rseq_handlers|180|arm64|rseq_handlers"
   echo "fuzz/smoke|300|fuzz|60"
 }
 
@@ -126,6 +155,7 @@ needs() {
   case "$1" in
     edge/cxx|misuse/cxx) have "${CXX:-g++}" || { why="g++ not installed"; return 1; } ;;
     edge/exports) { have nm && have readelf; } || { why="binutils (nm, readelf) not installed"; return 1; } ;;
+    edge/layers) have nm || { why="binutils (nm) not installed"; return 1; } ;;
   esac
   return 0
 }
@@ -238,9 +268,10 @@ run_one() { # name timeout kind arg
       ;;
     edge-sh)
       set -- $arg
-      if [ "$1" != exports ] && [ "$1" != cross_arm64 ]; then # the others run ctor_main
-        build "$B/tests/edge/ctor_main" || { fail "build failed"; return; }
-      fi
+      case "$1" in
+        exports | layers) ;; # they read the library's symbols; the others run ctor_main
+        *) build "$B/tests/edge/ctor_main" || { fail "build failed"; return; } ;;
+      esac
       script=$1
       shift
       run_cmd "$tmo" sh "tests/edge/$script.sh" "$@"
@@ -272,6 +303,20 @@ run_one() { # name timeout kind arg
       build "$B/tests/oom/$arg" || { fail "build failed"; return; }
       run_cmd "$tmo" "$B/tests/oom/$arg"
       ;;
+    arm64) # builds BUILD/arm64 first; exits 77 without the cross compiler or qemu-user
+      if [ "$arg" = rseq_handlers ]; then # reads the cross-built library: no qemu
+        run_cmd "$tmo" sh tests/arm64/rseq_handlers.sh
+      else
+        run_cmd "$tmo" sh tests/arm64/run.sh $arg
+      fi
+      ;;
+    pkg-sh) # tests/pkg/NAME.sh; each exits 77 when its tools are missing
+      run_cmd "$tmo" sh "tests/pkg/$arg.sh"
+      ;;
+    valgrind) # the script exits 77 without valgrind
+      build "$B/tests/valgrind/bugs" "$B/tests/valgrind/clean" || { fail "build failed"; return; }
+      run_cmd "$tmo" sh tests/valgrind/memcheck.sh "$arg"
+      ;;
     fuzz) # fuzz/run.sh builds into $BUILD/fuzz and exits 77 without libFuzzer
       run_cmd "$tmo" sh fuzz/run.sh "$arg"
       ;;
@@ -294,7 +339,7 @@ run_one() { # name timeout kind arg
 # still runs its own (then no-op) build so that a build error lands in its log.
 if [ -z "${TESTS:-}" ]; then
   jobs=$(nproc 2>/dev/null || echo 2)
-  targets="unit stress edge misuse oom"
+  targets="unit stress edge misuse oom valgrind"
   have "${CXX:-g++}" && targets="$targets cxx misuse-cxx"
   log="$LOGS/build.log"
   san_usable asan && targets="$targets asan"

@@ -7,6 +7,7 @@
 #   make -f tests/tests.mk BUILD=build asan tsan     sanitizer builds in build/asan, build/tsan
 #   make -f tests/tests.mk BUILD=build misuse        build/tests/misuse/* (misuse reports)
 #   make -f tests/tests.mk BUILD=build oom           build/tests/oom/* (out of memory)
+#   make -f tests/tests.mk BUILD=build valgrind      build/tests/valgrind/* (memcheck, liballoy.a)
 #   make -f tests/tests.mk glibc-check               unit tests against glibc's malloc
 #
 # Unit tests use the prefixed API and link build/liballoy_core.a (made by the
@@ -35,8 +36,8 @@ MISUSE_BIN := $(T)/misuse/misuse $(T)/misuse/misuse_preload
 MISUSE_CXX := $(T)/misuse/misuse_cxx
 OOM_BIN    := $(T)/oom/rlimit $(T)/oom/inject
 
-.PHONY: all-tests unit stress edge cxx asan tsan glibc-check misuse misuse-cxx oom
-all-tests: unit stress edge cxx asan tsan misuse misuse-cxx oom
+.PHONY: all-tests unit stress edge cxx asan tsan glibc-check misuse misuse-cxx oom valgrind
+all-tests: unit stress edge cxx asan tsan misuse misuse-cxx oom valgrind
 misuse: $(MISUSE_BIN)
 misuse-cxx: $(MISUSE_CXX)
 oom: $(OOM_BIN)
@@ -106,6 +107,16 @@ $(T)/misuse/misuse_cxx: tests/misuse/misuse_cxx.cpp
 $(T)/oom/%: tests/oom/%.c tests/check.h tests/testutil.h $(BUILD)/liballoy_core.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/liballoy_core.a -pthread
+
+# ----------------------------------------------------------------- valgrind
+# Programs memcheck runs with alloy serving them: the standard names from a
+# static link of liballoy.a (tests/valgrind/memcheck.sh).  -O1 and no
+# builtin malloc/free: the errors they make must stay in the code.
+VALGRIND_BIN := $(T)/valgrind/bugs $(T)/valgrind/clean
+valgrind: $(VALGRIND_BIN)
+$(T)/valgrind/%: tests/valgrind/%.c $(BUILD)/liballoy.a
+	@mkdir -p $(dir $@)
+	$(CC) $(EDGE_CFLAGS) -O1 -o $@ $< $(BUILD)/liballoy.a -pthread
 
 # ---------------------------------------------------------- sanitizer builds
 # $(1): asan or tsan, $(2): the sanitizer flags

@@ -7,10 +7,14 @@
  * jemalloc 5's signatures and flag encoding; the version macros say which
  * jemalloc interface alloy follows.  Only the standard (unprefixed) names
  * are declared: alloy replaces malloc itself, as jemalloc does on Linux.
+ *
+ * Installed as <prefix>/include/alloy/jemalloc/jemalloc.h, beside (never
+ * over) libjemalloc-dev's: `pkg-config --cflags alloy` puts it first.
  */
 #ifndef ALLOY_JEMALLOC_H
 #define ALLOY_JEMALLOC_H
 
+#include <alloy.h> /* the version */
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -18,7 +22,7 @@
 extern "C" {
 #endif
 
-#define JEMALLOC_VERSION "5.3.0-0-alloy-0.1.0"
+#define JEMALLOC_VERSION ALLOY_JEMALLOC_VERSION /* "5.3.0-0-alloy-<alloy's version>" */
 #define JEMALLOC_VERSION_MAJOR 5
 #define JEMALLOC_VERSION_MINOR 3
 #define JEMALLOC_VERSION_BUGFIX 0

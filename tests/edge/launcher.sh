@@ -4,8 +4,9 @@
 # SIGTERM), arguments pass through untouched, the program runs on alloy, and `--stats` makes the program
 # print a summary on stderr: lines starting with "alloy:" that mention peak,
 # mapped and allocations, with an allocation count that shows the program
-# really ran on alloy.  Argument: "basic" (status, arguments) or "stats"
-# (--stats with python3).  Env: BUILD, TEST_TMP.
+# really ran on alloy.  Argument: "basic" (status, arguments), "stats"
+# (--stats with python3) or "cli" (--version, --help, help run, -o,
+# unknown options).  Env: BUILD, TEST_TMP.
 set -u
 T=${TEST_TMP:-/tmp}
 alloy="$BUILD/alloy"
@@ -33,6 +34,44 @@ if [ "${1:-basic}" = basic ]; then
   "$alloy" run -- /nonexistent/program 2>/dev/null
   rc=$?
   [ "$rc" -ne 0 ] && echo "ok: missing program fails ($rc)" || bad "missing program: exit 0"
+  [ "$fails" -eq 0 ] && echo "launcher: ok"
+  [ "$fails" -eq 0 ]
+  exit
+fi
+
+if [ "${1:-basic}" = cli ]; then
+  want=$(sed -n 's/^#define ALLOY_VERSION_STRING "\(.*\)"/\1/p' "$ROOT/include/alloy.h")
+  out=$("$alloy" --version)
+  [ "$out" = "alloy $want" ] && echo "ok: --version: $out" || bad "--version printed '$out', want 'alloy $want'"
+
+  "$alloy" --help >"$T/help" 2>"$T/help.err"
+  rc=$?
+  [ "$rc" -eq 0 ] && grep -q '^usage: alloy run' "$T/help" && [ ! -s "$T/help.err" ] &&
+    echo "ok: --help on stdout, exit 0" || bad "--help: exit $rc, or not on stdout"
+  "$alloy" help run >"$T/hrun"
+  rc=$?
+  [ "$rc" -eq 0 ] && grep -q '^Examples:' "$T/hrun" && grep -q -- '-o KEY:VALUE' "$T/hrun" &&
+    echo "ok: help run, with examples" || bad "alloy help run: exit $rc, no examples or no -o"
+  "$alloy" run --help | cmp -s - "$T/hrun" || bad "alloy run --help differs from alloy help run"
+
+  for args in "--bogus" "frob" "run --bogus -- true" "run" "help frob" "run -o nocolon -- true"; do
+    # shellcheck disable=SC2086
+    "$alloy" $args >"$T/o" 2>"$T/e"
+    rc=$?
+    first=$(head -n 1 "$T/e")
+    if [ "$rc" -eq 2 ] && [ ! -s "$T/o" ] && printf '%s\n' "$first" | grep -q '^alloy: ' &&
+      sed -n 2p "$T/e" | grep -q '^usage: alloy'; then
+      echo "ok: alloy $args: exit 2, '$first' and the usage"
+    else
+      bad "alloy $args: exit $rc, stderr '$(head -c 200 "$T/e")', stdout '$(head -c 100 "$T/o")'"
+    fi
+  done
+
+  out=$(ALLOY_CONF= "$alloy" run -o a:1 -ob:2 -o c:3,d:4 -- sh -c 'printf %s "$ALLOY_CONF"')
+  [ "$out" = "a:1,b:2,c:3,d:4" ] && echo "ok: -o options reach ALLOY_CONF" || bad "-o gave ALLOY_CONF='$out'"
+  out=$(ALLOY_CONF=x:0 "$alloy" run -o y:1 -- sh -c 'printf %s "$ALLOY_CONF"')
+  [ "$out" = "x:0,y:1" ] && echo "ok: -o comes after ALLOY_CONF (wins)" || bad "-o after ALLOY_CONF gave '$out'"
+
   [ "$fails" -eq 0 ] && echo "launcher: ok"
   [ "$fails" -eq 0 ]
   exit

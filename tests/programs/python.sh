@@ -5,6 +5,10 @@
 # Then a buffer of twice RAM + swap: MemoryError on both (alloy once returned
 # a pointer there, and the OOM killer ended the process later), unless the
 # kernel is set to overcommit anything (overcommit_memory=1).
+# Then address-space limits: the smallest `ulimit -v` (to 8 MiB) at which a
+# script with 8 threads runs on glibc is found by bisection, and the script
+# must run on alloy at that same limit (alloy once reserved 33 MB of map and
+# 4 MiB per thread, and CPython failed or hung where glibc ran).
 . "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 [ -x "$PY" ] || { echo "SKIP: /usr/bin/python3 not installed"; exit 77; }
@@ -62,5 +66,31 @@ PYEOF
   on_alloy toobig "$PY" "$T/toobig.py"
   same toobig
   grep -q MemoryError "$T/toobig.alloy" || bad "a buffer beyond RAM + swap did not raise MemoryError on alloy"
+fi
+cat >"$T/threads.py" <<'PYEOF'
+import threading
+out = []
+def work(k):
+    d = {i: str(i) * (i % 5) for i in range(20000)}
+    out.append(sum(len(v) for v in d.values()) + k)
+ts = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(sorted(out))
+PYEOF
+# runs_at PRELOAD KIB: the threaded script runs under `ulimit -v KIB`
+runs_at() {
+  (ulimit -v "$2" && env LD_PRELOAD="$1" PYTHONMALLOC=malloc "$PY" "$T/threads.py") >/dev/null 2>&1
+}
+lo=16384 hi=4194304 # KiB: fails at lo (too small for any Python), runs at hi
+if runs_at "" "$hi"; then
+  while [ $((hi - lo)) -gt 8192 ]; do
+    mid=$(((lo + hi) / 2))
+    if runs_at "" "$mid"; then hi=$mid; else lo=$mid; fi
+  done
+  echo "threads: glibc runs at ulimit -v $hi KiB"
+  runs_at "$ALLOY_SO" "$hi" || bad "threads: 8 Python threads run on glibc under ulimit -v $hi KiB but not on alloy"
+else
+  echo "threads: the script does not run on glibc even at $hi KiB: limit check skipped"
 fi
 finish

@@ -72,6 +72,56 @@ static void test_rallocx(void) {
   alloy_dallocx(p, 0);
 }
 
+/* A block rallocx resized, grown or shrunk, with an alignment or not, is
+ * freed by sdallocx with the size and flags of that rallocx: the size it
+ * keeps must fit the one the caller knows (Rust's global allocator does
+ * exactly this; a shrink below half once kept a 224-byte block that
+ * sdallocx(q, 51, MALLOCX_LG_ALIGN(5)) then reported as a wrong size). */
+static void test_rallocx_then_sdallocx(void) {
+  const size_t sizes_[] = {1, 24, 100, 1000, 5000, 70000, 300000, 3 << 20};
+  for (unsigned la = 0; la <= 12; la++)
+    for (size_t i = 0; i < sizeof sizes_ / sizeof sizes_[0]; i++) {
+      size_t n = sizes_[i];
+      int flags = la > 4 ? LG_ALIGN(la) : 0;
+      void *p = alloy_mallocx(n, flags);
+      REQUIRE(p != NULL);
+      void *q = alloy_rallocx(p, n * 2 + 1, flags);
+      REQUIRE(q != NULL);
+      void *r = alloy_rallocx(q, n / 2 + 1, flags);
+      REQUIRE(r != NULL);
+      CHECK_ALIGNED(r, (size_t)1 << la);
+      alloy_sdallocx(r, n / 2 + 1, flags); /* a wrong size aborts here */
+    }
+}
+
+/* A small block that happens to sit at a large alignment, resized with that
+ * alignment to a size whose aligned class is bigger than the block: kept in
+ * place it would fail the size check of the sdallocx that follows (the
+ * aligned size is rounded up to the alignment).  Found by the fuzzer. */
+static void test_rallocx_aligned_by_chance(void) {
+  enum { N = 2000 };
+  static void *keep[N];
+  void *p = NULL;
+  int n = 0;
+  while (n < N) { /* blocks of 80 bytes until one starts on 1 KiB */
+    void *b = alloy_mallocx(70, 0);
+    REQUIRE(b != NULL);
+    if (((uintptr_t)b & 1023) == 0) {
+      p = b;
+      break;
+    }
+    keep[n++] = b;
+  }
+  REQUIRE(p != NULL);
+  int flags = LG_ALIGN(10);
+  void *q = alloy_rallocx(p, 67, flags);
+  REQUIRE(q != NULL);
+  CHECK_ALIGNED(q, 1024);
+  CHECK_EQ(alloy_sallocx(q, flags), alloy_nallocx(67, flags));
+  alloy_sdallocx(q, 67, flags); /* a wrong size aborts here */
+  for (int i = 0; i < n; i++) alloy_free(keep[i]);
+}
+
 /* Every routing flag with an alignment: a block that grows in place must
  * still be aligned (a huge block growing in place kept its unaligned start
  * under MALLOCX_ARENA/TCACHE), contents kept, growth zeroed. */
@@ -161,6 +211,8 @@ int main(void) {
   test_alloc_and_nallocx();
   test_zero();
   test_rallocx();
+  test_rallocx_then_sdallocx();
+  test_rallocx_aligned_by_chance();
   test_rallocx_routed_align();
   test_rallocx_failure_keeps_block();
   test_xallocx();

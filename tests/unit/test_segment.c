@@ -202,7 +202,23 @@ static void test_retained_given_back(void) {
   alloy_free(b);
 }
 
+/* The lextent of a size (statistics of large and big blocks) is the first
+ * whose size holds it, for every size at and around each boundary. */
+static void test_lextent_of(void) {
+  for (unsigned j = 0; j < LEXTENTS; j++) {
+    size_t b = segment_lextent_size(j);
+    for (size_t size = b - 4097; size <= b + 4097; size += 512) {
+      unsigned want = 0;
+      while (want < LEXTENTS - 1 && segment_lextent_size(want) < size) want++;
+      CHECK_MSG(segment_lextent_of(size) == want, "lextent_of(%zu) = %u, want %u", size,
+                segment_lextent_of(size), want);
+    }
+  }
+  CHECK(segment_lextent_of(1) == 0 && segment_lextent_of((size_t)1 << 40) == LEXTENTS - 1);
+}
+
 int main(void) {
+  test_lextent_of();
   test_map();
   test_large();
   test_big();
