@@ -36,7 +36,10 @@
  * class lock; remote_summary stays 0, so page_refill's collection of
  * remote frees never folds cache bits into free bits (and the thread-heap
  * free path, which reads a remote word only where remote_summary names it,
- * never reaches a central page: no thread's heap owns one).
+ * never reaches a central page: no thread's heap owns one).  For the same
+ * reason a heap-profiler sample on a central page (XHEAP_SAMPLED in its
+ * xheap, prof_table.c) is dropped here when its block is freed, not at a
+ * fold (block_mark_cached).
  *
  * Lock order: drain_lock, then a class's lock, then the back end's.  No
  * lock is ever taken inside a restartable sequence, and nothing here waits
@@ -451,8 +454,12 @@ static NOINLINE void percpu_overflow(unsigned cls, void *p) {
 
 /* Marks block `index` of a central page as cached: false when it is free
  * already, in a cache (its cache bit) or in its page (its free bit): a
- * double free. */
-static inline __attribute__((always_inline)) bool block_mark_cached(page_t *page, size_t index) {
+ * double free.  A heap-profiler sample (the page tagged XHEAP_SAMPLED in
+ * `xheap`, its owner word as the caller read it) leaves the table here, as
+ * free_owned drops a thread heap's: before the block can be handed out
+ * again at the same address, and only here, since central pages never fold
+ * remote bits (where other pages drop what other threads freed). */
+static inline __attribute__((always_inline)) bool block_mark_cached(page_t *page, size_t index, uintptr_t xheap) {
   size_t w = index / 64;
   uint64_t bit = (uint64_t)1 << (index % 64);
   uint64_t old = atomic_fetch_or_explicit(&page->bits->remote[w], bit, memory_order_acq_rel);
@@ -461,13 +468,17 @@ static inline __attribute__((always_inline)) bool block_mark_cached(page_t *page
     atomic_fetch_and_explicit(&page->bits->remote[w], ~bit, memory_order_relaxed);
     return false;
   }
+  if (unlikely(xheap & XHEAP_SAMPLED)) {
+    uint8_t *p = page->start + index * page->block_size;
+    if (prof_table_may_hold(p)) prof_table_free(page, p);
+  }
   return true;
 }
 
 /* A free of block `index` of a central page, by any thread (free.c), the
  * block validated.  False when it is free already (the caller reports it). */
 bool percpu_free_block(void *p, page_t *page, size_t index) {
-  if (!block_mark_cached(page, index)) return false;
+  if (!block_mark_cached(page, index, atomic_load_explicit(&page->xheap, memory_order_relaxed))) return false;
   unsigned cls = page->size_class;
   heap_t *self = heap_get();
   /* under auto, a thread that only frees reaches no event to switch at:
@@ -499,7 +510,7 @@ NOINLINE bool percpu_free(void *p, page_t *page, size_t size) {
   size_t bytes = page->block_size;
   unsigned cls = page->size_class;
   if (unlikely(size != 0 && (size > bytes || 2 * size < bytes))) return false;
-  if (unlikely(!block_mark_cached(page, index))) {
+  if (unlikely(!block_mark_cached(page, index, xheap))) {
     free_report_double(p, page);
     return true;
   }

@@ -22,6 +22,10 @@
  *   drain    idle caches are drained on the decay schedule (background
  *            thread, dirty_decay_ms:20), and alloy_collect drains all
  *   stats    bin statistics count live blocks of central pages exactly
+ *   prof     a heap-profiler sample freed through a cache leaves the table
+ *            (prof:true), whoever frees it, with free or free_sized
+ *   sized    free_sized of a per-CPU thread: the right size lands in the
+ *            cache, a wrong one is reported
  *
  * TSan cannot see restartable sequences: what the sanitizer builds check is
  * that everything around them stays race-free.
@@ -371,6 +375,62 @@ static int case_stats(void) {
   return check_done();
 }
 
+/* ---------------------------------------------------------------- prof */
+
+static void *free_arg_sized(void *p) {
+  alloy_free_sized(p, 100);
+  return NULL;
+}
+
+/* With prof:true and lg_prof_sample:0 every allocation is a heap-profiler
+ * sample.  A sample on a central page must leave the table when its block
+ * is freed into a cache (no fold of remote bits ever sees central pages):
+ * else, once the block is handed out again, the table counts it live under
+ * its old call stack.  prof.active goes off after each sample so that the
+ * block's next allocation is no sample of its own. */
+static int case_prof(void) {
+  bool on = true, off = false;
+  int reused = 0;
+  for (int round = 0; round < 200; round++) {
+    CHECK_EQ(alloy_mallctl("prof.active", NULL, NULL, &on, sizeof on), 0);
+    void *p = alloy_malloc(100);
+    CHECK_EQ(ctl_u64("stats.prof.samples"), 1);
+    CHECK_EQ(alloy_mallctl("prof.active", NULL, NULL, &off, sizeof off), 0);
+    if (round % 3 == 0) {
+      alloy_free(p);
+    } else if (round % 3 == 1) {
+      alloy_free_sized(p, 100);
+    } else { /* another per-CPU thread's free */
+      pthread_t t;
+      pthread_create(&t, NULL, free_arg_sized, p);
+      pthread_join(t, NULL);
+    }
+    void *q = alloy_malloc(100); /* p again, when the thread stayed on its CPU */
+    reused += q == p;
+    CHECK_EQ(ctl_u64("stats.prof.samples"), 0);
+    alloy_free(q);
+  }
+  CHECK_GT(reused, 0);
+  if (strcmp(percpu_mode(), "off") != 0) CHECK_EQ(ctl_u64("stats.percpu.threads"), 1);
+  return check_done();
+}
+
+/* A sized free of a per-CPU thread: the right size lands in the cache, a
+ * wrong one is reported (and aborts). */
+static int case_sized(const char *which) {
+  void *keep = alloy_malloc(64);
+  (void)keep;
+  void *p = alloy_malloc(64);
+  size_t cached = ctl_size("stats.percpu.cached");
+  if (strcmp(which, "right") == 0) {
+    alloy_free_sized(p, 60);
+    CHECK_EQ(ctl_size("stats.percpu.cached"), cached + 64);
+    return check_done();
+  }
+  alloy_free_sized(p, 200);
+  return 0; /* not reached: the misuse aborts */
+}
+
 /* ------------------------------------------------------------- driver */
 
 /* Makes rseq fail with ENOSYS in this process and what it executes. */
@@ -410,6 +470,9 @@ static const child_case_t cases[] = {
     {"fork", "", "percpu:true", "glibc.pthread.rseq=0", false, NULL},
     {"drain", "", "percpu:true,dirty_decay_ms:20,background_thread:true", NULL, false, NULL},
     {"stats", "", "percpu:true", NULL, false, NULL},
+    {"prof", "", "percpu:true,prof:true,lg_prof_sample:0", NULL, false, NULL},
+    {"sized", "right", "percpu:true", NULL, false, NULL},
+    {"sized", "wrong", "percpu:true", NULL, false, "wrong size"},
 };
 
 /* Runs one case in a child; true when it ended as expected. */
@@ -460,6 +523,8 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "fork") == 0) return case_fork();
     if (strcmp(argv[1], "drain") == 0) return case_drain();
     if (strcmp(argv[1], "stats") == 0) return case_stats();
+    if (strcmp(argv[1], "prof") == 0) return case_prof();
+    if (strcmp(argv[1], "sized") == 0) return case_sized(arg);
     fprintf(stderr, "unknown case %s\n", argv[1]);
     return 2;
   }
