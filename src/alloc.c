@@ -168,8 +168,8 @@ EXPORT void *alloy_calloc(size_t n, size_t size) {
 
 /* Counts a block's change of usable size against the calling thread. */
 static void count_resize(size_t old_usable, size_t new_usable) {
-  heap_t *heap = heap_get();
-  if (heap_is_sentinel(heap)) return;
+  heap_t *heap = heap_resize_counter();
+  if (heap == NULL) return;
   if (new_usable > old_usable)
     heap->event_countdown -= (int64_t)(new_usable - old_usable) << CHARGE_SHIFT;
   else
@@ -244,8 +244,8 @@ EXPORT void *alloy_realloc(void *p, size_t size) {
     /* a big block moves with its pages (mremap): nothing copied or refaulted */
     void *q = segment_move_big(page, size, block_stats(page));
     if (q) { /* counted as a new block and a freed one, as a copying realloc is */
-      heap_t *heap = heap_get();
-      if (!heap_is_sentinel(heap)) {
+      heap_t *heap = heap_resize_counter();
+      if (heap) {
         heap->counters.freed_bytes += usable;
         heap->event_countdown -= alloc_charge_of(segment_page_lookup(q)->block_size);
       }

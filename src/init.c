@@ -62,6 +62,7 @@ static void fork_child(void) {
 #define ANCHOR_NAMES(X) X(prof_event) X(prof_record_pending) X(prof_resized)
 #define PATH_NAMES(X)                                                                              \
   X(event_run) X(heap_alloc_small) X(heap_alloc) X(alloc_tier2) X(alloc_slow) X(heap_alloc_exited) \
+  X(percpu_malloc) X(percpu_alloc)                                                                 \
   X(arena_malloc) X(arena_malloc_bound) X(alloy__aligned) X(alloy__resize_in_place)                \
   X(alloy_malloc) X(alloy_calloc) X(alloy_realloc) X(alloy_reallocarray)                           \
   X(alloy_aligned_alloc) X(alloy_posix_memalign) X(alloy_memalign) X(alloy_valloc)                 \

@@ -399,6 +399,14 @@ void prof_table_collected(page_t *page, unsigned word, uint64_t bits);
 bool percpu_thread_start(heap_t *heap); /* a new thread's heap: true when it went per-CPU */
 void percpu_thread_exit(heap_t *heap);
 heap_t *percpu_home(void);
+/* The heap the calling thread's resizes are counted in (thread.allocated,
+ * the event countdown, the heap profiler's growth samples): its TLS heap,
+ * or for a per-CPU thread its own; NULL for the other sentinels. */
+static inline heap_t *heap_resize_counter(void) {
+  heap_t *heap = heap_get();
+  if (unlikely(heap == &alloy__heap_percpu)) heap = percpu_home();
+  return heap_is_sentinel(heap) ? NULL : heap;
+}
 void *percpu_malloc(size_t size);             /* the per-CPU thread's malloc */
 void *percpu_alloc(size_t size, size_t align); /* its slow path (alignments, large) */
 bool percpu_free_block(void *p, page_t *page, size_t index); /* a central block; false: double free */
