@@ -50,6 +50,7 @@ NOINLINE void *alloc_slow(heap_t *heap, size_t size, size_t align) {
 
 /* The rest of malloc after the second tier. */
 static NOINLINE void *alloc_tier3(size_t size, heap_t *heap) {
+  if (heap == &alloy__heap_percpu) return percpu_alloc(size, 0); /* above DIRECT_MAX (fastpath.h) */
   if (unlikely(heap_is_sentinel(heap))) return alloc_slow(heap, size, 0);
   if (likely(size <= MEDIUM_MAX)) return heap_alloc_small(heap, size == 0 ? 1 : size);
   return heap_alloc(heap, size, 0);
@@ -342,6 +343,17 @@ void alloy__free_checked_size(void *p, size_t size) {
     return;
   }
   fast_free(p);
+}
+
+/* A per-CPU thread's free after the fast path's miss: percpu_free takes a
+ * valid central block of the size given into its CPU's cache.  Anything
+ * else (another page, misuse, a size to look at closer) goes on as any
+ * thread's free: a sized free is checked, then comes back through fast_free
+ * with size 0. */
+NOINLINE void free_percpu_thread(void *p, page_t *page, size_t size) {
+  if (percpu_free(p, page, size)) return;
+  if (size) alloy__free_checked_size(p, size);
+  else free_generic(p, page);
 }
 
 EXPORT void alloy_free_sized(void *p, size_t size) { fast_free_sized(p, size); }

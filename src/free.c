@@ -23,7 +23,9 @@ void free_count(heap_t *heap, size_t bytes) {
    * thread's blocks) gets a heap to count in: counting each of its frees in
    * a process-wide atomic cost 9% of a producer/consumer workload. */
   if (heap == &alloy__heap_empty) heap = heap_init_thread();
-  if (heap == NULL || heap_is_sentinel(heap)) {
+  /* heap is free_generic's: a thread's own or a sentinel (every sentinel is
+   * shared), never an arena's; one test where heap_is_sentinel makes four */
+  if (heap == NULL || heap->shared) {
     stats_orphan_free(bytes);
   } else {
     heap->counters.freed_bytes += bytes;

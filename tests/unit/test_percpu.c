@@ -344,8 +344,11 @@ static int case_drain(void) {
   for (int i = 0; i < 2000; i++) alloy_free(v[i]);
   CHECK_GT(ctl_size("stats.percpu.cached"), 0);
   uint64_t drains = ctl_u64("stats.percpu.drains");
-  /* idle: the background thread's decay passes drain the caches */
-  for (int i = 0; i < 300 && ctl_size("stats.percpu.cached") != 0; i++) sleep_us(10000);
+  /* idle: the background thread's decay passes drain the caches (a drain
+   * stops a cache's headers, which then read empty, before it counts
+   * itself: wait for both) */
+  for (int i = 0; i < 300 && (ctl_size("stats.percpu.cached") != 0 || ctl_u64("stats.percpu.drains") == drains); i++)
+    sleep_us(10000);
   CHECK_EQ(ctl_size("stats.percpu.cached"), 0);
   CHECK_GT(ctl_u64("stats.percpu.drains"), drains);
   for (int i = 0; i < 2000; i++) v[i] = alloy_malloc(64);
