@@ -15,7 +15,8 @@ SONAME_FLAGS := -shared -Wl,-soname,$(ALLOY_SONAME) -Wl,-z,nodelete
 
 .PHONY: all run test bench bench-instr bench-workloads-instr fuzz clean
 all: $(BUILD)/liballoy.so $(BUILD)/$(ALLOY_SONAME) $(BUILD)/liballoy.a $(BUILD)/liballoy_core.a $(BUILD)/alloy \
-     $(BUILD)/liballoy-insecure.so $(BUILD)/liballoy-nopurge.so
+     $(BUILD)/liballoy-insecure.so $(BUILD)/liballoy-nopurge.so \
+     $(BUILD)/liballoy-threadheaps.so $(BUILD)/liballoy-percpu.so
 
 $(BUILD)/obj/%.o: src/%.c $(LIB_HEADERS)
 	@mkdir -p $(dir $@)
@@ -43,11 +44,17 @@ $(BUILD)/liballoy_core.a: $(CORE_OBJ)
 # interior pointer, double free), to measure what the checks cost
 # (ALLOCATORS=alloy,alloy-insecure make bench); nopurge: dirty_decay_ms:-1 by
 # default, to measure what purging costs.
-VARIANTS := insecure nopurge
+VARIANTS := insecure nopurge threadheaps percpu
 insecure_SRC  := src/alloc.c src/override.c
 insecure_DEFS := -DALLOY_UNCHECKED
 nopurge_SRC   := src/options.c
 nopurge_DEFS  := -DALLOY_DECAY_DEFAULT=-1
+# threadheaps, percpu: percpu:false and percpu:true by default, to set each
+# mode beside percpu:auto (ALLOCATORS=alloy,alloy-threadheaps,alloy-percpu)
+threadheaps_SRC  := src/options.c
+threadheaps_DEFS := -DALLOY_PERCPU_DEFAULT=PERCPU_OFF
+percpu_SRC       := src/options.c
+percpu_DEFS      := -DALLOY_PERCPU_DEFAULT=PERCPU_ON
 define VARIANT_template
 $(BUILD)/obj-$(1)/%.o: src/%.c $$(LIB_HEADERS)
 	@mkdir -p $$(dir $$@)

@@ -47,6 +47,10 @@ ALLOCATORS = {
     "alloy-insecure": (None, None),
     # alloy that never purges (BUILD/liballoy-nopurge.so): what purging costs
     "alloy-nopurge": (None, None),
+    # alloy with percpu:false (thread heaps only) and percpu:true (per-CPU
+    # caches whatever the thread count) by default: what each mode does
+    "alloy-threadheaps": (None, None),
+    "alloy-percpu": (None, None),
     # alloy with the heap profiler on at its default rate (ALLOY_CONF=prof:true,
     # the same library): what profiling costs
     "alloy-prof": (None, None),
@@ -68,7 +72,8 @@ if os.environ.get("SNMALLOC_SO") and os.path.exists(os.environ["SNMALLOC_SO"]):
 PEERS = ("glibc", "jemalloc", "mimalloc", "tcmalloc", "snmalloc")
 # alloy's variants built from the same sources: (file in BUILD, what they measure)
 ALLOY_VARIANTS = {"alloy": "liballoy.so", "alloy-insecure": "liballoy-insecure.so",
-                  "alloy-nopurge": "liballoy-nopurge.so", "alloy-prof": "liballoy.so"}
+                  "alloy-nopurge": "liballoy-nopurge.so", "alloy-threadheaps": "liballoy-threadheaps.so",
+                  "alloy-percpu": "liballoy-percpu.so", "alloy-prof": "liballoy.so"}
 # Environment a variant adds to the programs it runs.
 ALLOC_ENV = {"alloy-prof": {"ALLOY_CONF": "prof:true"}}
 
@@ -1174,7 +1179,7 @@ def build_report(ctx, results, info):
 
 COLORS = {"alloy": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4", "mimalloc": "#2ca02c",
           "tcmalloc": "#ff7f0e", "alloy-insecure": "#9467bd", "alloy-nopurge": "#8c564b", "snmalloc": "#17becf",
-          "alloy-prof": "#bcbd22", "alloy-base": "#c7c7c7"}
+          "alloy-prof": "#bcbd22", "alloy-base": "#c7c7c7", "alloy-threadheaps": "#dbdb8d", "alloy-percpu": "#e377c2"}
 
 
 def esc(s):

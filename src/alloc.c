@@ -31,7 +31,8 @@ EXPORT void alloy_free(void *p) { fast_free(p); }
 
 /* The malloc slow path of a thread: a new thread gets its heap here, a
  * thread bound to an explicit arena allocates there, a thread past its exit
- * hook from the exited threads' heap; a real heap runs its slow path. */
+ * hook from the exited threads' heap, a per-CPU thread from its caches; a
+ * real heap runs its slow path. */
 NOINLINE void *alloc_slow(heap_t *heap, size_t size, size_t align) {
   if (heap == &alloy__heap_bound) return arena_malloc_bound(size, align);
   if (heap == &alloy__heap_exited) {
@@ -43,11 +44,13 @@ NOINLINE void *alloc_slow(heap_t *heap, size_t size, size_t align) {
     errno = ENOMEM;
     return NULL;
   }
+  if (heap_get() == &alloy__heap_percpu) return percpu_alloc(size, align); /* new thread, per-CPU */
   return heap_alloc(heap, size, align);
 }
 
 /* The rest of malloc after the second tier. */
 static NOINLINE void *alloc_tier3(size_t size, heap_t *heap) {
+  if (heap == &alloy__heap_percpu) return percpu_alloc(size, 0); /* above DIRECT_MAX (fastpath.h) */
   if (unlikely(heap_is_sentinel(heap))) return alloc_slow(heap, size, 0);
   if (likely(size <= MEDIUM_MAX)) return heap_alloc_small(heap, size == 0 ? 1 : size);
   return heap_alloc(heap, size, 0);
@@ -166,8 +169,8 @@ EXPORT void *alloy_calloc(size_t n, size_t size) {
 
 /* Counts a block's change of usable size against the calling thread. */
 static void count_resize(size_t old_usable, size_t new_usable) {
-  heap_t *heap = heap_get();
-  if (heap_is_sentinel(heap)) return;
+  heap_t *heap = heap_resize_counter();
+  if (heap == NULL) return;
   if (new_usable > old_usable)
     heap->event_countdown -= (int64_t)(new_usable - old_usable) << CHARGE_SHIFT;
   else
@@ -242,8 +245,8 @@ EXPORT void *alloy_realloc(void *p, size_t size) {
     /* a big block moves with its pages (mremap): nothing copied or refaulted */
     void *q = segment_move_big(page, size, block_stats(page));
     if (q) { /* counted as a new block and a freed one, as a copying realloc is */
-      heap_t *heap = heap_get();
-      if (!heap_is_sentinel(heap)) {
+      heap_t *heap = heap_resize_counter();
+      if (heap) {
         heap->counters.freed_bytes += usable;
         heap->event_countdown -= alloc_charge_of(segment_page_lookup(q)->block_size);
       }
@@ -340,6 +343,17 @@ void alloy__free_checked_size(void *p, size_t size) {
     return;
   }
   fast_free(p);
+}
+
+/* A per-CPU thread's free after the fast path's miss: percpu_free takes a
+ * valid central block of the size given into its CPU's cache.  Anything
+ * else (another page, misuse, a size to look at closer) goes on as any
+ * thread's free: a sized free is checked, then comes back through fast_free
+ * with size 0. */
+NOINLINE void free_percpu_thread(void *p, page_t *page, size_t size) {
+  if (percpu_free(p, page, size)) return;
+  if (size) alloy__free_checked_size(p, size);
+  else free_generic(p, page);
 }
 
 EXPORT void alloy_free_sized(void *p, size_t size) { fast_free_sized(p, size); }

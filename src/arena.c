@@ -223,7 +223,8 @@ int arena_bind_thread(unsigned index) {
 /* The calling thread's own heap, even while it is bound to an arena. */
 heap_t *arena_home_heap(void) {
   heap_t *heap = heap_get();
-  return heap == &alloy__heap_bound ? tls_home : heap;
+  if (heap == &alloy__heap_bound) heap = tls_home;
+  return heap == &alloy__heap_percpu ? percpu_home() : heap;
 }
 
 unsigned arena_thread_index(void) { return tls_arena ? tls_arena->heap.arena_index : 0; }
@@ -307,6 +308,7 @@ static bool arena_stats_collect(unsigned index, arena_stats_t *out) {
   memset(out, 0, sizeof *out);
   if (index != 0 && index != ARENAS_ALL) return arena_stats_explicit(index, out);
   heap_for_each(heap_stats_add_cb, &out->heap);
+  percpu_stats_add(&out->heap);
   large_add(out, &alloy__large_stats);
   uint64_t in_use, abandoned;
   heap_count_threads(&in_use, &abandoned);

@@ -52,6 +52,7 @@ static void background_pass(heap_t *self) {
   }
   heap_release_empty(self);
   stats_publish(self); /* what it adopted stays in the statistics */
+  percpu_decay(now);
   if (segment_decay_due(now)) segment_decay(now, false);
 }
 

@@ -109,6 +109,7 @@ READ_ONLY(ctl_opt_stats_print, bool, alloy__options.stats_print)
 READ_ONLY(ctl_opt_stats_summary, bool, alloy__options.stats_summary)
 READ_ONLY(ctl_opt_stats_summary_pid, ssize_t, alloy__options.summary_pid)
 READ_ONLY(ctl_opt_stats_print_opts, const char *, alloy__options.stats_print_opts)
+READ_ONLY(ctl_opt_percpu, const char *, alloy__percpu_names[alloy__options.percpu])
 READ_ONLY(ctl_thread_allocated, uint64_t, thread_allocated())
 READ_ONLY(ctl_thread_deallocated, uint64_t, thread_deallocated())
 READ_ONLY(ctl_arenas_narenas, unsigned, arena_count())
@@ -175,6 +176,22 @@ static uint64_t background_stat(int which) {
 READ_ONLY(ctl_stats_bg_num_threads, size_t, background_stat(0))
 READ_ONLY(ctl_stats_bg_num_runs, uint64_t, background_stat(1))
 READ_ONLY(ctl_stats_bg_run_interval, uint64_t, background_stat(2))
+
+/* stats.percpu.*: which registration serves the per-CPU caches ("glibc",
+ * "own", or "off" for thread heaps), caches used and mapped, threads in
+ * per-CPU mode now, bytes of blocks in caches, drains. */
+static percpu_stats_t ctl_percpu(void) {
+  percpu_stats_t s;
+  percpu_stats(&s);
+  return s;
+}
+READ_ONLY(ctl_stats_percpu_mode, const char *, percpu_mode_name())
+READ_ONLY(ctl_stats_percpu_caches, unsigned, ctl_percpu().caches_used)
+READ_ONLY(ctl_stats_percpu_ncaches, unsigned, ctl_percpu().ncaches)
+READ_ONLY(ctl_stats_percpu_threads, uint64_t, ctl_percpu().threads)
+READ_ONLY(ctl_stats_percpu_cached, size_t, (size_t)ctl_percpu().cached_bytes)
+READ_ONLY(ctl_stats_percpu_metadata, size_t, (size_t)ctl_percpu().metadata)
+READ_ONLY(ctl_stats_percpu_drains, uint64_t, ctl_percpu().drains)
 
 /* ------------------------------------------------------------- thread.* */
 
@@ -495,7 +512,7 @@ static const ctl_node_t opt_nodes[] = {
     LEAF("dirty_decay_ms", ctl_opt_dirty_decay_ms), LEAF("guard", ctl_opt_guard),
     LEAF("guard_sample", ctl_opt_guard_sample),
     LEAF("lg_prof_interval", ctl_opt_lg_prof_interval), LEAF("lg_prof_sample", ctl_opt_lg_prof_sample),
-    LEAF("muzzy_decay_ms", ctl_opt_muzzy_decay_ms), LEAF("narenas", ctl_opt_narenas),
+    LEAF("muzzy_decay_ms", ctl_opt_muzzy_decay_ms), LEAF("narenas", ctl_opt_narenas), LEAF("percpu", ctl_opt_percpu),
     LEAF("prof", ctl_opt_prof), LEAF("prof_accum", ctl_opt_prof_accum),
     LEAF("prof_active", ctl_opt_prof_active), LEAF("prof_final", ctl_opt_prof_final),
     LEAF("prof_gdump", ctl_opt_prof_gdump), LEAF("prof_leak", ctl_opt_prof_leak),
@@ -560,6 +577,11 @@ static const ctl_node_t stats_arena_index_node[] = {NODE(NULL, stats_arena_nodes
 static const ctl_node_t stats_bg_nodes[] = {
     LEAF("num_runs", ctl_stats_bg_num_runs), LEAF("num_threads", ctl_stats_bg_num_threads),
     LEAF("run_interval", ctl_stats_bg_run_interval)};
+static const ctl_node_t stats_percpu_nodes[] = {
+    LEAF("cached", ctl_stats_percpu_cached), LEAF("caches", ctl_stats_percpu_caches),
+    LEAF("drains", ctl_stats_percpu_drains), LEAF("metadata", ctl_stats_percpu_metadata),
+    LEAF("mode", ctl_stats_percpu_mode), LEAF("ncaches", ctl_stats_percpu_ncaches),
+    LEAF("threads", ctl_stats_percpu_threads)};
 static const ctl_node_t stats_prof_nodes[] = {
     LEAF("dropped", ctl_stats_prof_dropped), LEAF("metadata", ctl_stats_prof_metadata),
     LEAF("samples", ctl_stats_prof_samples)};
@@ -567,7 +589,8 @@ static const ctl_node_t stats_nodes[] = {
     LEAF("active", ctl_stats_active), LEAF("allocated", ctl_stats_allocated),
     INDEXED("arenas", stats_arena_index_node), NODE("background_thread", stats_bg_nodes),
     LEAF("mapped", ctl_stats_mapped),
-    LEAF("metadata", ctl_stats_metadata), NODE("prof", stats_prof_nodes),
+    LEAF("metadata", ctl_stats_metadata), NODE("percpu", stats_percpu_nodes),
+    NODE("prof", stats_prof_nodes),
     LEAF("resident", ctl_stats_resident), LEAF("retained", ctl_stats_retained)};
 static const ctl_node_t prof_nodes[] = {
     LEAF("active", ctl_prof_active), LEAF("dump", ctl_prof_dump), LEAF("gdump", ctl_prof_gdump),

@@ -49,6 +49,7 @@ static inline __attribute__((always_inline)) void *event_work(heap_t *heap, void
     /* Threads that exited leave memory others may have freed since:
      * reclaim it even when no new thread comes to take it. */
     if (now >= ADOPT_AGE_EVENTS) heap_adopt_old(heap, now - ADOPT_AGE_EVENTS, UINT64_MAX);
+    percpu_event(heap);
   }
   uint64_t ms = os_now_ms();
   if (segment_decay_due(ms)) segment_decay(ms, false);

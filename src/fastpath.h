@@ -15,6 +15,7 @@
 #include "internal.h"
 
 void *alloc_tier2(size_t size, heap_t *heap); /* alloc.c: the rest of malloc */
+void free_percpu_thread(void *p, page_t *page, size_t size); /* alloc.c: a per-CPU thread's free */
 
 static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
   heap_t *heap = heap_get();
@@ -31,6 +32,10 @@ static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
       if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block, size);
       return block;
     }
+    /* A per-CPU thread's heap has no pages: its small mallocs always land
+     * here (its larger ones reach percpu_alloc from alloc_tier3, so that
+     * the 1-64 KiB tier of thread heaps pays nothing for the mode). */
+    if (heap == &alloy__heap_percpu) return percpu_malloc(size);
   }
   return alloc_tier2(size, heap);
 }
@@ -104,6 +109,13 @@ static inline __attribute__((always_inline)) void fast_free_check(void *p, size_
         return;
       }
     }
+  }
+  /* A per-CPU thread owns no page: every free it makes lands here.  Out of
+   * line, so that every other miss stays a tail call, as the hit path
+   * stays without a stack frame. */
+  if (heap == &alloy__heap_percpu) {
+    free_percpu_thread(p, page, size);
+    return;
   }
   if (size) alloy__free_checked_size(p, size);
   else free_generic(p, page);

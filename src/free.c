@@ -23,7 +23,9 @@ void free_count(heap_t *heap, size_t bytes) {
    * thread's blocks) gets a heap to count in: counting each of its frees in
    * a process-wide atomic cost 9% of a producer/consumer workload. */
   if (heap == &alloy__heap_empty) heap = heap_init_thread();
-  if (heap == NULL || heap_is_sentinel(heap)) {
+  /* heap is free_generic's: a thread's own or a sentinel (every sentinel is
+   * shared), never an arena's; one test where heap_is_sentinel makes four */
+  if (heap == NULL || heap->shared) {
     stats_orphan_free(bytes);
   } else {
     heap->counters.freed_bytes += bytes;
@@ -125,9 +127,10 @@ NOINLINE void free_generic(void *p, page_t *page) {
     }
   }
   heap_t *heap = heap_get();
-  if (unlikely(heap->shared)) { /* a sentinel: bound to an arena, not started, exited, or memcheck's */
+  if (unlikely(heap->shared)) { /* a sentinel: bound to an arena, per-CPU, not started, exited, or memcheck's */
     VG_HOOK(if (vg_freed(p)) return);
-    if (heap == &alloy__heap_bound) heap = arena_home_heap(); /* counted for the thread */
+    if (heap == &alloy__heap_bound || heap == &alloy__heap_percpu)
+      heap = arena_home_heap(); /* counted for the thread */
   }
   if (page->kind >= PAGE_LARGE) {
     free_block(heap, page, p);
@@ -142,7 +145,8 @@ NOINLINE void free_generic(void *p, page_t *page) {
     return;
   }
   size_t bytes = page->block_size;
-  if (page_heap(page) == heap) {
+  heap_t *owner = page_heap(page); /* without the tags (XHEAP_FULL, XHEAP_SAMPLED) */
+  if (owner == heap) {
     if (unlikely(!free_owned(heap, page, index))) {
       free_report_double(p, page);
       return;
@@ -153,7 +157,9 @@ NOINLINE void free_generic(void *p, page_t *page) {
     heap->counters.freed_bytes += bytes;
     return;
   }
-  if (!free_remote(page, index)) {
+  /* a per-CPU block (percpu.c), freed by any thread in any mode */
+  bool ok = owner == &alloy__heap_central ? percpu_free_block(p, page, index) : free_remote(page, index);
+  if (!ok) {
     free_report_double(p, page);
     return;
   }
@@ -164,5 +170,6 @@ NOINLINE void free_generic(void *p, page_t *page) {
  * replaced by a guarded one). */
 void free_owned_block(heap_t *heap, page_t *page, void *p) {
   size_t index = (size_t)(((uint64_t)((uint8_t *)p - page->start) * page->block_magic) >> MAGIC_BITS);
-  free_owned(heap, page, index);
+  if (page_heap(page) == &alloy__heap_central) percpu_free_block(p, page, index);
+  else free_owned(heap, page, index);
 }

@@ -315,7 +315,7 @@ heap_t *heap_init_thread(void) {
   alloy__tls_heap = heap;
   VG_HOOK(arena_route_thread(heap)); /* memcheck: every malloc and free off the fast paths */
   os_thread_key_set(heap_thread_done, heap);
-  heap_adopt_one(heap);
+  if (!percpu_thread_start(heap)) heap_adopt_one(heap); /* a per-CPU thread's heap only counts */
   return heap;
 }
 
@@ -434,6 +434,7 @@ void heap_thread_done(void *arg) {
   heap_t *heap = arg;
   if (heap_is_sentinel(heap)) return;
   if (alloy__tls_heap == &alloy__heap_bound) arena_bind_thread(0);
+  percpu_thread_exit(heap);
   heap_release_empty(heap);
   stats_fold(heap);
   stats_publish(heap); /* its last figures stay readable until it is adopted */
@@ -456,6 +457,7 @@ void heap_thread_done(void *arg) {
  * everything empty, and purge every free page now. */
 void heap_collect(heap_t *heap) {
   if (heap_is_sentinel(heap)) return;
+  percpu_drain_all();
   while (heap_adopt_one(heap)) {
   }
   heap_release_empty(heap);

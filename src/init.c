@@ -13,7 +13,8 @@
 
 /* Every lock alloy has, in the one order any code path takes them: the
  * arena table, an arena's lock (and its heap's pages_lock), the exited threads' heap, the
- * heap lists, each heap's pages_lock, the back end, the tcache table, the
+ * heap lists, each heap's pages_lock, the per-CPU caches' (percpu.c), the
+ * back end, the tcache table, the
  * metadata, the heap profiler's (leaves, taken under an arena's lock and a
  * pages_lock, so last).  The child never inherits a lock held by a thread
  * that does not exist there; tests/unit/test_fork.c forks while each lock
@@ -21,6 +22,7 @@
 static void fork_prepare(void) {
   arena_fork_prepare();
   heap_fork_prepare();
+  percpu_fork_prepare();
   segment_fork_prepare();
   tcache_fork_prepare();
   meta_fork_prepare();
@@ -32,6 +34,7 @@ static void fork_parent(void) {
   meta_fork_release();
   tcache_fork_release();
   segment_fork_release();
+  percpu_fork_release();
   heap_fork_release();
   arena_fork_release();
 }
@@ -41,6 +44,7 @@ static void fork_child(void) {
   meta_fork_release();
   tcache_fork_release();
   segment_fork_child();
+  percpu_fork_child();
   heap_fork_release();
   arena_fork_child();
   background_fork_child();
@@ -58,6 +62,7 @@ static void fork_child(void) {
 #define ANCHOR_NAMES(X) X(prof_event) X(prof_record_pending) X(prof_resized)
 #define PATH_NAMES(X)                                                                              \
   X(event_run) X(heap_alloc_small) X(heap_alloc) X(alloc_tier2) X(alloc_slow) X(heap_alloc_exited) \
+  X(percpu_malloc) X(percpu_alloc)                                                                 \
   X(arena_malloc) X(arena_malloc_bound) X(alloy__aligned) X(alloy__resize_in_place)                \
   X(alloy_malloc) X(alloy_calloc) X(alloy_realloc) X(alloy_reallocarray)                           \
   X(alloy_aligned_alloc) X(alloy_posix_memalign) X(alloy_memalign) X(alloy_valloc)                 \

@@ -5,7 +5,8 @@
  * inside the core knot, whose files must call each other: see
  * docs/DESIGN.md "Layers"):
  *
- *   1 platform   os.h (contract), os_linux.c
+ *   1 platform   os.h (contract), os_linux.c, os_rseq_linux.c (restartable
+ *                sequences: the per-CPU caches')
  *   2 base       meta.c (process-lifetime metadata), report.c (a malloc-free
  *                printf and misuse reports), options.c (configuration),
  *                size_class.c, process.c (one-time process start),
@@ -18,7 +19,8 @@
  *                at events, snapshots), free.c (every free), prof_sample.c
  *                (the heap profiler's sampling schedule on the event
  *                countdown), prof_table.c (its samples, found when blocks
- *                are freed)
+ *                are freed), percpu.c (per-CPU caches over central
+ *                pages: rseq.h, docs/PERCPU.md)
  *   5 front ends arena.c (explicit arenas), tcache.c, background.c,
  *                event.c (the rare-event hook: sampling, statistics, decay),
  *                prof.c (the heap profiler: recording samples, automatic
@@ -95,6 +97,7 @@ typedef struct {
   unsigned narenas;     /* jemalloc's; 0 automatic (alloy's automatic arenas are thread heaps) */
   bool tcache;          /* jemalloc's; stored only (default true) */
   int purge;            /* purge_mode_t: how freed pages go back to the OS */
+  int percpu;           /* percpu_mode_t: per-CPU caches (default auto) */
   /* the heap profiler (prof*.c), jemalloc's opt.prof* and alloy's own */
   bool prof;            /* the profiler exists at all (default false) */
   bool prof_active;     /* initial prof.active (default true) */
@@ -112,9 +115,11 @@ typedef struct {
 } alloy_options_t;
 typedef enum { THP_DEFAULT, THP_ALWAYS, THP_NEVER } thp_mode_t;
 typedef enum { PURGE_DONTNEED, PURGE_FREE } purge_mode_t; /* MADV_DONTNEED or MADV_FREE */
+typedef enum { PERCPU_OFF, PERCPU_ON, PERCPU_AUTO } percpu_mode_t;
 extern alloy_options_t alloy__options;
 extern const char *const alloy__thp_names[];   /* "default", "always", "never" */
 extern const char *const alloy__purge_names[]; /* "dontneed", "free" */
+extern const char *const alloy__percpu_names[]; /* "false", "true", "auto" */
 extern const char *const alloy__unwind_names[]; /* "cfi", "fp", "libgcc" (unwind_method_t) */
 void options_init(void);
 static inline int options_decay_ms(void) {
@@ -247,12 +252,15 @@ extern __thread heap_t *alloy__tls_heap __attribute__((tls_model("initial-exec")
 extern heap_t alloy__heap_empty;  /* every thread starts here */
 extern heap_t alloy__heap_bound;  /* a thread bound to an explicit arena (arena.c) */
 extern heap_t alloy__heap_exited; /* a thread past its exit hook (heap.c) */
+extern heap_t alloy__heap_percpu; /* a thread in per-CPU mode (percpu.c) */
+extern heap_t alloy__heap_central; /* owner of the per-CPU mode's pages: no thread's */
 extern page_t alloy__page_empty;  /* no free blocks: direct[] of the sentinel heaps */
 static inline heap_t *heap_get(void) { return alloy__tls_heap; }
 /* The shared heaps a TLS pointer may hold that own nothing and must never
  * be written. */
 static inline bool heap_is_sentinel(const heap_t *heap) {
-  return heap == &alloy__heap_empty || heap == &alloy__heap_bound || heap == &alloy__heap_exited;
+  return heap == &alloy__heap_empty || heap == &alloy__heap_bound || heap == &alloy__heap_exited ||
+         heap == &alloy__heap_percpu;
 }
 
 /* ---------------------------------------------------------------- page */
@@ -384,6 +392,48 @@ void prof_table_free(page_t *page, const void *p);
 /* The owner folded other threads' frees of a tagged page in: the blocks of
  * bitmap word `word` whose bits are set in `bits`. */
 void prof_table_collected(page_t *page, unsigned word, uint64_t bits);
+
+/* -------------------------------------------------------------- percpu */
+/* Per-CPU caches (docs/PERCPU.md).  A thread in per-CPU mode has TLS heap
+ * alloy__heap_percpu; its own heap (percpu_home) counts for it. */
+bool percpu_thread_start(heap_t *heap); /* a new thread's heap: true when it went per-CPU */
+void percpu_thread_exit(heap_t *heap);
+heap_t *percpu_home(void);
+/* The heap the calling thread's resizes are counted in (thread.allocated,
+ * the event countdown, the heap profiler's growth samples): its TLS heap,
+ * or for a per-CPU thread its own; NULL for the other sentinels. */
+static inline heap_t *heap_resize_counter(void) {
+  heap_t *heap = heap_get();
+  if (unlikely(heap == &alloy__heap_percpu)) heap = percpu_home();
+  return heap_is_sentinel(heap) ? NULL : heap;
+}
+void *percpu_malloc(size_t size);             /* the per-CPU thread's malloc */
+void *percpu_alloc(size_t size, size_t align); /* its slow path (alignments, large) */
+bool percpu_free_block(void *p, page_t *page, size_t index); /* a central block; false: double free */
+bool percpu_free(void *p, page_t *page, size_t size); /* the per-CPU thread's free; false: not handled */
+void percpu_event(heap_t *heap);  /* a thread heap owner's rare event */
+void percpu_decay(uint64_t now_ms);
+void percpu_drain_all(void);
+typedef struct {
+  int mode;               /* os_rseq_owner_t: whose registration serves; OS_RSEQ_NONE: off */
+  int error;              /* rseq refused: its errno */
+  bool probed;            /* rseq was looked for (per-CPU mode was wanted once) */
+  bool mm_cid;            /* caches by concurrency id (else by CPU number) */
+  unsigned ncaches;       /* caches mapped (possible CPUs) */
+  unsigned caches_used;   /* caches that ever held blocks */
+  uint64_t threads;       /* threads in per-CPU mode now */
+  uint64_t threads_ever;  /* threads that went per-CPU since the start */
+  uint64_t cached_bytes;  /* blocks in caches */
+  uint64_t metadata;      /* bytes mapped for the caches */
+  uint64_t drains;        /* caches drained from outside (decay, collect) */
+} percpu_stats_t;
+void percpu_stats(percpu_stats_t *s);
+void percpu_stats_add(heap_stats_t *sum); /* central pages into arena 0's bins */
+const char *percpu_mode_name(void);       /* "glibc", "own", "off" */
+size_t percpu_describe(char *buf, size_t cap);
+void percpu_fork_prepare(void);
+void percpu_fork_release(void);
+void percpu_fork_child(void);
 
 /* =========================================================== front ends */
 

@@ -18,6 +18,11 @@
 #ifndef ALLOY_DECAY_DEFAULT
 #define ALLOY_DECAY_DEFAULT 1000
 #endif
+/* The bench's alloy-threadheaps and alloy-percpu builds default to
+ * percpu:false and percpu:true (the Makefile's VARIANTS). */
+#ifndef ALLOY_PERCPU_DEFAULT
+#define ALLOY_PERCPU_DEFAULT PERCPU_AUTO
+#endif
 
 alloy_options_t alloy__options = {
     .secure = true,
@@ -26,6 +31,7 @@ alloy_options_t alloy__options = {
     .muzzy_decay_ms = 0, /* jemalloc 5.3's default: no muzzy state to keep */
     .tcache = true,
     .purge = PURGE_DONTNEED,
+    .percpu = ALLOY_PERCPU_DEFAULT,
     .prof_active = true,
     .prof_thread_active_init = true,
     .lg_prof_sample = 19,
@@ -56,6 +62,7 @@ typedef struct {
 const char *const alloy__thp_names[] = {"default", "always", "never", NULL};
 const char *const alloy__purge_names[] = {"dontneed", "free", NULL};
 const char *const alloy__unwind_names[] = {"cfi", "fp", "libgcc", NULL};
+const char *const alloy__percpu_names[] = {"false", "true", "auto", NULL};
 
 /* OPT_INT takes -1 to INT_MAX (-1: never, for the decay times), OPT_UINT 1
  * to UINT_MAX (jemalloc's narenas). */
@@ -76,6 +83,7 @@ static const option_def_t option_table[] = {
     {"narenas", OPT_UINT, &alloy__options.narenas, NULL},
     {"tcache", OPT_BOOL, &alloy__options.tcache, NULL},
     {"purge", OPT_ENUM, &alloy__options.purge, alloy__purge_names},
+    {"percpu", OPT_ENUM, &alloy__options.percpu, alloy__percpu_names},
     {"prof", OPT_BOOL, &alloy__options.prof, NULL},
     {"prof_active", OPT_BOOL, &alloy__options.prof_active, NULL},
     {"prof_thread_active_init", OPT_BOOL, &alloy__options.prof_thread_active_init, NULL},

@@ -1,8 +1,9 @@
 /*
  * os.h - the platform contract: everything alloy asks of the operating
- * system and of the dynamic loader, in about forty functions.  src/os_linux.c implements it for
- * Linux (x86-64 and ARM64); a port to FreeBSD or macOS adds one file that
- * implements this header and touches nothing else.
+ * system and of the dynamic loader, in 46 functions.  src/os_linux.c
+ * implements it for Linux (x86-64 and ARM64), with src/os_rseq_linux.c for
+ * the restartable sequences of the per-CPU caches; a port to FreeBSD or
+ * macOS adds one file that implements this header and touches nothing else.
  *
  * Rules for an implementation: never call malloc (alloy may be serving it);
  * be usable before the C library's own initialisation (the dynamic loader's
@@ -110,6 +111,30 @@ bool os_worker_start(void (*run)(void));
 bool os_worker_sleep(unsigned ms);
 void os_worker_stop(void);
 void os_worker_fork_child(void); /* the child has no worker */
+
+/* ------------------------------------------------ restartable sequences */
+/* (src/os_rseq_linux.c) Who registered the calling thread's rseq area with
+ * the kernel: glibc (2.35 and later, unless glibc.pthread.rseq=0), alloy
+ * itself (when glibc did not), or nobody (no kernel support, refused by
+ * seccomp, ...: per-CPU caches are then off). */
+typedef enum { OS_RSEQ_NONE, OS_RSEQ_GLIBC, OS_RSEQ_OWN } os_rseq_owner_t;
+typedef struct {
+  int owner;             /* os_rseq_owner_t */
+  intptr_t offset;       /* the area's offset from the thread pointer, the same in every thread */
+  unsigned feature_size; /* what the kernel fills (AT_RSEQ_FEATURE_SIZE; 20 before Linux 6.3) */
+  int error;             /* OS_RSEQ_NONE: the errno of the refused registration */
+} os_rseq_info_t;
+/* Finds the calling thread's area, registering alloy's own with `sig` when
+ * glibc did not register one (process start). */
+void os_rseq_probe(os_rseq_info_t *info, uint32_t sig);
+/* The calling thread's area is registered (OS_RSEQ_OWN: registers it now);
+ * false when it cannot be. */
+bool os_rseq_thread_ready(const os_rseq_info_t *info, uint32_t sig);
+/* Aborts every restartable sequence of the process running or preempted
+ * now (membarrier, expedited, rseq); false when the kernel refuses. */
+bool os_rseq_fence(void);
+unsigned os_cpus_possible(void); /* bound on CPU numbers and concurrency ids */
+unsigned os_cpus_allowed(void);  /* CPUs the process may run on now */
 
 /* ------------------------------------------------------------ locks */
 /* A spin lock that yields: usable before libpthread is, trivially reset in

@@ -135,8 +135,8 @@ NOINLINE void prof_resized(const void *from, const void *to) {
   page_t *page = segment_page_lookup(to);
   if (page == NULL) return;
   if (page->prof_samples != 0) prof_table_resize((uintptr_t)from, (uintptr_t)to, page);
-  heap_t *heap = heap_get();
-  if (!heap_is_sentinel(heap) && heap->event_countdown < 0) event_run(heap, (void *)(uintptr_t)to, page->block_size);
+  heap_t *heap = heap_resize_counter();
+  if (heap && heap->event_countdown < 0) event_run(heap, (void *)(uintptr_t)to, page->block_size);
 }
 
 static bool block_of_heap(uintptr_t addr, const void *arg) {

@@ -223,6 +223,10 @@ EXPORT void alloy_stats_print_summary(int fd) {
   n = fmt_format(line, sizeof line, "alloy: pid %d: returned to the OS %s in %llu purges\n",
                  os_getpid(), a, (unsigned long long)s.npurge);
   os_write(fd, line, n < sizeof line ? n : sizeof line - 1);
+  char mode[200];
+  percpu_describe(mode, sizeof mode);
+  n = fmt_format(line, sizeof line, "alloy: pid %d: %s\n", os_getpid(), mode);
+  os_write(fd, line, n < sizeof line ? n : sizeof line - 1);
 }
 
 void stats_print_at_exit(void) {

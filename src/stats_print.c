@@ -97,6 +97,7 @@ static void general_text(out_t *o) {
       thp_name(), purge_name(), yes_no(alloy__options.background_thread), yes_no(alloy__options.tcache));
   out(o, "  opt.stats_print: %s\n  opt.stats_print_opts: \"%s\"\n", yes_no(alloy__options.stats_print),
       alloy__options.stats_print_opts);
+  out(o, "  opt.percpu: \"%s\"\n", alloy__percpu_names[alloy__options.percpu]);
   out(o, "Arenas: %u\nQuantum size: %u\nPage size: %zu\nMaximum thread-cached size class: %u\n",
       arena_count(), ALIGNMENT_MIN, os_page_size(), 32768u);
   out(o, "Number of bin size classes: %u\nNumber of large size classes: %u\n", SIZE_CLASSES, LEXTENTS);
@@ -121,6 +122,7 @@ static void general_json(out_t *o) {
   j_str(o, "purge", purge_name());
   j_bool(o, "background_thread", alloy__options.background_thread);
   j_bool(o, "tcache", alloy__options.tcache);
+  j_str(o, "percpu", alloy__percpu_names[alloy__options.percpu]);
   j_close(o, '}');
   j_open(o, "arenas", '{');
   j_u64(o, "narenas", arena_count());
@@ -158,6 +160,7 @@ typedef struct {
   alloy_stats_t s;
   stats_memory_t m;
   uint64_t bg_threads, bg_runs, bg_interval;
+  percpu_stats_t pc;
 } totals_t;
 
 static void totals_text(const out_t *o, const totals_t *t) {
@@ -170,6 +173,9 @@ static void totals_text(const out_t *o, const totals_t *t) {
   out(o, "Purged: %llu bytes in %llu madvise calls\n", ull(t->s.purged), ull(t->s.npurge));
   out(o, "Allocations: %llu; segments: %llu; huge blocks: %llu; thread heaps: %llu live, %llu abandoned\n",
       ull(t->s.nmalloc), ull(t->s.segments), ull(t->s.huge_blocks), ull(t->s.threads), ull(t->s.abandoned));
+  out(o, "Per-CPU caches: mode: %s, caches: %u used of %u, threads: %llu, cached: %llu bytes, drains: %llu\n",
+      percpu_mode_name(), t->pc.caches_used, t->pc.ncaches, ull(t->pc.threads), ull(t->pc.cached_bytes),
+      ull(t->pc.drains));
 }
 
 static void totals_json(out_t *o, const totals_t *t) {
@@ -193,6 +199,14 @@ static void totals_json(out_t *o, const totals_t *t) {
   j_u64(o, "num_threads", t->bg_threads);
   j_u64(o, "num_runs", t->bg_runs);
   j_u64(o, "run_interval", t->bg_interval);
+  j_close(o, '}');
+  j_open(o, "percpu", '{');
+  j_str(o, "mode", percpu_mode_name());
+  j_u64(o, "ncaches", t->pc.ncaches);
+  j_u64(o, "caches_used", t->pc.caches_used);
+  j_u64(o, "threads", t->pc.threads);
+  j_u64(o, "cached", t->pc.cached_bytes);
+  j_u64(o, "drains", t->pc.drains);
   j_close(o, '}');
   j_close(o, '}');
 }
@@ -312,6 +326,7 @@ EXPORT void alloy_malloc_stats_print(void (*write_cb)(void *, const char *), voi
   stats_memory(&t.m);
   alloy_stats_get(&t.s);
   background_counts(&t.bg_threads, &t.bg_runs, &t.bg_interval);
+  percpu_stats(&t.pc);
   if (o.json) {
     out(&o, "{\n");
     o.first[0] = true;

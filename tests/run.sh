@@ -23,7 +23,8 @@
 # tests/valgrind/), pkg/* (packaging: make install and pkg-config, the man
 # pages, the Debian package, the Rust crate: tests/pkg/), arm64/* (the unit
 # tests and the stress test cross-compiled for ARM64 and run under
-# qemu-user, with 4 KiB and 64 KiB pages: tests/arm64/run.sh), fuzz/smoke
+# qemu-user, with 4 KiB and 64 KiB pages: tests/arm64/run.sh; and the
+# per-CPU caches' ARM64 abort handlers: tests/arm64/rseq_handlers.sh), fuzz/smoke
 # (60 s of fuzz/run.sh).
 # A test script exits 77 after printing "SKIP: reason" when a tool it needs is
 # missing; so does the runner for tests whose tools are not installed.
@@ -57,7 +58,7 @@ start_all=$(date +%s)
 UNITS=$(ls tests/unit/test_*.c 2>/dev/null | sed 's|tests/unit/||; s|\.c$||')
 # The option matrix: the preloaded stress test (contents, alignment, a peak
 # RSS bound) and the misuse cases run again under each of these.
-OPTION_MATRIX="guard:true guard_sample:1 background_thread:true purge:free secure:false thp:always"
+OPTION_MATRIX="guard:true guard_sample:1 background_thread:true purge:free secure:false thp:always percpu:true"
 # The unit tests that also run with 64 KiB pages under qemu (-p 65536); the
 # others state 4 KiB page figures in their checks (usable sizes rounded to
 # 4 KiB, stats.active bounds, grown-in-place tails) or measure RSS, which
@@ -109,6 +110,7 @@ catalogue() {
   echo "arm64/stress|300|arm64|stress"
   for u in $ARM64_64K; do echo "arm64/64k_$u|300|arm64|$u 65536"; done
   echo "arm64/64k_stress|300|arm64|stress 65536"
+  echo "arm64/rseq_handlers|180|arm64|rseq_handlers"
   echo "fuzz/smoke|300|fuzz|60"
 }
 
@@ -302,7 +304,11 @@ run_one() { # name timeout kind arg
       run_cmd "$tmo" "$B/tests/oom/$arg"
       ;;
     arm64) # builds BUILD/arm64 first; exits 77 without the cross compiler or qemu-user
-      run_cmd "$tmo" sh tests/arm64/run.sh $arg
+      if [ "$arg" = rseq_handlers ]; then # reads the cross-built library: no qemu
+        run_cmd "$tmo" sh tests/arm64/rseq_handlers.sh
+      else
+        run_cmd "$tmo" sh tests/arm64/run.sh $arg
+      fi
       ;;
     pkg-sh) # tests/pkg/NAME.sh; each exits 77 when its tools are missing
       run_cmd "$tmo" sh "tests/pkg/$arg.sh"

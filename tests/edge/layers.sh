@@ -37,6 +37,8 @@ heap.c -> arena.c: arena_home_heap  # heap_for_thread finds the thread's own hea
 heap.c -> arena.c: arena_bind_thread  # heap_thread_done unbinds an exiting thread from its arena (nthreads)
 heap.c -> arena.c: arena_route_thread  # under memcheck (vg.h) a new thread is routed as if bound to no arena; the bound-thread state lives in arena.c's TLS, as for arena_home_heap
 heap.c -> event.c: event_run  # the allocation slow path, as the fast path, ends in the rare-event hook when the countdown runs out
+percpu.c -> arena.c: alloy__heap_bound  # heap_is_sentinel (internal.h), as for heap.c: a thread that only frees central blocks goes per-CPU unless it is a sentinel
+percpu.c -> event.c: event_run  # a per-CPU thread's malloc, as the thread-heap fast path, ends in the rare-event hook when its own heap's countdown runs out
 stats.c -> arena.c: alloy__heap_bound  # heap_is_sentinel (internal.h), as for heap.c
 stats.c -> arena.c: arena_home_heap  # stats_refresh and alloy_stats_get fold the caller's own heap, even while it is bound
 EOF

@@ -29,7 +29,7 @@
  *                 which must be a known option) are never reported;
  * MISUSE_EXTRA_CONF=opts adds options to every case (tests/run.sh runs the
  * cases again under guard, guard_sample, background_thread, purge:free,
- * secure:false and thp:always: every misuse is still caught).
+ * secure:false, thp:always and percpu:true: every misuse is still caught).
  *
  * The table "case | detected | signal" at the end lists every case.
  *
