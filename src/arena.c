@@ -35,16 +35,7 @@ static os_lock_t arenas_lock = OS_LOCK_INIT; /* the table and arenas_count */
 static arena_t *arenas[ARENAS_MAX];
 static _Atomic(unsigned) arenas_count = 1; /* arena 0 is the thread heaps */
 
-/* A thread bound to an explicit arena points its TLS heap here: a heap with
- * no pages, so every malloc reaches the slow path, which sends it to the
- * arena (alloc_slow), and no block is ever "local" to it. */
-heap_t alloy__heap_bound = {
-    .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
-    .event_countdown = INT64_MAX,
-    .shared = true, /* no thread owns it (heap.c's sentinels) */
-};
 static __thread arena_t *tls_arena; /* the arena the thread is bound to */
-static __thread heap_t *tls_home;   /* its own heap while it is bound */
 
 unsigned arena_count(void) { return atomic_load_explicit(&arenas_count, memory_order_acquire); }
 
@@ -110,7 +101,7 @@ void *arena_malloc(unsigned index, size_t size, size_t align) {
   if (unlikely(alloy__options.prof)) prof_record_pending(); /* a block sampled under the lock */
   /* Counted against the calling thread too (thread.allocated), apart from
    * the totals, which the arena's own heap feeds. */
-  heap_t *home = arena_home_heap();
+  heap_t *home = heap_home();
   if (p && !heap_is_sentinel(home)) home->arena_alloc_bytes += alloy__usable_size(p);
   return p;
 }
@@ -119,7 +110,8 @@ void *arena_malloc(unsigned index, size_t size, size_t align) {
  * for memcheck (bound to no arena: its own heap, off the fast paths). */
 void *arena_malloc_bound(size_t size, size_t align) {
   arena_t *a = tls_arena;
-  if (a == NULL && tls_home) return heap_alloc(tls_home, size, align);
+  heap_t *home = heap_bound_home();
+  if (a == NULL && home) return heap_alloc(home, size, align);
   return arena_malloc(a ? a->heap.arena_index : 0, size, align);
 }
 
@@ -127,7 +119,7 @@ void *arena_malloc_bound(size_t size, size_t align) {
  * no arena, as if bound, so that its mallocs reach heap_alloc and its frees
  * free_generic, where memcheck is told; its own heap serves them. */
 void arena_route_thread(heap_t *home) {
-  tls_home = home;
+  heap_bound_home_set(home);
   tls_arena = NULL;
   alloy__tls_heap = &alloy__heap_bound;
 }
@@ -213,18 +205,12 @@ int arena_bind_thread(unsigned index) {
     if (!live) return EFAULT;
   }
   if (tls_arena) atomic_fetch_sub_explicit(&tls_arena->nthreads, 1, memory_order_relaxed);
-  if (heap != &alloy__heap_bound) tls_home = heap;
+  if (heap != &alloy__heap_bound) heap_bound_home_set(heap);
   tls_arena = to;
-  alloy__tls_heap = to ? &alloy__heap_bound : (tls_home ? tls_home : &alloy__heap_empty);
-  VG_HOOK(if (!to && tls_home) alloy__tls_heap = &alloy__heap_bound); /* stays routed (vg.h) */
+  heap_t *home = heap_bound_home();
+  alloy__tls_heap = to ? &alloy__heap_bound : (home ? home : &alloy__heap_empty);
+  VG_HOOK(if (!to && home) alloy__tls_heap = &alloy__heap_bound); /* stays routed (vg.h) */
   return 0;
-}
-
-/* The calling thread's own heap, even while it is bound to an arena. */
-heap_t *arena_home_heap(void) {
-  heap_t *heap = heap_get();
-  if (heap == &alloy__heap_bound) heap = tls_home;
-  return heap == &alloy__heap_percpu ? percpu_home() : heap;
 }
 
 unsigned arena_thread_index(void) { return tls_arena ? tls_arena->heap.arena_index : 0; }

@@ -53,14 +53,14 @@ int ctl_read(void *oldp, size_t *oldlenp, const void *newp, size_t newlen, const
 }
 
 static uint64_t thread_allocated(void) {
-  heap_t *heap = arena_home_heap();
+  heap_t *heap = heap_home();
   if (heap_is_sentinel(heap)) return 0;
   uint64_t charged = (uint64_t)(heap->event_period - heap->event_countdown);
   return heap->counters.alloc_bytes + (charged >> CHARGE_SHIFT) + heap->arena_alloc_bytes;
 }
 
 static uint64_t thread_deallocated(void) {
-  heap_t *heap = arena_home_heap();
+  heap_t *heap = heap_home();
   return heap_is_sentinel(heap) ? 0 : heap->counters.freed_bytes;
 }
 
@@ -133,7 +133,7 @@ HANDLER(ctl_epoch) {
   (void)miblen;
   if (newp != NULL) {
     if (newlen != sizeof(uint64_t)) return EINVAL;
-    heap_t *heap = arena_home_heap();
+    heap_t *heap = heap_home();
     if (!heap_is_sentinel(heap)) stats_fold(heap);
     /* Per-arena snapshots walk pages: taken when first read after this
      * epoch, not here (Redis writes epoch ten times a second for totals). */

@@ -130,7 +130,7 @@ NOINLINE void free_generic(void *p, page_t *page) {
   if (unlikely(heap->shared)) { /* a sentinel: bound to an arena, per-CPU, not started, exited, or memcheck's */
     VG_HOOK(if (vg_freed(p)) return);
     if (heap == &alloy__heap_bound || heap == &alloy__heap_percpu)
-      heap = arena_home_heap(); /* counted for the thread */
+      heap = heap_home(); /* counted for the thread */
   }
   if (page->kind >= PAGE_LARGE) {
     free_block(heap, page, p);

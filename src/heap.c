@@ -40,6 +40,28 @@ heap_t alloy__heap_exited = {
     .event_countdown = INT64_MAX,
     .shared = true,
 };
+/* A thread bound to an explicit arena (arena.c, thread.arena) points its TLS
+ * heap here: a heap with no pages, so every malloc reaches the slow path,
+ * which sends it to the arena (alloc_slow), and no block is ever "local" to
+ * it.  Its own heap is kept aside meanwhile (tls_bound_home). */
+heap_t alloy__heap_bound = {
+    .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
+    .event_countdown = INT64_MAX,
+    .shared = true,
+};
+static __thread heap_t *tls_bound_home; /* a bound thread's own heap */
+
+heap_t *heap_bound_home(void) { return tls_bound_home; }
+void heap_bound_home_set(heap_t *home) { tls_bound_home = home; }
+
+/* The calling thread's own heap, whatever its TLS points at: the heap kept
+ * aside while it is bound to an arena, the per-CPU thread's home. */
+heap_t *heap_home(void) {
+  heap_t *heap = heap_get();
+  if (heap == &alloy__heap_bound) heap = tls_bound_home;
+  return heap == &alloy__heap_percpu ? percpu_home() : heap;
+}
+
 static os_lock_t exit_lock = OS_LOCK_INIT;
 static heap_t *exit_heap; /* registered, never a thread's: never abandoned */
 
@@ -323,7 +345,7 @@ heap_t *heap_init_thread(void) {
  * it has none yet; NULL when memory is short or the thread already passed
  * its exit hook (a heap made then would never be abandoned). */
 heap_t *heap_for_thread(void) {
-  heap_t *heap = arena_home_heap();
+  heap_t *heap = heap_home();
   if (heap == &alloy__heap_empty) heap = heap_init_thread();
   return heap_is_sentinel(heap) ? NULL : heap;
 }

@@ -250,7 +250,7 @@ void segment_waker_leave(void);
 /* ----------------------------------------------------------- heap (TLS) */
 extern __thread heap_t *alloy__tls_heap __attribute__((tls_model("initial-exec")));
 extern heap_t alloy__heap_empty;  /* every thread starts here */
-extern heap_t alloy__heap_bound;  /* a thread bound to an explicit arena (arena.c) */
+extern heap_t alloy__heap_bound;  /* a thread bound to an explicit arena (heap.c) */
 extern heap_t alloy__heap_exited; /* a thread past its exit hook (heap.c) */
 extern heap_t alloy__heap_percpu; /* a thread in per-CPU mode (percpu.c) */
 extern heap_t alloy__heap_central; /* owner of the per-CPU mode's pages: no thread's */
@@ -298,6 +298,9 @@ static inline int64_t alloc_charge_of(size_t bytes) { return (int64_t)((bytes <<
 /* ---------------------------------------------------------------- heap */
 heap_t *heap_init_thread(void); /* the calling thread's new heap, or NULL */
 heap_t *heap_for_thread(void);  /* its heap, made if need be; NULL once the thread exited */
+heap_t *heap_home(void);        /* the calling thread's own heap, even while bound or per-CPU */
+heap_t *heap_bound_home(void);  /* a bound thread's own heap, kept aside (thread.arena) */
+void heap_bound_home_set(heap_t *home);
 void heap_thread_done(void *heap); /* the thread-exit hook: abandon */
 heap_t *heap_new_shared(void);  /* a heap no thread owns (arenas, exited threads) */
 void heap_reset(heap_t *heap);
@@ -451,7 +454,6 @@ large_stats_t *arena_large_stats(unsigned index);
 int arena_reset(unsigned index, bool destroy);
 int arena_of(const void *p);
 int arena_bind_thread(unsigned index);
-heap_t *arena_home_heap(void);
 unsigned arena_thread_index(void);
 unsigned arena_nthreads(unsigned index);
 bool arena_with_heap(unsigned index, void (*fn)(heap_t *heap, void *arg), void *arg);

@@ -204,7 +204,7 @@ static void auto_dumps(void) {
 /* A change of rate or of prof.active takes effect in the calling thread at
  * once (its heap draws again now); in other threads at their next event. */
 static void rearm_caller(void) {
-  heap_t *heap = arena_home_heap();
+  heap_t *heap = heap_home();
   if (!heap_is_sentinel(heap)) stats_fold(heap);
 }
 

@@ -113,7 +113,7 @@ void stats_maybe_publish(heap_t *heap) {
 /* An `epoch` write: the caller's heap now, other threads at their next event. */
 void stats_refresh(void) {
   atomic_fetch_add_explicit(&stats_generation, 1, memory_order_relaxed);
-  heap_t *heap = arena_home_heap();
+  heap_t *heap = heap_home();
   if (!heap_is_sentinel(heap)) {
     stats_fold(heap);
     stats_publish(heap);
@@ -150,7 +150,7 @@ void stats_orphan_free(size_t bytes) {
 }
 
 EXPORT void alloy_stats_get(alloy_stats_t *out) {
-  heap_t *heap = arena_home_heap();
+  heap_t *heap = heap_home();
   if (!heap_is_sentinel(heap)) stats_fold(heap);
   out->allocated = in_use_now();
   out->peak_allocated = atomic_load_explicit(&peak_allocated, memory_order_relaxed);

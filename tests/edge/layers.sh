@@ -28,19 +28,12 @@ mkdir -p "$T"
 # would remove it).  Format: caller.c -> callee.c: symbol  # reason
 cat >"$T/allowed" <<'EOF'
 arena.c -> alloc.c: alloy__usable_size  # arena_malloc counts the block's usable size in thread.allocated; segment_page_lookup(p)->block_size (back end) would do
-free.c -> arena.c: alloy__heap_bound  # free_generic counts a bound thread's free against its own heap; the sentinel could live in heap.c with the other sentinels
-free.c -> arena.c: arena_home_heap  # same: the bound thread's own heap is kept in arena.c's TLS (tls_home)
 free.c -> arena.c: arena_block_freed  # a large or big block of an explicit arena leaves that arena's list (reset frees what is left)
 free.c -> arena.c: arena_large_stats  # a large or big block is counted in its arena's statistics
-heap.c -> arena.c: alloy__heap_bound  # heap_is_sentinel (internal.h) names the bound-thread sentinel defined in arena.c
-heap.c -> arena.c: arena_home_heap  # heap_for_thread finds the thread's own heap while it is bound to an arena
 heap.c -> arena.c: arena_bind_thread  # heap_thread_done unbinds an exiting thread from its arena (nthreads)
-heap.c -> arena.c: arena_route_thread  # under memcheck (vg.h) a new thread is routed as if bound to no arena; the bound-thread state lives in arena.c's TLS, as for arena_home_heap
+heap.c -> arena.c: arena_route_thread  # under memcheck (vg.h) a new thread is routed as if bound to no arena; which arena a thread is bound to lives in arena.c's TLS
 heap.c -> event.c: event_run  # the allocation slow path, as the fast path, ends in the rare-event hook when the countdown runs out
-percpu.c -> arena.c: alloy__heap_bound  # heap_is_sentinel (internal.h), as for heap.c: a thread that only frees central blocks goes per-CPU unless it is a sentinel
 percpu.c -> event.c: event_run  # a per-CPU thread's malloc, as the thread-heap fast path, ends in the rare-event hook when its own heap's countdown runs out
-stats.c -> arena.c: alloy__heap_bound  # heap_is_sentinel (internal.h), as for heap.c
-stats.c -> arena.c: arena_home_heap  # stats_refresh and alloy_stats_get fold the caller's own heap, even while it is bound
 EOF
 
 # ------------------------------------------------------------ the layer list
