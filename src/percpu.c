@@ -62,6 +62,17 @@
  * faster on every workload of the bench; above it per-CPU mode wins on
  * both time and memory). */
 #define PCPU_AUTO_THREADS_PER_CPU 8
+/* ... and only once the count stays over it: for this many thread starts in
+ * a row (a burst of new threads switches early, before their thread heaps
+ * take pages), or for this long (threads that come slowly).  Any start or
+ * exit that finds the count at or below the threshold restarts both.  A
+ * program that replaces its threads (each starts its successor, then exits,
+ * as larson does) briefly counts both generations: 8 such chains on 2 CPUs
+ * reached 17 live threads within 100 thread starts and switched at once,
+ * which cost them twice the CPU time (bench larson_like_8: 3.5 s of CPU
+ * against 1.7 with thread heaps). */
+#define PCPU_AUTO_SUSTAIN_STARTS 16
+#define PCPU_AUTO_SUSTAIN_MS 50
 
 /* The per-CPU thread's TLS heap: no pages, so the fast path misses. */
 heap_t alloy__heap_percpu = {
@@ -100,6 +111,8 @@ static _Atomic(uint32_t) percpu_threads; /* of which in per-CPU mode */
 static _Atomic(uint64_t) percpu_threads_ever; /* threads that went per-CPU */
 static _Atomic(bool) switched;           /* auto: threads go per-CPU from now on */
 static unsigned cpus_allowed;            /* at the first decision (auto) */
+static _Atomic(uint64_t) over_since_ms;  /* auto: since when (+1) over the threshold; 0 not */
+static _Atomic(uint32_t) over_starts;    /* auto: thread starts in a row over it */
 
 /* Per cache, off the fast path. */
 typedef struct {
@@ -355,16 +368,40 @@ static bool percpu_enter(heap_t *heap) {
   return true;
 }
 
+static uint32_t auto_threshold(void) {
+  if (cpus_allowed == 0) cpus_allowed = os_cpus_allowed();
+  return PCPU_AUTO_THREADS_PER_CPU * cpus_allowed;
+}
+
+static void auto_reset(void) {
+  atomic_store_explicit(&over_since_ms, 0, memory_order_relaxed);
+  atomic_store_explicit(&over_starts, 0, memory_order_relaxed);
+}
+
+/* percpu:auto with `live` threads now (`start`: at a thread start): true
+ * once the count has stayed over the threshold long enough. */
+static bool auto_sustained(uint32_t live, bool start) {
+  if (atomic_load_explicit(&switched, memory_order_relaxed)) return true;
+  if (live <= auto_threshold()) {
+    auto_reset();
+    return false;
+  }
+  bool due = start && atomic_fetch_add_explicit(&over_starts, 1, memory_order_relaxed) + 1 >=
+                          PCPU_AUTO_SUSTAIN_STARTS;
+  uint64_t now = os_now_ms() + 1, since = 0;
+  if (!atomic_compare_exchange_strong_explicit(&over_since_ms, &since, now, memory_order_relaxed,
+                                               memory_order_relaxed) &&
+      now - since >= PCPU_AUTO_SUSTAIN_MS)
+    due = true;
+  if (due) atomic_store_explicit(&switched, true, memory_order_relaxed);
+  return due;
+}
+
 static bool percpu_wanted(uint32_t live) {
   switch (alloy__options.percpu) {
   case PERCPU_OFF: return false;
   case PERCPU_ON: return true;
-  default:
-    if (atomic_load_explicit(&switched, memory_order_relaxed)) return true;
-    if (cpus_allowed == 0) cpus_allowed = os_cpus_allowed();
-    if (live <= PCPU_AUTO_THREADS_PER_CPU * cpus_allowed) return false;
-    atomic_store_explicit(&switched, true, memory_order_relaxed);
-    return true;
+  default: return auto_sustained(live, true);
   }
 }
 
@@ -377,7 +414,8 @@ bool percpu_thread_start(heap_t *heap) {
  * thread heap's): the thread is a thread-heap thread again until its TLS
  * heap becomes the exited threads' sentinel. */
 void percpu_thread_exit(heap_t *heap) {
-  atomic_fetch_sub_explicit(&live_threads, 1, memory_order_relaxed);
+  uint32_t live = atomic_fetch_sub_explicit(&live_threads, 1, memory_order_relaxed) - 1;
+  if (alloy__options.percpu == PERCPU_AUTO && live <= auto_threshold()) auto_reset();
   if (tls_home == heap) {
     if (alloy__tls_heap == &alloy__heap_percpu) alloy__tls_heap = heap;
     tls_home = NULL;
@@ -632,8 +670,11 @@ void percpu_event(heap_t *heap) {
   if (heap_get() == &alloy__heap_percpu) {
     heap_release_empty(heap);
     percpu_decay(os_now_ms());
-  } else if (heap_get() == heap && atomic_load_explicit(&switched, memory_order_relaxed)) {
-    percpu_enter(heap);
+  } else if (heap_get() == heap && alloy__options.percpu == PERCPU_AUTO &&
+             (atomic_load_explicit(&switched, memory_order_relaxed) ||
+              (atomic_load_explicit(&over_since_ms, memory_order_relaxed) != 0 &&
+               auto_sustained(atomic_load_explicit(&live_threads, memory_order_relaxed), false)))) {
+    percpu_enter(heap); /* a thread heap's event: the switch was made, or is due now */
   }
 }
 
@@ -642,9 +683,10 @@ void percpu_event(heap_t *heap) {
 void percpu_stats(percpu_stats_t *s) {
   memset(s, 0, sizeof *s);
   int state = atomic_load_explicit(&setup_state, memory_order_acquire);
+  /* what the probe wrote is read only once setup_state published it */
   s->mode = state == SETUP_READY ? rseq_info.owner : OS_RSEQ_NONE;
-  s->error = rseq_info.error;
-  s->mm_cid = use_mm_cid;
+  s->error = state != SETUP_NONE ? rseq_info.error : 0;
+  s->mm_cid = state == SETUP_READY && use_mm_cid;
   s->threads = atomic_load_explicit(&percpu_threads, memory_order_relaxed);
   s->threads_ever = atomic_load_explicit(&percpu_threads_ever, memory_order_relaxed);
   s->drains = atomic_load_explicit(&drains, memory_order_relaxed);
@@ -711,7 +753,7 @@ size_t percpu_describe(char *buf, size_t cap) {
   if (s.probed)
     return fmt_format(buf, cap, "thread heaps (percpu:%s; rseq unavailable, errno %d)", opt, s.error);
   if (alloy__options.percpu == PERCPU_AUTO)
-    return fmt_format(buf, cap, "thread heaps (percpu:auto; never more than %u threads per CPU)",
+    return fmt_format(buf, cap, "thread heaps (percpu:auto; never more than %u threads per CPU for long)",
                       PCPU_AUTO_THREADS_PER_CPU);
   return fmt_format(buf, cap, "thread heaps (percpu:%s)", opt);
 }
