@@ -110,7 +110,7 @@ static _Atomic(uint32_t) live_threads;   /* thread heaps made and not exited */
 static _Atomic(uint32_t) percpu_threads; /* of which in per-CPU mode */
 static _Atomic(uint64_t) percpu_threads_ever; /* threads that went per-CPU */
 static _Atomic(bool) switched;           /* auto: threads go per-CPU from now on */
-static unsigned cpus_allowed;            /* at the first decision (auto) */
+static _Atomic(unsigned) cpus_allowed;   /* at the first decision (auto); racing first deciders agree */
 static _Atomic(uint64_t) over_since_ms;  /* auto: since when (+1) over the threshold; 0 not */
 static _Atomic(uint32_t) over_starts;    /* auto: thread starts in a row over it */
 
@@ -369,8 +369,9 @@ static bool percpu_enter(heap_t *heap) {
 }
 
 static uint32_t auto_threshold(void) {
-  if (cpus_allowed == 0) cpus_allowed = os_cpus_allowed();
-  return PCPU_AUTO_THREADS_PER_CPU * cpus_allowed;
+  unsigned n = atomic_load_explicit(&cpus_allowed, memory_order_relaxed);
+  if (n == 0) atomic_store_explicit(&cpus_allowed, n = os_cpus_allowed(), memory_order_relaxed);
+  return PCPU_AUTO_THREADS_PER_CPU * n;
 }
 
 static void auto_reset(void) {

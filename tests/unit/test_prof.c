@@ -24,8 +24,10 @@
 #include "internal.h"
 
 #include <alloy.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,6 +135,14 @@ static bool profile_read(const char *path, profile_t *p) {
     double est = (double)s / (1 - exp_neg((double)s / (double)n / (double)p->rate));
     p->lines++;
     int site = site_of(pc);
+#ifndef __x86_64__
+    /* Off x86-64 stacks come from backtrace(), which gives no function
+     * starts: in a static link (this test) alloy's own frames are not cut
+     * and stay at the top (docs/NEXT.md).  The site is then the first of
+     * the stack's frames that is one. */
+    for (const char *q = line + at; site == 0 && (q = strstr(q, " 0x")) != NULL; q++)
+      if (sscanf(q, " %lx", &pc) == 1) site = site_of(pc);
+#endif
     if (site == 1) p->bytes_a += est;
     else if (site == 2) p->bytes_b += est;
     else p->bytes_other += est;
@@ -517,10 +527,15 @@ static void test_off_in_child(const char *self) {
   if (pid == 0) {
     setenv("ALLOY_CONF", "prof:false", 1);
     execl(self, self, "--off", (char *)NULL);
-    _exit(127);
+    /* qemu-user without binfmt_misc cannot run the guest binary itself */
+    _exit(errno == ENOEXEC ? 77 : 127);
   }
   int status = 0;
   waitpid(pid, &status, 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+    printf("prof:false case skipped: this binary cannot exec itself here (ENOEXEC: emulated)\n");
+    return;
+  }
   CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the prof:false child failed (status %d)", status);
 }
 
