@@ -77,30 +77,6 @@ uint64_t heap_event_clock(void) { return atomic_fetch_add_explicit(&event_clock,
 
 /* ----------------------------------------------------------- page queues */
 
-static void queue_remove(page_queue_t *q, page_t *page) {
-  if (page->prev) page->prev->next = page->next;
-  else q->first = page->next;
-  if (page->next) page->next->prev = page->prev;
-  else q->last = page->prev;
-  page->next = page->prev = NULL;
-}
-
-static void queue_push_front(page_queue_t *q, page_t *page) {
-  page->prev = NULL;
-  page->next = q->first;
-  if (q->first) q->first->prev = page;
-  else q->last = page;
-  q->first = page;
-}
-
-static void queue_push_back(page_queue_t *q, page_t *page) {
-  page->next = NULL;
-  page->prev = q->last;
-  if (q->last) q->last->next = page;
-  else q->first = page;
-  q->last = page;
-}
-
 /* Appends all of `from` to `to`. */
 static void queue_append(page_queue_t *to, page_queue_t *from) {
   if (from->first == NULL) return;
@@ -126,7 +102,7 @@ static void heap_direct_update(heap_t *heap, unsigned cls) {
 static void class_queue_remove(heap_t *heap, page_t *page) {
   page_queue_t *q = &heap->queues[page->size_class];
   bool was_first = q->first == page;
-  queue_remove(q, page);
+  page_queue_remove(q, page);
   page->list = LIST_NONE;
   if (was_first) heap_direct_update(heap, page->size_class);
 }
@@ -134,8 +110,8 @@ static void class_queue_remove(heap_t *heap, page_t *page) {
 static void class_queue_add(heap_t *heap, page_t *page, bool front) {
   page_queue_t *q = &heap->queues[page->size_class];
   page_t *first = q->first;
-  if (front) queue_push_front(q, page);
-  else queue_push_back(q, page);
+  if (front) page_queue_push_front(q, page);
+  else page_queue_push_back(q, page);
   page->list = LIST_QUEUE;
   if (q->first != first) heap_direct_update(heap, page->size_class);
 }
@@ -174,7 +150,7 @@ static bool heap_page_to_full(heap_t *heap, page_t *page) {
   bool freed = atomic_load_explicit(&page->remote_summary, memory_order_seq_cst) != 0;
   if (!freed) {
     page->list = LIST_FULL;
-    queue_push_back(&heap->full, page);
+    page_queue_push_back(&heap->full, page);
   }
   if (freed) page_set_owner(page, heap, false);
   os_unlock(&heap->pages_lock);
@@ -185,7 +161,7 @@ static bool heap_page_to_full(heap_t *heap, page_t *page) {
 /* Takes a page out of the full list or pending, back into its class queue. */
 void heap_page_unfull(heap_t *heap, page_t *page) {
   os_lock(&heap->pages_lock);
-  queue_remove(page->list == LIST_PENDING ? &heap->pending : &heap->full, page);
+  page_queue_remove(page->list == LIST_PENDING ? &heap->pending : &heap->full, page);
   page_set_owner(page, heap, false);
   os_unlock(&heap->pages_lock);
   class_queue_add(heap, page, false);
@@ -207,9 +183,9 @@ void heap_wake_page(page_t *page) {
       continue;
     }
     if ((x & XHEAP_FULL) && page->list == LIST_FULL) {
-      queue_remove(&heap->full, page);
+      page_queue_remove(&heap->full, page);
       page->list = LIST_PENDING;
-      queue_push_back(&heap->pending, page);
+      page_queue_push_back(&heap->pending, page);
       atomic_store_explicit(&heap->has_pending, true, memory_order_release);
     }
     os_unlock(&heap->pages_lock);
@@ -254,7 +230,7 @@ void heap_page_now_free(heap_t *heap, page_t *page) {
     class_queue_remove(heap, page);
   } else {
     os_lock(&heap->pages_lock);
-    queue_remove(page->list == LIST_PENDING ? &heap->pending : &heap->full, page);
+    page_queue_remove(page->list == LIST_PENDING ? &heap->pending : &heap->full, page);
     os_unlock(&heap->pages_lock);
   }
   heap_release_page(heap, page);
@@ -514,8 +490,8 @@ static page_t *heap_find_page(heap_t *heap, unsigned cls) {
     next = page->next;
     if (*page->cur != 0 || page_refill(page)) {
       if (q->first != page) {
-        queue_remove(q, page);
-        queue_push_front(q, page);
+        page_queue_remove(q, page);
+        page_queue_push_front(q, page);
         heap_direct_update(heap, cls);
       }
       return page;
@@ -576,7 +552,7 @@ static void *heap_alloc_block(heap_t *heap, size_t size, size_t align) {
     errno = ENOMEM;
     return NULL;
   }
-  if (heap->arena_index != 0) queue_push_back(&heap->blocks, page);
+  if (heap->arena_index != 0) page_queue_push_back(&heap->blocks, page);
   return heap_charged(heap, page->start, page->block_size, size);
 }
 

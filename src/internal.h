@@ -263,6 +263,33 @@ static inline bool heap_is_sentinel(const heap_t *heap) {
          heap == &alloy__heap_percpu;
 }
 
+/* --------------------------------------------------------- page queues */
+/* Doubly linked lists of pages (a heap's class queues and full list, the
+ * per-CPU central lists), linked through page->prev/next. */
+static inline void page_queue_remove(page_queue_t *q, page_t *page) {
+  if (page->prev) page->prev->next = page->next;
+  else q->first = page->next;
+  if (page->next) page->next->prev = page->prev;
+  else q->last = page->prev;
+  page->next = page->prev = NULL;
+}
+
+static inline void page_queue_push_front(page_queue_t *q, page_t *page) {
+  page->prev = NULL;
+  page->next = q->first;
+  if (q->first) q->first->prev = page;
+  else q->last = page;
+  q->first = page;
+}
+
+static inline void page_queue_push_back(page_queue_t *q, page_t *page) {
+  page->next = NULL;
+  page->prev = q->last;
+  if (q->last) q->last->next = page;
+  else q->first = page;
+  q->last = page;
+}
+
 /* ---------------------------------------------------------------- page */
 void page_init(page_t *page, unsigned cls, size_t block_size, page_bits_t *bits);
 /* Next word with free blocks, folding other threads' frees in when the

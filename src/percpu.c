@@ -203,24 +203,6 @@ static void cache_setup_class(unsigned cls) {
   atomic_fetch_add_explicit(&info[k].refills, 1, memory_order_relaxed);
 }
 
-/* ---------------------------------------------------------- page lists */
-
-static void list_remove(page_queue_t *q, page_t *page) {
-  if (page->prev) page->prev->next = page->next;
-  else q->first = page->next;
-  if (page->next) page->next->prev = page->prev;
-  else q->last = page->prev;
-  page->next = page->prev = NULL;
-}
-
-static void list_push_back(page_queue_t *q, page_t *page) {
-  page->next = NULL;
-  page->prev = q->last;
-  if (q->last) q->last->next = page;
-  else q->first = page;
-  q->last = page;
-}
-
 /* --------------------------------------------------------- the central */
 
 static uint64_t block_index(const page_t *page, const void *p) {
@@ -239,7 +221,7 @@ static page_t *central_fresh_page(central_t *c, unsigned cls) {
   page_init(page, cls, bsize, bits);
   atomic_store_explicit(&page->xheap, (uintptr_t)&alloy__heap_central, memory_order_release);
   page->list = LIST_QUEUE;
-  list_push_back(&c->avail, page);
+  page_queue_push_back(&c->avail, page);
   return page;
 }
 
@@ -254,9 +236,9 @@ static unsigned central_take(unsigned cls, void **out, unsigned n) {
     if (page == NULL && (page = central_fresh_page(c, cls)) == NULL) break;
     if (*page->cur == 0 && !page_refill(page)) {
       page_t *next = page->next;
-      list_remove(&c->avail, page);
+      page_queue_remove(&c->avail, page);
       page->list = LIST_FULL;
-      list_push_back(&c->full, page);
+      page_queue_push_back(&c->full, page);
       page = next;
       continue;
     }
@@ -294,12 +276,12 @@ static void central_give(unsigned cls, void *const *blocks, unsigned n) {
     uint64_t old = atomic_fetch_and_explicit(&page->bits->remote[index / 64], ~bit, memory_order_acq_rel);
     if (unlikely(!(old & bit))) report_corrupt(p);
     if (page->list == LIST_FULL) {
-      list_remove(&c->full, page);
+      page_queue_remove(&c->full, page);
       page->list = LIST_QUEUE;
-      list_push_back(&c->avail, page);
+      page_queue_push_back(&c->avail, page);
     }
     if (--page->used == 0) {
-      list_remove(&c->avail, page);
+      page_queue_remove(&c->avail, page);
       c->retired_fills += page->capacity;
       atomic_store_explicit(&page->xheap, 0, memory_order_relaxed);
       segment_free_class_page(page);

@@ -64,6 +64,22 @@
 #define RSEQ_STR_(x) #x
 #define RSEQ_STR(x) RSEQ_STR_(x)
 
+/* Both architectures: the critical section's descriptor (label 9: version,
+ * flags, start 1, length up to 2, abort handler 4), its address in the
+ * array debuggers and checkers read, then the abort handler's section, which
+ * each architecture opens with its signature. */
+#define RSEQ_CS_DESCRIPTOR                                       \
+  ".pushsection __rseq_cs, \"aw\"\n\t"                         \
+  ".balign 32\n\t"                                             \
+  "9:\n\t"                                                     \
+  ".long 0, 0\n\t"                                             \
+  ".quad 1f, 2f - 1f, 4f\n\t"                                  \
+  ".popsection\n\t"                                            \
+  ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"               \
+  ".quad 9b\n\t"                                               \
+  ".popsection\n\t"                                            \
+  ".pushsection __rseq_failure, \"ax\"\n\t"
+
 #if defined(__x86_64__)
 
 #define RSEQ_SIG 0x53053053
@@ -80,16 +96,7 @@ static inline uintptr_t rseq_thread_pointer(void) {
  * instruction whose displacement is the signature, so that the bytes never
  * decode as a valid instruction stream. */
 #define RSEQ_X86_PROLOGUE(tmp)                                   \
-  ".pushsection __rseq_cs, \"aw\"\n\t"                         \
-  ".balign 32\n\t"                                             \
-  "9:\n\t"                                                     \
-  ".long 0, 0\n\t"                                             \
-  ".quad 1f, 2f - 1f, 4f\n\t"                                  \
-  ".popsection\n\t"                                            \
-  ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"               \
-  ".quad 9b\n\t"                                               \
-  ".popsection\n\t"                                            \
-  ".pushsection __rseq_failure, \"ax\"\n\t"                    \
+  RSEQ_CS_DESCRIPTOR                                           \
   ".byte 0x0f, 0xb9, 0x3d\n\t"                                 \
   ".long " RSEQ_STR(RSEQ_SIG) "\n\t"                           \
   "4:\n\t"                                                     \
@@ -171,16 +178,7 @@ static inline uintptr_t rseq_thread_pointer(void) {
  * (read once: a thread's pointer never changes) plus their offsets, and the
  * signature is an instruction word placed right before the abort label. */
 #define RSEQ_A64_PROLOGUE                                        \
-  ".pushsection __rseq_cs, \"aw\"\n\t"                         \
-  ".balign 32\n\t"                                             \
-  "9:\n\t"                                                     \
-  ".long 0, 0\n\t"                                             \
-  ".quad 1f, 2f - 1f, 4f\n\t"                                  \
-  ".popsection\n\t"                                            \
-  ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"               \
-  ".quad 9b\n\t"                                               \
-  ".popsection\n\t"                                            \
-  ".pushsection __rseq_failure, \"ax\"\n\t"                    \
+  RSEQ_CS_DESCRIPTOR                                           \
   ".inst " RSEQ_STR(RSEQ_SIG) "\n\t"                           \
   "4:\n\t"                                                     \
   "b 0f\n\t"                                                   \
