@@ -80,7 +80,12 @@ EXPORT void *alloy_rallocx(void *p, size_t size, int flags) {
   size_t old = alloy__usable_size(p);
   if (old == 0) return NULL; /* reported: not a live block */
   if (size == 0) size = 1;
-  bool aligned = align <= ALIGNMENT_MIN || ((uintptr_t)p & (align - 1)) == 0;
+  /* Kept in place only where it starts at the alignment and, for a block
+   * of a size class, its usable size is a multiple of the alignment: else
+   * sdallocx(q, usable, flags), which jemalloc allows, would round the
+   * usable size up past the block. */
+  bool aligned = align <= ALIGNMENT_MIN ||
+                 (((uintptr_t)p & (align - 1)) == 0 && (old > MEDIUM_MAX || (old & (align - 1)) == 0));
   /* The size sdallocx(q, size, flags) will check: a class size is rounded
    * to the alignment first (alloy_free_aligned_sized). */
   size_t checked = size;

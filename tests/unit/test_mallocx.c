@@ -122,6 +122,37 @@ static void test_rallocx_aligned_by_chance(void) {
   for (int i = 0; i < n; i++) alloy_free(keep[i]);
 }
 
+/* A 6 KiB block that starts on 4 KiB, shrunk by rallocx with that
+ * alignment, then freed by sdallocx with its usable size (jemalloc's rule
+ * allows any size from the one asked for to the usable one): kept in place
+ * it would be a 6 KiB block whose usable size, rounded up to the alignment,
+ * is 8 KiB, and the free would abort as a wrong size.  Found by the fuzzer. */
+static void test_rallocx_usable_not_aligned(void) {
+  enum { N = 64 };
+  static void *keep[N];
+  void *p = NULL;
+  int n = 0;
+  while (n < N) { /* 6 KiB blocks until one starts on 4 KiB */
+    void *b = alloy_mallocx(5886, 0);
+    REQUIRE(b != NULL);
+    if (((uintptr_t)b & 4095) == 0) {
+      p = b;
+      break;
+    }
+    keep[n++] = b;
+  }
+  REQUIRE(p != NULL);
+  CHECK_EQ(alloy_sallocx(p, 0), (size_t)6144);
+  int flags = LG_ALIGN(12);
+  void *q = alloy_rallocx(p, 1, flags);
+  REQUIRE(q != NULL);
+  CHECK_ALIGNED(q, 4096);
+  size_t usable = alloy_sallocx(q, flags);
+  CHECK_EQ(usable % 4096, (size_t)0);
+  alloy_sdallocx(q, usable, flags); /* a wrong size aborts here */
+  for (int i = 0; i < n; i++) alloy_free(keep[i]);
+}
+
 /* Every routing flag with an alignment: a block that grows in place must
  * still be aligned (a huge block growing in place kept its unaligned start
  * under MALLOCX_ARENA/TCACHE), contents kept, growth zeroed. */
@@ -213,6 +244,7 @@ int main(void) {
   test_rallocx();
   test_rallocx_then_sdallocx();
   test_rallocx_aligned_by_chance();
+  test_rallocx_usable_not_aligned();
   test_rallocx_routed_align();
   test_rallocx_failure_keeps_block();
   test_xallocx();
