@@ -25,7 +25,7 @@
 # tests and the stress test cross-compiled for ARM64 and run under
 # qemu-user, with 4 KiB and 64 KiB pages: tests/arm64/run.sh; and the
 # per-CPU caches' ARM64 abort handlers: tests/arm64/rseq_handlers.sh), fuzz/smoke
-# (60 s of fuzz/run.sh, with a fixed seed).
+# (fuzz/run.sh with a fixed seed: 40,000 inputs or 60 s, whichever ends first).
 # A test script exits 77 after printing "SKIP: reason" when a tool it needs is
 # missing; so does the runner for tests whose tools are not installed.
 
@@ -320,7 +320,7 @@ run_one() { # name timeout kind arg
     fuzz) # fuzz/run.sh builds into $BUILD/fuzz and exits 77 without libFuzzer.
       # A fixed seed: the test suite replays the same mutations run after run
       # (a finding reproduces); `make fuzz` explores with a fresh seed each time.
-      run_cmd "$tmo" env FUZZ_ARGS="${FUZZ_ARGS:--seed=1}" sh fuzz/run.sh "$arg"
+      run_cmd "$tmo" env FUZZ_ARGS="${FUZZ_ARGS:--seed=1 -runs=40000}" sh fuzz/run.sh "$arg"
       ;;
   esac
   secs=$(($(date +%s) - t0))
