@@ -94,25 +94,28 @@ static void test_rallocx_then_sdallocx(void) {
     }
 }
 
+/* Blocks of `size` bytes until one starts on `align` (a block of a size
+ * class that sits at an alignment by chance); the others are kept live in
+ * keep[0..*n) so that they are not handed out again. */
+static void *block_starting_on(size_t size, size_t align, void **keep, int cap, int *n) {
+  for (*n = 0; *n < cap;) {
+    void *b = alloy_mallocx(size, 0);
+    REQUIRE(b != NULL);
+    if (((uintptr_t)b & (align - 1)) == 0) return b;
+    keep[(*n)++] = b;
+  }
+  REQUIRE(!"no block started on the alignment");
+  return NULL;
+}
+
 /* A small block that happens to sit at a large alignment, resized with that
  * alignment to a size whose aligned class is bigger than the block: kept in
  * place it would fail the size check of the sdallocx that follows (the
  * aligned size is rounded up to the alignment).  Found by the fuzzer. */
 static void test_rallocx_aligned_by_chance(void) {
-  enum { N = 2000 };
-  static void *keep[N];
-  void *p = NULL;
-  int n = 0;
-  while (n < N) { /* blocks of 80 bytes until one starts on 1 KiB */
-    void *b = alloy_mallocx(70, 0);
-    REQUIRE(b != NULL);
-    if (((uintptr_t)b & 1023) == 0) {
-      p = b;
-      break;
-    }
-    keep[n++] = b;
-  }
-  REQUIRE(p != NULL);
+  static void *keep[2000];
+  int n;
+  void *p = block_starting_on(70, 1024, keep, 2000, &n); /* 80-byte blocks */
   int flags = LG_ALIGN(10);
   void *q = alloy_rallocx(p, 67, flags);
   REQUIRE(q != NULL);
@@ -126,22 +129,12 @@ static void test_rallocx_aligned_by_chance(void) {
  * alignment, then freed by sdallocx with its usable size (jemalloc's rule
  * allows any size from the one asked for to the usable one): kept in place
  * it would be a 6 KiB block whose usable size, rounded up to the alignment,
- * is 8 KiB, and the free would abort as a wrong size.  Found by the fuzzer. */
+ * is 8 KiB, and the free would abort as a wrong size.  Found by the fuzzer
+ * (in CI). */
 static void test_rallocx_usable_not_aligned(void) {
-  enum { N = 64 };
-  static void *keep[N];
-  void *p = NULL;
-  int n = 0;
-  while (n < N) { /* 6 KiB blocks until one starts on 4 KiB */
-    void *b = alloy_mallocx(5886, 0);
-    REQUIRE(b != NULL);
-    if (((uintptr_t)b & 4095) == 0) {
-      p = b;
-      break;
-    }
-    keep[n++] = b;
-  }
-  REQUIRE(p != NULL);
+  static void *keep[64];
+  int n;
+  void *p = block_starting_on(5886, 4096, keep, 64, &n);
   CHECK_EQ(alloy_sallocx(p, 0), (size_t)6144);
   int flags = LG_ALIGN(12);
   void *q = alloy_rallocx(p, 1, flags);
