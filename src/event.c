@@ -22,30 +22,38 @@
  * inaccessible when freed), catching overflows and uses after free in
  * production at the cost of one mapping per sample.  Large and big blocks
  * have the `guard` option instead. */
-static void *event_sample_guarded(heap_t *heap, void *block, size_t size) {
+static void *event_sample_guarded(heap_t *heap, void *block) {
   if (heap->counters.alloc_bytes - heap->sampled_at < (uint64_t)alloy__options.guard_sample) return block;
   page_t *page = segment_page_lookup(block);
   if (page->kind > PAGE_MEDIUM) return block;
   heap->sampled_at = heap->counters.alloc_bytes;
-  /* The replacement keeps every alignment the block had: the request may
-   * have asked for it (aligned_alloc, memalign, MALLOCX_LG_ALIGN), and a
-   * block of a class is aligned to at most its page's 64 KiB. */
-  size_t align = (uintptr_t)block & (0 - (uintptr_t)block);
+  /* The replacement has the block's class size as its usable size (what
+   * nallocx told, what sdallocx may be given), ending against the guard
+   * page, and keeps every alignment the request may have asked for
+   * (aligned_alloc, memalign, MALLOCX_LG_ALIGN): that alignment divides
+   * both the block's address and its class size (an aligned request is
+   * served from a class whose size is a multiple of it), so the largest
+   * power of two dividing both keeps it, and leaves no slack after the
+   * block (a slack of a bigger alignment would make the usable size
+   * larger than the class size). */
+  size_t usable = page->block_size;
+  uintptr_t both = (uintptr_t)block | usable;
+  size_t align = both & (0 - both);
   if (align > SLICE_SIZE) align = SLICE_SIZE;
-  page_t *guarded = segment_alloc_big(size, align, 0, &alloy__large_stats, true);
+  page_t *guarded = segment_alloc_big(usable, align, 0, &alloy__large_stats, true);
   if (guarded == NULL) return block;
   free_owned_block(heap, page, block);
   return guarded->start;
 }
 
 /* The event's work, but the heap profiler's. */
-static inline __attribute__((always_inline)) void *event_work(heap_t *heap, void *block, size_t size) {
+static inline __attribute__((always_inline)) void *event_work(heap_t *heap, void *block) {
   stats_fold(heap);
   stats_maybe_publish(heap);
   uint64_t now = heap_event_clock();
   bool thread_heap = heap->arena_index == 0 && !heap->shared;
   if (thread_heap) {
-    if (alloy__options.guard_sample > 0) block = event_sample_guarded(heap, block, size);
+    if (alloy__options.guard_sample > 0) block = event_sample_guarded(heap, block);
     /* Threads that exited leave memory others may have freed since:
      * reclaim it even when no new thread comes to take it. */
     if (now >= ADOPT_AGE_EVENTS) heap_adopt_old(heap, now - ADOPT_AGE_EVENTS, UINT64_MAX);
@@ -61,13 +69,14 @@ static inline __attribute__((always_inline)) void *event_work(heap_t *heap, void
  * (asked before the fold restarts the countdown), then the event, then the
  * sample recorded.  A function of its own, so that prof:false pays one test
  * per event. */
-static NOINLINE void *event_run_prof(heap_t *heap, void *block, size_t size) {
+static NOINLINE void *event_run_prof(heap_t *heap, void *block) {
   bool sampled = prof_sample_due(heap);
-  block = event_work(heap, block, size);
+  block = event_work(heap, block);
   return prof_event(heap, block, sampled);
 }
 
 NOINLINE void *event_run(heap_t *heap, void *block, size_t size) {
-  if (unlikely(alloy__options.prof)) return event_run_prof(heap, block, size);
-  return event_work(heap, block, size);
+  (void)size; /* the size asked for: the block's class size is what the event needs */
+  if (unlikely(alloy__options.prof)) return event_run_prof(heap, block);
+  return event_work(heap, block);
 }

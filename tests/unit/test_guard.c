@@ -6,6 +6,10 @@
  *   sample_aligned    guard_sample:1: aligned requests of 16-64 KiB alignment
  *                     through every entry point come back aligned (the
  *                     sampled replacement used to drop the alignment)
+ *   sample_sizes      guard_sample:1: a sampled block's usable size is its
+ *                     class size, as nallocx predicts (it was the request
+ *                     rounded up to the OS page or the block's alignment;
+ *                     found by the fuzzer under guard_sample)
  *   sample_large      guard_sample:1: large and huge requests are never
  *                     replaced, so they neither count a huge allocation that
  *                     did not happen nor evict a quarantined block
@@ -48,6 +52,31 @@ static void sample_aligned(void) {
     alloy_free(p);
   }
   CHECK_MSG(bad == 0, "%u of %u aligned requests came back misaligned", bad, calls);
+}
+
+/* Every block, sampled or not, has the usable size nallocx predicts for
+ * its request (jemalloc's contract: sdallocx and sized deletes rely on it,
+ * and so do programs that size a buffer with nallocx). */
+static void sample_sizes(void) {
+  unsigned bad = 0, sampled = 0;
+  segment_totals_t t0, t1;
+  segment_totals(&t0);
+  for (int i = 0; i < 3000; i++) {
+    size_t size = 1 + mix64((uint64_t)i * 7 + 1) % (48 * KiB);
+    int flags = i % 3 == 0 ? 0 : ALLOY_MALLOCX_LG_ALIGN(4 + i % 9); /* 16 B .. 4 KiB */
+    void *p = i % 2 ? alloy_mallocx(size, flags) : alloy_malloc(size);
+    REQUIRE(p != NULL);
+    size_t want = alloy_nallocx(size, i % 2 ? flags : 0), got = alloy_sallocx(p, 0);
+    if (got != want || alloy_usable_size(p) != want) {
+      if (bad++ < 5) fprintf(stderr, "size %zu flags %#x: usable %zu, nallocx %zu\n", size, i % 2 ? flags : 0, got, want);
+    }
+    memset(p, 1, got);
+    alloy_free(p);
+  }
+  segment_totals(&t1);
+  sampled = (unsigned)(t1.big_nmalloc - t0.big_nmalloc); /* a sample is a guarded big block */
+  CHECK_MSG(sampled > 0, "no allocation was sampled: the case tests nothing");
+  CHECK_MSG(bad == 0, "%u of 3000 blocks (%u sampled) had a usable size other than nallocx's", bad, sampled);
 }
 
 /* True when [p, p + n) is still mapped (whatever its protection). */
@@ -104,6 +133,7 @@ static const struct {
 } cases[] = {
     {"sample_aligned", "guard_sample:1", sample_aligned},
     {"sample_aligned_64k", "guard_sample:65536", sample_aligned},
+    {"sample_sizes", "guard_sample:1", sample_sizes},
     {"sample_large", "guard_sample:1", sample_large},
     {"guard_huge_rss", "guard:true", guard_huge_rss},
 };
@@ -114,6 +144,7 @@ int main(void) {
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) { /* alloy starts here, with this case's options */
+      check_count_ = check_fail_ = 0; /* a failed case before this one is the parent's to report */
       setenv("ALLOY_CONF", cases[i].conf, 1);
       cases[i].fn();
       _exit(check_done());
