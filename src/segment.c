@@ -622,10 +622,20 @@ static size_t big_offset(size_t align) {
   return (header_size() + align - 1) & ~(align - 1);
 }
 
+/* How far a guarded block moves from its header so that it ends against
+ * its guard page, at its alignment (total: the mapping but the guard). */
+static size_t guarded_shift(size_t total, size_t offset, size_t size, size_t align) {
+  size_t block_align = align < ALIGNMENT_MIN ? ALIGNMENT_MIN : align;
+  return (total - offset - size) & ~(block_align - 1);
+}
+
 size_t segment_big_usable_for(size_t size, size_t align) {
   size_t offset = big_offset(align);
   if (size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return 0;
-  return large_usable(size);
+  if (!alloy__options.guard) return large_usable(size);
+  /* guard:true: the block ends against its guard page (big_map_direct) */
+  size_t ps = os_page_size(), total = (offset + size + ps - 1) & ~(ps - 1);
+  return total - offset - guarded_shift(total, offset, size, align);
 }
 
 static void big_header_init(segment_t *seg, size_t mapped, size_t offset, size_t usable, unsigned arena,
@@ -664,11 +674,10 @@ static void big_count(size_t usable, large_stats_t *stats, int sign) {
 static segment_t *big_map_direct(size_t size, size_t align, size_t *offset_out, size_t *usable_out,
                                  size_t *mapped_out, bool guarded) {
   size_t ps = os_page_size();
-  size_t block_align = align < ALIGNMENT_MIN ? ALIGNMENT_MIN : align;
   size_t offset = big_offset(align);
   size_t total = (offset + size + ps - 1) & ~(ps - 1);
   if (guarded) {
-    offset += (total - offset - size) & ~(block_align - 1);
+    offset += guarded_shift(total, offset, size, align);
     total += ps;
   }
   size_t mapped = 0;

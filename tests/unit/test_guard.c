@@ -13,6 +13,9 @@
  *   sample_large      guard_sample:1: large and huge requests are never
  *                     replaced, so they neither count a huge allocation that
  *                     did not happen nor evict a quarantined block
+ *   guard_sizes       guard:true: big blocks end against their guard page
+ *                     and their usable size is what nallocx predicts (it
+ *                     predicted the page-rounded size; found by the fuzzer)
  *   guard_huge_rss    guard:true: freed huge blocks stay quarantined but not
  *                     resident (16 x 32 MiB touched and freed: RSS back down)
  */
@@ -79,6 +82,25 @@ static void sample_sizes(void) {
   CHECK_MSG(bad == 0, "%u of 3000 blocks (%u sampled) had a usable size other than nallocx's", bad, sampled);
 }
 
+/* guard:true: every big block's usable size is nallocx's, and its end is
+ * the guard page (a write one byte past the usable size would fault: not
+ * tried here, test_guard's other cases and tests/misuse do). */
+static void guard_sizes(void) {
+  unsigned bad = 0;
+  for (int i = 0; i < 60; i++) {
+    size_t size = 2 * MiB + 1 + mix64((uint64_t)i * 3 + 5) % (7 * MiB);
+    int flags = i % 3 == 0 ? 0 : ALLOY_MALLOCX_LG_ALIGN(4 + i % 9); /* 16 B .. 4 KiB */
+    void *p = i % 2 ? alloy_mallocx(size, flags) : alloy_malloc(size);
+    REQUIRE(p != NULL);
+    size_t want = alloy_nallocx(size, i % 2 ? flags : 0), got = alloy_sallocx(p, 0);
+    if (got != want && bad++ < 5) fprintf(stderr, "size %zu flags %#x: usable %zu, nallocx %zu\n", size, i % 2 ? flags : 0, got, want);
+    CHECK(got >= size && got - size < 4096);
+    ((char *)p)[got - 1] = 1; /* the last usable byte is writable */
+    alloy_free(p);
+  }
+  CHECK_MSG(bad == 0, "%u of 60 big blocks had a usable size other than nallocx's", bad);
+}
+
 /* True when [p, p + n) is still mapped (whatever its protection). */
 static bool mapped(const void *p, size_t n) {
   unsigned char vec[64];
@@ -135,6 +157,7 @@ static const struct {
     {"sample_aligned_64k", "guard_sample:65536", sample_aligned},
     {"sample_sizes", "guard_sample:1", sample_sizes},
     {"sample_large", "guard_sample:1", sample_large},
+    {"guard_sizes", "guard:true", guard_sizes},
     {"guard_huge_rss", "guard:true", guard_huge_rss},
 };
 
