@@ -75,7 +75,7 @@ NOINLINE void *alloc_tier2(size_t size, heap_t *heap) {
     __atomic_store_n(page->cur, word & (word - 1), __ATOMIC_RELAXED);
     void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
     page->used++;
-    if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block, size);
+    if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
     return block;
   }
   {
@@ -92,7 +92,7 @@ NOINLINE void *alloc_tier2(size_t size, heap_t *heap) {
         __atomic_store_n(&bits[w], word & (word - 1), __ATOMIC_RELAXED);
         void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
         page->used++;
-        if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block, size);
+        if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
         return block;
       }
     }

@@ -75,8 +75,7 @@ static NOINLINE void *event_run_prof(heap_t *heap, void *block) {
   return prof_event(heap, block, sampled);
 }
 
-NOINLINE void *event_run(heap_t *heap, void *block, size_t size) {
-  (void)size; /* the size asked for: the block's class size is what the event needs */
+NOINLINE void *event_run(heap_t *heap, void *block) {
   if (unlikely(alloy__options.prof)) return event_run_prof(heap, block);
   return event_work(heap, block);
 }

@@ -29,7 +29,7 @@ static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
       __atomic_store_n(cur, word & (word - 1), __ATOMIC_RELAXED);
       void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
       page->used++;
-      if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block, size);
+      if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
       return block;
     }
     /* A per-CPU thread's heap has no pages: its small mallocs always land

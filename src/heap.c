@@ -509,13 +509,13 @@ static inline void *page_pop(page_t *page) {
   return page->cur_base + (size_t)__builtin_ctzll(w) * page->block_size;
 }
 
-static inline void *heap_charged(heap_t *heap, void *block, size_t usable, size_t size) {
+static inline void *heap_charged(heap_t *heap, void *block, size_t usable) {
   if (unlikely(usable >= CHARGE_MAX_BYTES)) { /* would overflow the charge: count directly */
     heap->counters.alloc_bytes += usable;
     heap->counters.nmalloc++;
-    return event_run(heap, block, size);
+    return event_run(heap, block);
   }
-  if (unlikely((heap->event_countdown -= alloc_charge_of(usable)) < 0)) return event_run(heap, block, size);
+  if (unlikely((heap->event_countdown -= alloc_charge_of(usable)) < 0)) return event_run(heap, block);
   return block;
 }
 
@@ -533,7 +533,7 @@ void *heap_alloc_small(heap_t *heap, size_t size) {
     }
   }
   void *block = page_pop(page);
-  if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block, size);
+  if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
   return block;
 }
 
@@ -553,7 +553,7 @@ static void *heap_alloc_block(heap_t *heap, size_t size, size_t align) {
     return NULL;
   }
   if (heap->arena_index != 0) page_queue_push_back(&heap->blocks, page);
-  return heap_charged(heap, page->start, page->block_size, size);
+  return heap_charged(heap, page->start, page->block_size);
 }
 
 /* Everything the malloc fast path did not serve, for a real heap.  `align`

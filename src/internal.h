@@ -522,7 +522,7 @@ void background_fork_child(void);
 /* The rare-event hook, every EVENT_INTERVAL_BYTES allocated by a heap:
  * statistics, adoption, guarded sampling, decay.  May return another block
  * (a sampled one) in place of `block`. */
-void *event_run(heap_t *heap, void *block, size_t size);
+void *event_run(heap_t *heap, void *block);
 
 /* ================================================================= API */
 /* Hidden aliases of the prefixed API, for calls from inside the library. */

@@ -412,7 +412,7 @@ heap_t *percpu_home(void) { return tls_home; }
 
 /* A block just taken out of a cache: its cache bit cleared, its charge
  * counted against the thread. */
-static inline __attribute__((always_inline)) void *block_taken(void *p, size_t size) {
+static inline __attribute__((always_inline)) void *block_taken(void *p) {
   page_t *page = segment_page_of(segment_of(p), p);
   uint64_t index = block_index(page, p), bit = (uint64_t)1 << (index % 64);
   /* acquire: pairs with the release of the free that cached it, so the last
@@ -421,14 +421,14 @@ static inline __attribute__((always_inline)) void *block_taken(void *p, size_t s
   uint64_t old = atomic_fetch_and_explicit(&page->bits->remote[index / 64], ~bit, memory_order_acquire);
   if (unlikely(!(old & bit))) report_corrupt(p);
   heap_t *home = tls_home;
-  if (unlikely((home->event_countdown -= page->alloc_charge) < 0)) return event_run(home, p, size);
+  if (unlikely((home->event_countdown -= page->alloc_charge) < 0)) return event_run(home, p);
   return p;
 }
 
 /* The cache was empty (or not set up, or being drained): a batch from the
  * central pages, one for the caller, the rest into the cache the thread is
  * on by then; what does not fit goes back. */
-static NOINLINE void *percpu_refill(unsigned cls, size_t size) {
+static NOINLINE void *percpu_refill(unsigned cls) {
   void *blocks[PCPU_BATCH_MAX];
   cache_setup_class(cls);
   unsigned n = central_take(cls, blocks, batch_size[cls]);
@@ -439,7 +439,7 @@ static NOINLINE void *percpu_refill(unsigned cls, size_t size) {
   unsigned i = 0;
   while (i + 1 < n && cache_push(cls, blocks[i])) i++;
   if (i + 1 < n) central_give(cls, blocks + i, n - 1 - i);
-  return block_taken(blocks[n - 1], size);
+  return block_taken(blocks[n - 1]);
 }
 
 NOINLINE void *percpu_malloc(size_t size) {
@@ -448,8 +448,8 @@ NOINLINE void *percpu_malloc(size_t size) {
   else if (size <= MEDIUM_MAX) cls = size_class_of(size);
   else return heap_alloc(tls_home, size, 0);
   void *p = cache_pop(cls);
-  if (unlikely(p == NULL)) return percpu_refill(cls, size);
-  return block_taken(p, size);
+  if (unlikely(p == NULL)) return percpu_refill(cls);
+  return block_taken(p);
 }
 
 void *percpu_alloc(size_t size, size_t align) {

@@ -136,7 +136,7 @@ NOINLINE void prof_resized(const void *from, const void *to) {
   if (page == NULL) return;
   if (page->prof_samples != 0) prof_table_resize((uintptr_t)from, (uintptr_t)to, page);
   heap_t *heap = heap_resize_counter();
-  if (heap && heap->event_countdown < 0) event_run(heap, (void *)(uintptr_t)to, page->block_size);
+  if (heap && heap->event_countdown < 0) event_run(heap, (void *)(uintptr_t)to);
 }
 
 static bool block_of_heap(uintptr_t addr, const void *arg) {

@@ -622,20 +622,23 @@ static size_t big_offset(size_t align) {
   return (header_size() + align - 1) & ~(align - 1);
 }
 
-/* How far a guarded block moves from its header so that it ends against
- * its guard page, at its alignment (total: the mapping but the guard). */
-static size_t guarded_shift(size_t total, size_t offset, size_t size, size_t align) {
-  size_t block_align = align < ALIGNMENT_MIN ? ALIGNMENT_MIN : align;
-  return (total - offset - size) & ~(block_align - 1);
+/* A direct mapping's layout: the block's offset from the header and the
+ * bytes before the guard page (*offset, *total); returns its usable size.
+ * A guarded block moves up to end against its guard page, as close as its
+ * alignment allows. */
+static size_t big_direct_layout(size_t size, size_t align, bool guarded, size_t *offset, size_t *total) {
+  size_t ps = os_page_size(), block_align = align < ALIGNMENT_MIN ? ALIGNMENT_MIN : align;
+  *offset = big_offset(align);
+  *total = (*offset + size + ps - 1) & ~(ps - 1);
+  if (guarded) *offset += (*total - *offset - size) & ~(block_align - 1);
+  return *total - *offset;
 }
 
 size_t segment_big_usable_for(size_t size, size_t align) {
-  size_t offset = big_offset(align);
+  size_t offset = big_offset(align), total;
   if (size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return 0;
   if (!alloy__options.guard) return large_usable(size);
-  /* guard:true: the block ends against its guard page (big_map_direct) */
-  size_t ps = os_page_size(), total = (offset + size + ps - 1) & ~(ps - 1);
-  return total - offset - guarded_shift(total, offset, size, align);
+  return big_direct_layout(size, align, true, &offset, &total); /* every big block is guarded */
 }
 
 static void big_header_init(segment_t *seg, size_t mapped, size_t offset, size_t usable, unsigned arena,
@@ -673,13 +676,9 @@ static void big_count(size_t usable, large_stats_t *stats, int sign) {
  * alignment allows, and is quarantined when freed). */
 static segment_t *big_map_direct(size_t size, size_t align, size_t *offset_out, size_t *usable_out,
                                  size_t *mapped_out, bool guarded) {
-  size_t ps = os_page_size();
-  size_t offset = big_offset(align);
-  size_t total = (offset + size + ps - 1) & ~(ps - 1);
-  if (guarded) {
-    offset += guarded_shift(total, offset, size, align);
-    total += ps;
-  }
+  size_t ps = os_page_size(), offset, total;
+  size_t usable = big_direct_layout(size, align, guarded, &offset, &total);
+  if (guarded) total += ps;
   size_t mapped = 0;
   size_t map_align = align > SEGMENT_SIZE ? align : SEGMENT_SIZE;
   segment_t *seg = os_map_aligned(total, map_align, &mapped);
@@ -687,7 +686,7 @@ static segment_t *big_map_direct(size_t size, size_t align, size_t *offset_out, 
   if (seg == NULL) return NULL;
   if (guarded) os_protect((uint8_t *)seg + total - ps, ps, false);
   *offset_out = offset;
-  *usable_out = total - offset - (guarded ? ps : 0);
+  *usable_out = usable;
   *mapped_out = total;
   return seg;
 }

@@ -82,9 +82,9 @@ static void sample_sizes(void) {
   CHECK_MSG(bad == 0, "%u of 3000 blocks (%u sampled) had a usable size other than nallocx's", bad, sampled);
 }
 
-/* guard:true: every big block's usable size is nallocx's, and its end is
- * the guard page (a write one byte past the usable size would fault: not
- * tried here, test_guard's other cases and tests/misuse do). */
+/* guard:true: every big block's usable size is nallocx's, within a page
+ * of the request, and its last usable byte writable (that a write past it
+ * faults is tests/edge/guard.c's huge_overflow). */
 static void guard_sizes(void) {
   unsigned bad = 0;
   for (int i = 0; i < 60; i++) {
