@@ -311,7 +311,7 @@ HANDLER(ctl_arenas_lookup) {
 }
 
 static size_t bin_slab_size(unsigned cls) {
-  return size_class_size(cls) <= SMALL_MAX ? SLICE_SIZE : MEDIUM_PAGE_SLICES * SLICE_SIZE;
+  return size_class_page_slices(cls) * SLICE_SIZE;
 }
 
 /* arenas.bin.<j>.* and arenas.lextent.<j>.*: mib[2] is j, below `count`;

@@ -464,13 +464,9 @@ void heap_collect(heap_t *heap) {
 
 /* ------------------------------------------------------------ slow path */
 
-static size_t class_page_slices(size_t block_size) {
-  return block_size <= SMALL_MAX ? 1 : MEDIUM_PAGE_SLICES;
-}
-
 static page_t *heap_fresh_page(heap_t *heap, unsigned cls) {
   size_t bsize = size_class_size(cls);
-  page_t *page = segment_alloc_class_page(class_page_slices(bsize));
+  page_t *page = segment_alloc_class_page(size_class_page_slices(cls));
   if (!page) return NULL;
   segment_t *seg = segment_of(page);
   page_bits_t *bits = (page_bits_t *)((uint8_t *)seg + SLICE_SIZE) + page->slice_index;

@@ -215,7 +215,7 @@ static NOINLINE void report_corrupt(const void *p) {
 
 static page_t *central_fresh_page(central_t *c, unsigned cls) {
   size_t bsize = size_class_size(cls);
-  page_t *page = segment_alloc_class_page(bsize <= SMALL_MAX ? 1 : MEDIUM_PAGE_SLICES);
+  page_t *page = segment_alloc_class_page(size_class_central_slices(cls));
   if (page == NULL) return NULL;
   page_bits_t *bits = (page_bits_t *)((uint8_t *)segment_of(page) + SLICE_SIZE) + page->slice_index;
   page_init(page, cls, bsize, bits);

@@ -48,7 +48,7 @@ static const char *yes_no(bool b) { return b ? "true" : "false"; }
 static unsigned long long ull(uint64_t v) { return (unsigned long long)v; }
 
 static size_t slab_size(unsigned cls) {
-  return size_class_size(cls) <= SMALL_MAX ? SLICE_SIZE : MEDIUM_PAGE_SLICES * SLICE_SIZE;
+  return size_class_page_slices(cls) * SLICE_SIZE;
 }
 static size_t slab_regs(unsigned cls) { return slab_size(cls) / size_class_size(cls); }
 

@@ -29,7 +29,8 @@
  *
  * PAGES.  A page is a run of slices serving one size class, or one block:
  *   small  (blocks <= 8 KiB)   one slice  (64 KiB)
- *   medium (blocks <= 64 KiB)  eight slices (512 KiB)
+ *   medium (blocks <= 64 KiB)  1-8 slices: the fewest holding 4 blocks
+ *                              (per-CPU central pages: 8 slices, 512 KiB)
  *   large  (<= 2 MiB)          a span of slices in a large segment, one block,
  *                              usable size rounded to the OS page
  *   big    (> 2 MiB)           a run of frames, one block
@@ -94,7 +95,8 @@
 #define ALIGNMENT_MIN 16 /* every block is 16-aligned (max_align_t) */
 #define SMALL_MAX (8 * ALLOY_KiB)   /* largest block of a one-slice page */
 #define MEDIUM_MAX (64 * ALLOY_KiB) /* largest block of a size class */
-#define MEDIUM_PAGE_SLICES 8
+#define MEDIUM_PAGE_SLICES 8 /* most slices of a medium page (512 KiB) */
+#define MEDIUM_PAGE_BLOCKS 4 /* least blocks of a thread heap's medium page */
 #define LARGE_MAX (2 * ALLOY_MiB) /* largest block placed in a large segment */
 #define DIRECT_MAX 1024           /* requests served through heap->direct[] */
 #define DIRECT_SLOTS (DIRECT_MAX / ALIGNMENT_MIN + 1)

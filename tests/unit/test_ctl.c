@@ -86,7 +86,8 @@ static void test_mib(void) {
     CHECK_EQ(alloy_mallctlnametomib("arenas.bin.0.nregs", nmib, &nmiblen), 0);
     nmib[2] = j;
     CHECK_EQ(alloy_mallctlbymib(nmib, nmiblen, &nregs, &nlen, NULL, 0), 0);
-    CHECK_GE(nregs, 8);
+    CHECK_GE(nregs, MEDIUM_PAGE_BLOCKS);
+    CHECK_EQ(nregs, size_class_page_slices((unsigned)j) * SLICE_SIZE / size_class_size((unsigned)j));
   }
   /* A short MIB buffer gets the prefix (jemalloc's partial MIB), which the
    * caller completes. */
