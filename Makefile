@@ -90,9 +90,10 @@ bench-workloads-instr: all
 	@$(MAKE) -s -f bench/Makefile BUILD=$(BUILD)
 	@BUILD=$(BUILD) python3 bench/instr_workloads.py
 
-# libFuzzer against a reference model; FUZZ_TIME seconds (default 60).
+# libFuzzer against a reference model; FUZZ_TIME seconds (default 60),
+# FUZZ_CONF options of the library under test (as ALLOY_CONF).
 fuzz:
-	@BUILD=$(BUILD) sh fuzz/run.sh $(or $(FUZZ_TIME),60)
+	@BUILD=$(BUILD) FUZZ_CONF="$(FUZZ_CONF)" sh fuzz/run.sh $(or $(FUZZ_TIME),60)
 
 clean:
 	rm -rf $(BUILD)

@@ -10,7 +10,9 @@
 # crash (the report and the reproducer's name are printed).
 #
 # Environment: BUILD (default build), FUZZ_CC (default clang), FUZZ_ARGS
-# (extra libFuzzer flags), FUZZ_VERBOSE=1 (show libFuzzer's whole output).
+# (extra libFuzzer flags), FUZZ_VERBOSE=1 (show libFuzzer's whole output),
+# FUZZ_CONF (options for the library under test, as ALLOY_CONF: the whole
+# run is fuzzed under them; by default none, whatever ALLOY_CONF says).
 # Exits 77 after "SKIP: reason" when clang cannot link -fsanitize=fuzzer
 # (Debian: the package libclang-rt-14-dev).
 #
@@ -48,8 +50,13 @@ fi
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0:abort_on_error=0:handle_abort=1"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}halt_on_error=1:print_stacktrace=1"
 unset ALLOY_CONF
+conf_tag=
+if [ -n "${FUZZ_CONF:-}" ]; then
+  export ALLOY_CONF="$FUZZ_CONF"
+  conf_tag=" under $FUZZ_CONF"
+fi
 
-log="$OUT/fuzz.log"
+log="$OUT/fuzz${FUZZ_CONF:+-$(printf '%s' "$FUZZ_CONF" | tr -c 'A-Za-z0-9_\n' '_')}.log"
 # The corpus grows from run to run; libFuzzer replays all of it at start-up,
 # so past 3000 inputs it is merged down to the ones that add coverage.
 if [ "$(ls "$OUT/corpus" | wc -l)" -gt 3000 ]; then
@@ -61,7 +68,7 @@ if [ "$(ls "$OUT/corpus" | wc -l)" -gt 3000 ]; then
     echo "fuzz: corpus merged down to $(ls "$OUT/corpus" | wc -l) inputs"
   fi
 fi
-echo "fuzz: running for ${SECS}s (seeds: fuzz/corpus/, new inputs: $OUT/corpus/)"
+echo "fuzz: running for ${SECS}s$conf_tag (seeds: fuzz/corpus/, new inputs: $OUT/corpus/)"
 # -timeout: one input taking 25 s is a hang; -max_len 4096 bytes is ~1000 operations.
 "$OUT/fuzz_alloc" -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=25 -max_len=4096 \
   -print_final_stats=1 -artifact_prefix="$OUT/artifacts/" ${FUZZ_ARGS:-} \
@@ -77,12 +84,12 @@ execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
 rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n 1)
 units=$(ls "$OUT/corpus" | wc -l)
-echo "fuzz: ${execs:-?} executions in ${SECS}s (${rate:-?} exec/s), peak RSS ${rss:-?} MiB, corpus $units inputs"
+echo "fuzz: ${execs:-?} executions in ${SECS}s$conf_tag (${rate:-?} exec/s), peak RSS ${rss:-?} MiB, corpus $units inputs"
 if [ "$rc" -ne 0 ]; then
   echo "fuzz: FAILED (libFuzzer exit status $rc); the end of $log:"
   grep -v '^#[0-9]' "$log" | tail -n 60
   crash=$(ls -t "$OUT"/artifacts/* 2>/dev/null | head -n 1)
-  [ -n "$crash" ] && echo "fuzz: reproduce with: $OUT/fuzz_alloc $crash"
+  [ -n "$crash" ] && echo "fuzz: reproduce with: ${FUZZ_CONF:+ALLOY_CONF=$FUZZ_CONF }$OUT/fuzz_alloc $crash"
   exit 1
 fi
 echo "fuzz: ok"

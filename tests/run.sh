@@ -25,7 +25,9 @@
 # tests and the stress test cross-compiled for ARM64 and run under
 # qemu-user, with 4 KiB and 64 KiB pages: tests/arm64/run.sh; and the
 # per-CPU caches' ARM64 abort handlers: tests/arm64/rseq_handlers.sh), fuzz/smoke
-# (fuzz/run.sh with a fixed seed: 40,000 inputs or 60 s, whichever ends first).
+# (fuzz/run.sh with a fixed seed: 40,000 inputs or 60 s, whichever ends first)
+# and fuzz/opt_* (the same under each option set of FUZZ_CONFS: 10,000 inputs
+# or 20 s).
 # A test script exits 77 after printing "SKIP: reason" when a tool it needs is
 # missing; so does the runner for tests whose tools are not installed.
 
@@ -59,6 +61,11 @@ UNITS=$(ls tests/unit/test_*.c 2>/dev/null | sed 's|tests/unit/||; s|\.c$||')
 # The option matrix: the preloaded stress test (contents, alignment, a peak
 # RSS bound) and the misuse cases run again under each of these.
 OPTION_MATRIX="guard:true guard_sample:1 background_thread:true purge:free secure:false thp:always percpu:true"
+# fuzz/opt_*: fuzz/run.sh under each of these (20 s or 10,000 inputs each):
+# guarded sampling's usable sizes and guarded big blocks' nallocx were found
+# this way (docs/NEXT.md), the per-CPU caches and eager purging are other
+# paths the default options never take.
+FUZZ_CONFS="guard_sample:16,dirty_decay_ms:0 guard:true,thp:always percpu:true purge:free,dirty_decay_ms:0,tcache:false"
 # The unit tests that also run with 64 KiB pages under qemu (-p 65536); the
 # others state 4 KiB page figures in their checks (usable sizes rounded to
 # 4 KiB, stats.active bounds, grown-in-place tails) or measure RSS, which
@@ -112,6 +119,8 @@ catalogue() {
   echo "arm64/64k_stress|300|arm64|stress 65536"
   echo "arm64/rseq_handlers|180|arm64|rseq_handlers"
   echo "fuzz/smoke|300|fuzz|60"
+  # the option sets under which the fuzzer found bugs the defaults hide
+  for c in $FUZZ_CONFS; do echo "fuzz/opt_${c%%:*}|120|fuzz|20 $c"; done
 }
 
 if [ -n "${TESTS_LIST:-}" ]; then
@@ -320,7 +329,12 @@ run_one() { # name timeout kind arg
     fuzz) # fuzz/run.sh builds into $BUILD/fuzz and exits 77 without libFuzzer.
       # A fixed seed: the test suite replays the same mutations run after run
       # (a finding reproduces); `make fuzz` explores with a fresh seed each time.
-      run_cmd "$tmo" env FUZZ_ARGS="${FUZZ_ARGS:--seed=1 -runs=40000}" sh fuzz/run.sh "$arg"
+      set -- $arg # seconds, then the options (none for the smoke run)
+      if [ $# -gt 1 ]; then
+        run_cmd "$tmo" env FUZZ_CONF="$2" FUZZ_ARGS="${FUZZ_ARGS:--seed=1 -runs=10000}" sh fuzz/run.sh "$1"
+      else
+        run_cmd "$tmo" env FUZZ_ARGS="${FUZZ_ARGS:--seed=1 -runs=40000}" sh fuzz/run.sh "$1"
+      fi
       ;;
   esac
   secs=$(($(date +%s) - t0))
