@@ -60,7 +60,10 @@ static inline __attribute__((always_inline)) void *event_work(heap_t *heap, void
     percpu_event(heap);
   }
   uint64_t ms = os_now_ms();
-  if (segment_decay_due(ms)) segment_decay(ms, false);
+  if (segment_decay_due(ms)) {
+    heap_flush_large(heap); /* the caller's; other heaps' at their own passes */
+    segment_decay(ms, false);
+  }
   if (unlikely(thread_heap && background_wanted())) background_start();
   return block;
 }

@@ -102,7 +102,7 @@ static void free_block(heap_t *heap, page_t *page, void *p) {
   if (unlikely(page->prof_samples != 0)) prof_table_free(page, p); /* a heap-profiler sample */
   if (page->arena != 0) arena_block_freed(page);
   large_stats_t *stats = page->arena != 0 ? arena_large_stats(page->arena) : &alloy__large_stats;
-  bool freed = page->kind == PAGE_LARGE ? segment_free_large(page, stats) : segment_free_big(page, stats);
+  bool freed = page->kind == PAGE_LARGE ? heap_cache_large(heap, page, stats) : segment_free_big(page, stats);
   if (!freed) {
     free_report_double(p, page);
     return;

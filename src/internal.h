@@ -95,7 +95,7 @@ typedef struct {
   bool background_thread; /* purge from a background thread (default false) */
   int muzzy_decay_ms;   /* jemalloc's; stored and reported only: alloy has no muzzy state */
   unsigned narenas;     /* jemalloc's; 0 automatic (alloy's automatic arenas are thread heaps) */
-  bool tcache;          /* jemalloc's; stored only (default true) */
+  bool tcache;          /* false: no large spans kept by the freeing thread (heap.c) */
   int purge;            /* purge_mode_t: how freed pages go back to the OS */
   int percpu;           /* percpu_mode_t: per-CPU caches (default auto) */
   /* the heap profiler (prof*.c), jemalloc's opt.prof* and alloy's own */
@@ -233,6 +233,9 @@ void segment_free_class_page(page_t *page);
  * through the back end; `stats` counts them (per arena). */
 page_t *segment_alloc_large(size_t size, size_t align, unsigned arena, large_stats_t *stats);
 bool segment_free_large(page_t *page, large_stats_t *stats); /* false: already freed */
+bool segment_cache_large(page_t *page, large_stats_t *stats); /* false: already freed */
+void segment_uncache_large(page_t *page, size_t usable, large_stats_t *stats);
+void segment_release_cached_large(page_t *page);
 page_t *segment_alloc_big(size_t size, size_t align, unsigned arena, large_stats_t *stats, bool guarded);
 bool segment_free_big(page_t *page, large_stats_t *stats);   /* false: already freed */
 bool segment_resize(page_t *page, size_t size, large_stats_t *stats); /* large or big, in place */
@@ -357,6 +360,8 @@ void heap_page_unfull(heap_t *heap, page_t *page);
 void *heap_alloc_exited(size_t size, size_t align); /* a thread past its exit hook */
 void heap_collect(heap_t *heap);  /* alloy_collect, malloc_trim: adopt and release all */
 void heap_release_empty(heap_t *heap);
+bool heap_cache_large(heap_t *heap, page_t *page, large_stats_t *stats); /* false: already freed */
+void heap_flush_large(heap_t *heap);
 void heap_collect_remote(heap_t *heap);
 void heap_take_pending(heap_t *heap);
 void heap_wake_page(page_t *page); /* another thread freed into a full page */

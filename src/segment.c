@@ -542,7 +542,8 @@ static void block_page_init(page_t *page, page_kind_t kind, size_t usable, unsig
   page->kind = (uint8_t)kind;
   page->block_size = usable;
   page->alloc_charge = alloc_charge_of(usable);
-  page->reserved = page->used = 1;
+  page->reserved = 1;
+  __atomic_store_n(&page->used, 1, __ATOMIC_RELAXED); /* a free's compare-and-swap takes it */
   page->arena = (uint16_t)arena;
   atomic_store_explicit(&page->xheap, 0, memory_order_relaxed); /* no owner: any thread frees it here */
 }
@@ -565,20 +566,68 @@ page_t *segment_alloc_large(size_t size, size_t align, unsigned arena, large_sta
   return page;
 }
 
-/* False when the page is no live large block any more (a second free of
- * it, racing the first or after it): checked under the lock. */
+/* Takes a live large block's `used` from 1 to 0: false when another free
+ * (a second free of it, racing the first or after it) took it first.  A
+ * compare-and-swap, because a heap's cache (segment_cache_large) frees
+ * without the back end's lock. */
+static bool large_take_live(page_t *page) {
+  uint32_t one = 1;
+  return page->kind == PAGE_LARGE && page->slice_count != 0 &&
+         __atomic_compare_exchange_n(&page->used, &one, 0, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+/* False when the page is no live large block any more. */
 bool segment_free_large(page_t *page, large_stats_t *stats) {
   uint64_t now = os_now_ms();
   os_lock(&backend_lock);
-  bool live = page->kind == PAGE_LARGE && page->slice_count != 0 && page->used == 1;
+  bool live = large_take_live(page);
   if (live) {
-    page->used = 0;
     if (alloy__options.guard) os_protect(page->start + page->block_size, os_page_size(), true);
     stats_block(stats, page->block_size, -1);
     span_free(page, now);
   }
   os_unlock(&backend_lock);
   return live;
+}
+
+/* A large block freed into its freer's heap cache (heap.c) stops being a
+ * block: its slices point at the invalid page, so a second free, a realloc
+ * or a size query of it is reported as of a freed block, as after
+ * segment_free_large.  Its span stays out of the back end, for the heap's
+ * next large block of as many slices, and neither call takes the lock
+ * (the slices are the heap's: the back end sees them in use).  Counted
+ * dirty, not active.  False when it was no live block. */
+bool segment_cache_large(page_t *page, large_stats_t *stats) {
+  if (!large_take_live(page)) return false;
+  segment_t *seg = segment_of(page);
+  for (size_t i = page->slice_index; i < page->slice_index + page->slice_count; i++)
+    seg->slice_page[i] = &alloy__page_invalid;
+  stats_block(stats, page->block_size, -1);
+  segment_count_active(-(int64_t)page->block_size);
+  add(&dirty_bytes, slice_bytes(slice_mask(page->slice_index, page->slice_count)));
+  return true;
+}
+
+/* A cached span becomes a live large block of `usable` bytes (at most its
+ * slices) of arena 0. */
+void segment_uncache_large(page_t *page, size_t usable, large_stats_t *stats) {
+  segment_t *seg = segment_of(page);
+  add(&dirty_bytes, -slice_bytes(slice_mask(page->slice_index, page->slice_count)));
+  block_page_init(page, PAGE_LARGE, usable, 0);
+  page->is_zero = false; /* calloc clears it */
+  segment_count_active((int64_t)usable);
+  stats_block(stats, usable, 1);
+  for (size_t i = page->slice_index; i < page->slice_index + page->slice_count; i++) seg->slice_page[i] = page;
+}
+
+/* A cached span goes back to the back end. */
+void segment_release_cached_large(page_t *page) {
+  uint64_t now = os_now_ms();
+  os_lock(&backend_lock);
+  add(&dirty_bytes, -slice_bytes(slice_mask(page->slice_index, page->slice_count)));
+  segment_count_active((int64_t)page_active_bytes(page)); /* span_free takes it off */
+  span_free(page, now);
+  os_unlock(&backend_lock);
 }
 
 /* Grows a large block into the free slices after it, or shrinks it within

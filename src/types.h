@@ -98,6 +98,8 @@
 #define MEDIUM_PAGE_SLICES 8 /* most slices of a medium page (512 KiB) */
 #define MEDIUM_PAGE_BLOCKS 4 /* least blocks of a thread heap's medium page */
 #define LARGE_MAX (2 * ALLOY_MiB) /* largest block placed in a large segment */
+#define LARGE_CACHE_SLOTS 4 /* large spans a thread heap keeps (heap.c) */
+#define LARGE_CACHE_BLOCK_MAX (256 * ALLOY_KiB) /* of blocks up to this size */
 #define DIRECT_MAX 1024           /* requests served through heap->direct[] */
 #define DIRECT_SLOTS (DIRECT_MAX / ALIGNMENT_MIN + 1)
 #define SIZE_CLASSES 80 /* 16..128 by 16, then 8 classes per doubling to 64 KiB */
@@ -256,6 +258,9 @@ struct alloy_heap_s {
   /* --- large and big blocks, tracked by explicit arenas only (reset) --- */
   page_queue_t blocks;           /* under the arena's lock */
   large_stats_t *large_stats;    /* where the heap's large and big blocks are counted */
+  /* --- large spans freed by this thread, kept for its next large blocks (heap.c) --- */
+  page_t *large_cache[LARGE_CACHE_SLOTS];
+  uint32_t large_cached;
   /* --- process lists, under heaps_lock (heap.c) --- */
   heap_t *registry_next;         /* all heaps ever made */
   heap_t *pool_next;             /* abandoned or idle list */

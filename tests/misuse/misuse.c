@@ -548,6 +548,8 @@ static const struct mcase cases[] = {
     {"double_xthread", ABORT, NULL, DF, NULL, true, false},
     {"double_xthread_large", ABORT, NULL, DF, NULL, true, false},
     {"double_xthread_rev", ABORT, NULL, DF, NULL, true, false},
+    {"double_large_cached", ABORT, NULL, DF, NULL, true, false},
+    {"double_xthread_cached", ABORT, NULL, DF, NULL, true, false},
     {"interior16", ABORT, NULL, INTERIOR, NULL, true, false},
     {"interior8", ABORT, NULL, INTERIOR, NULL, true, false},
     {"interior_large", ABORT, NULL, INTERIOR, NULL, true, false},
@@ -562,6 +564,7 @@ static const struct mcase cases[] = {
 #endif
     {"realloc_freed", ABORT, NULL, {"alloy:", "freed", NULL}, "double free", true, false},
     {"realloc_freed_large", ABORT, NULL, {"alloy:", "freed", NULL}, "double free", true, false},
+    {"realloc_freed_cached", ABORT, NULL, {"alloy:", "freed", NULL}, "double free", true, false},
     {"free_sized_wrong", ABORT, NULL, WRONG, NULL, false, false},
     {"free_sized_small", ABORT, NULL, WRONG, NULL, false, false},
     {"free_sized_large", ABORT, NULL, WRONG, NULL, false, false},
@@ -617,6 +620,9 @@ static void child_run(const char *name)
   if (!strcmp(n, "double_xthread")) double_free_xthread(64);
   if (!strcmp(n, "double_xthread_large")) double_free_xthread(300 * KiB);
   if (!strcmp(n, "double_xthread_rev")) double_free_xthread_rev(64);
+  /* 100 KiB: a large block the freeing thread's heap keeps (heap.c) */
+  if (!strcmp(n, "double_large_cached")) double_free(100 * KiB);
+  if (!strcmp(n, "double_xthread_cached")) double_free_xthread(100 * KiB);
   if (!strcmp(n, "interior16")) interior(100, 16);
   if (!strcmp(n, "interior8")) interior(100, 8);
   if (!strcmp(n, "interior_large")) interior(300 * KiB, 4096);
@@ -631,6 +637,7 @@ static void child_run(const char *name)
 #endif
   if (!strcmp(n, "realloc_freed")) realloc_freed(64);
   if (!strcmp(n, "realloc_freed_large")) realloc_freed(300 * KiB);
+  if (!strcmp(n, "realloc_freed_cached")) realloc_freed(100 * KiB);
   if (!strcmp(n, "free_sized_wrong")) free_sized_wrong(100, 5000);
   if (!strcmp(n, "free_sized_small")) free_sized_wrong(5000, 100);
   if (!strcmp(n, "free_sized_large")) free_sized_wrong(300 * KiB, 1000);

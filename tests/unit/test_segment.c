@@ -11,6 +11,10 @@
  *              system call); neighbours join; a bigger request splits a run
  *              and its tail stays free; the run is purged after the decay
  *              period (fake clock) and kept (retained), not unmapped
+ *   cache      a thread's freed large blocks (up to 256 KiB) stay in its
+ *              heap: its next large block of as many slices takes the span
+ *              back; the block is freed meanwhile for every query; the
+ *              decay pass and the thread's exit give the spans back
  *   shared     pages one thread gave back are another thread's at once: no
  *              new segment for the second thread
  *   failure    a failing OS gives NULL and ENOMEM, no damage; retained
@@ -72,6 +76,68 @@ static void test_large(void) {
   pthread_create(&t, NULL, free_elsewhere, grown);
   pthread_join(t, NULL);
   CHECK(segment_was_freed(grown));
+}
+
+static void *large_round_trip(void *arg) {
+  (void)arg;
+  char *p = alloy_malloc(200 * 1024);
+  if (p) memset(p, 3, 200 * 1024);
+  alloy_free(p); /* cached in this thread's heap, which the exit empties */
+  return NULL;
+}
+
+static uint64_t cache_ms = 5000000;
+static uint64_t cache_clock(void) { return cache_ms; }
+
+static void test_large_cache(void) {
+  alloy_collect();
+  alloy_stats_t s0, s1;
+  char *a = alloy_malloc(100 * 1024);
+  REQUIRE(a != NULL);
+  memset(a, 1, 100 * 1024);
+  alloy_stats_get(&s0);
+  alloy_free(a);
+  alloy_stats_get(&s1);
+  CHECK(segment_was_freed(a)); /* no block: a second free is a double free */
+  CHECK_EQ(s0.allocated - s1.allocated, 100 * 1024);
+  CHECK_EQ(heap_get()->large_cached, 1);
+  char *b = alloy_malloc(90 * 1024); /* two slices too: the span again */
+  CHECK_EQ_PTR(b, a);
+  CHECK_EQ(alloy_usable_size(b), large_usable(90 * 1024));
+  CHECK_EQ(heap_get()->large_cached, 0);
+  char *c = alloy_malloc(200 * 1024);
+  alloy_free(b);
+  char *d = alloy_malloc(200 * 1024); /* four slices: not b's span */
+  CHECK(d != b);
+  alloy_free(c);
+  alloy_free(d);
+  /* a block above LARGE_CACHE_BLOCK_MAX goes straight back */
+  char *e = alloy_malloc(LARGE_CACHE_BLOCK_MAX + 1);
+  unsigned n = heap_get()->large_cached;
+  alloy_free(e);
+  CHECK_EQ(heap_get()->large_cached, n);
+  /* tcache:false: nothing kept */
+  alloy__options.tcache = false;
+  char *f = alloy_malloc(100 * 1024);
+  alloy_free(f);
+  CHECK_EQ(heap_get()->large_cached, n);
+  alloy__options.tcache = true;
+  /* the decay pass of the heap's next rare event gives them back */
+  os_set_clock(cache_clock);
+  cache_ms += 10000;
+  for (int i = 0; i < 4096; i++) alloy_free(alloy_malloc(1024)); /* 4 MiB: events */
+  CHECK_EQ(heap_get()->large_cached, 0);
+  os_set_clock(NULL);
+  /* a thread's exit gives its spans back: 500 threads that each keep a
+   * 200 KiB span would hold 125 MiB of slices otherwise */
+  alloy_collect();
+  size_t mapped0 = os_mapped_bytes();
+  for (int i = 0; i < 500; i++) {
+    pthread_t t;
+    pthread_create(&t, NULL, large_round_trip, NULL);
+    pthread_join(t, NULL);
+  }
+  CHECK_LE(os_mapped_bytes(), mapped0 + 16 * MiB);
 }
 
 static void test_big(void) {
@@ -221,6 +287,7 @@ int main(void) {
   test_lextent_of();
   test_map();
   test_large();
+  test_large_cache();
   test_big();
   test_decay_retains();
   test_shared_between_threads();
