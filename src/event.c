@@ -59,11 +59,9 @@ static inline __attribute__((always_inline)) void *event_work(heap_t *heap, void
     if (now >= ADOPT_AGE_EVENTS) heap_adopt_old(heap, now - ADOPT_AGE_EVENTS, UINT64_MAX);
     percpu_event(heap);
   }
+  heap_large_idle(heap);
   uint64_t ms = os_now_ms();
-  if (segment_decay_due(ms)) {
-    heap_flush_large(heap); /* the caller's; other heaps' at their own passes */
-    segment_decay(ms, false);
-  }
+  if (segment_decay_due(ms)) segment_decay(ms, false);
   if (unlikely(thread_heap && background_wanted())) background_start();
   return block;
 }

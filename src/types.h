@@ -99,7 +99,8 @@
 #define MEDIUM_PAGE_BLOCKS 4 /* least blocks of a thread heap's medium page */
 #define LARGE_MAX (2 * ALLOY_MiB) /* largest block placed in a large segment */
 #define LARGE_CACHE_SLOTS 4 /* large spans a thread heap keeps (heap.c) */
-#define LARGE_CACHE_BLOCK_MAX (256 * ALLOY_KiB) /* of blocks up to this size */
+#define LARGE_CACHE_BLOCK_MAX (256 * ALLOY_KiB) /* of spans up to this size */
+#define LARGE_CACHE_TOTAL_MAX (16 * ALLOY_MiB) /* in all heaps at once */
 #define DIRECT_MAX 1024           /* requests served through heap->direct[] */
 #define DIRECT_SLOTS (DIRECT_MAX / ALIGNMENT_MIN + 1)
 #define SIZE_CLASSES 80 /* 16..128 by 16, then 8 classes per doubling to 64 KiB */
@@ -261,6 +262,7 @@ struct alloy_heap_s {
   /* --- large spans freed by this thread, kept for its next large blocks (heap.c) --- */
   page_t *large_cache[LARGE_CACHE_SLOTS];
   uint32_t large_cached;
+  uint32_t large_cache_idle;     /* the heap's events since the cache last served a block */
   /* --- process lists, under heaps_lock (heap.c) --- */
   heap_t *registry_next;         /* all heaps ever made */
   heap_t *pool_next;             /* abandoned or idle list */

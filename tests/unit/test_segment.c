@@ -86,8 +86,20 @@ static void *large_round_trip(void *arg) {
   return NULL;
 }
 
-static uint64_t cache_ms = 5000000;
-static uint64_t cache_clock(void) { return cache_ms; }
+/* Threads that each cache 4 spans of 256 KiB and wait: together they
+ * would keep 32 MiB, over LARGE_CACHE_TOTAL_MAX. */
+enum { CAP_THREADS = 32 };
+static heap_t *cap_heaps[CAP_THREADS];
+static pthread_barrier_t cap_filled, cap_checked;
+static void *cache_four(void *arg) {
+  void *p[4];
+  for (int i = 0; i < 4; i++) p[i] = alloy_malloc(LARGE_CACHE_BLOCK_MAX);
+  for (int i = 0; i < 4; i++) alloy_free(p[i]);
+  cap_heaps[(uintptr_t)arg] = heap_get();
+  pthread_barrier_wait(&cap_filled);
+  pthread_barrier_wait(&cap_checked);
+  return NULL;
+}
 
 static void test_large_cache(void) {
   alloy_collect();
@@ -122,12 +134,18 @@ static void test_large_cache(void) {
   alloy_free(f);
   CHECK_EQ(heap_get()->large_cached, n);
   alloy__options.tcache = true;
-  /* the decay pass of the heap's next rare event gives them back */
-  os_set_clock(cache_clock);
-  cache_ms += 10000;
-  for (int i = 0; i < 4096; i++) alloy_free(alloy_malloc(1024)); /* 4 MiB: events */
+  /* the bound is on the span: a block shrunk in place keeps its 16 slices */
+  char *g = alloy_malloc(1024 * 1024);
+  char *h = alloy_realloc(g, 100 * 1024);
+  CHECK_EQ_PTR(h, g);
+  n = heap_get()->large_cached;
+  alloy_free(h);
+  CHECK_EQ(heap_get()->large_cached, n);
+  /* a cache that serves nothing over 8 of the heap's rare events goes back */
+  alloy_free(alloy_malloc(100 * 1024));
+  CHECK_GE(heap_get()->large_cached, 1);
+  for (int i = 0; i < 4096; i++) alloy_free(alloy_malloc(1024)); /* 4 MiB: 16 events */
   CHECK_EQ(heap_get()->large_cached, 0);
-  os_set_clock(NULL);
   /* a thread's exit gives its spans back: 500 threads that each keep a
    * 200 KiB span would hold 125 MiB of slices otherwise */
   alloy_collect();
@@ -283,6 +301,22 @@ static void test_lextent_of(void) {
   CHECK(segment_lextent_of(1) == 0 && segment_lextent_of((size_t)1 << 40) == LEXTENTS - 1);
 }
 
+/* All heaps together keep at most LARGE_CACHE_TOTAL_MAX (last: 32 MiB of
+ * large blocks reshape the pool the other tests count on). */
+static void test_large_cache_cap(void) {
+  pthread_barrier_init(&cap_filled, NULL, CAP_THREADS + 1);
+  pthread_barrier_init(&cap_checked, NULL, CAP_THREADS + 1);
+  pthread_t th[CAP_THREADS];
+  for (uintptr_t i = 0; i < CAP_THREADS; i++) pthread_create(&th[i], NULL, cache_four, (void *)i);
+  pthread_barrier_wait(&cap_filled);
+  size_t cached = 0;
+  for (int i = 0; i < CAP_THREADS; i++) cached += cap_heaps[i]->large_cached * LARGE_CACHE_BLOCK_MAX;
+  CHECK_LE(cached, LARGE_CACHE_TOTAL_MAX);
+  CHECK_GE(cached, LARGE_CACHE_TOTAL_MAX / 2); /* and does keep */
+  pthread_barrier_wait(&cap_checked);
+  for (int i = 0; i < CAP_THREADS; i++) pthread_join(th[i], NULL);
+}
+
 int main(void) {
   test_lextent_of();
   test_map();
@@ -293,5 +327,6 @@ int main(void) {
   test_shared_between_threads();
   test_os_failure();
   test_retained_given_back();
+  test_large_cache_cap();
   return check_done();
 }
