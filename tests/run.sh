@@ -330,11 +330,9 @@ run_one() { # name timeout kind arg
       # A fixed seed: the test suite replays the same mutations run after run
       # (a finding reproduces); `make fuzz` explores with a fresh seed each time.
       set -- $arg # seconds, then the options (none for the smoke run)
-      if [ $# -gt 1 ]; then
-        run_cmd "$tmo" env FUZZ_CONF="$2" FUZZ_ARGS="${FUZZ_ARGS:--seed=1 -runs=10000}" sh fuzz/run.sh "$1"
-      else
-        run_cmd "$tmo" env FUZZ_ARGS="${FUZZ_ARGS:--seed=1 -runs=40000}" sh fuzz/run.sh "$1"
-      fi
+      runs=40000
+      [ $# -gt 1 ] && runs=10000
+      run_cmd "$tmo" env FUZZ_CONF="${2:-}" FUZZ_ARGS="${FUZZ_ARGS:--seed=1 -runs=$runs}" sh fuzz/run.sh "$1"
       ;;
   esac
   secs=$(($(date +%s) - t0))
