@@ -295,6 +295,7 @@ static bool arena_stats_collect(unsigned index, arena_stats_t *out) {
   if (index != 0 && index != ARENAS_ALL) return arena_stats_explicit(index, out);
   heap_for_each(heap_stats_add_cb, &out->heap);
   percpu_stats_add(&out->heap);
+  stats_exited_add(&out->heap);
   large_add(out, &alloy__large_stats);
   uint64_t in_use, abandoned;
   heap_count_threads(&in_use, &abandoned);

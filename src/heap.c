@@ -284,6 +284,7 @@ static heap_t *heap_new(void) {
 static void heap_recycle(heap_t *heap) {
   os_lock(&heaps_lock);
   os_lock(&heap->pages_lock);
+  stats_retire_heap(heap);
   heap_reset(heap); /* in_use false */
   heap->pool_next = idle;
   idle = heap;
@@ -348,21 +349,40 @@ static bool heap_has_pages(heap_t *heap) {
   return any;
 }
 
-/* Gives every empty page back (the page serving each class too), and the
- * cached large spans. */
-void heap_release_empty(heap_t *heap) {
+/* Gives the empty pages back and the cached large spans; with `keep_one`,
+ * one empty page per class stays, last in its queue, so that the partly
+ * used pages are filled first.  A thread's heap keeps them when it exits,
+ * for the next thread that adopts it: 40,000 threads of 100 blocks each
+ * (bench thread_churn) took and gave back 40 pages apiece: a third of the
+ * process's instructions.  Put first, the kept pages served the next
+ * thread's mallocs while the partly used ones waited, and thread_pass held
+ * 4 MiB more. */
+static void heap_release_pages(heap_t *heap, bool keep_one) {
   heap_flush_large(heap);
   heap_take_pending(heap);
-  for (unsigned c = 0; c < SIZE_CLASSES; c++)
-    for (page_t *page = heap->queues[c].first, *next; page; page = next) {
+  for (unsigned c = 0; c < SIZE_CLASSES; c++) {
+    page_queue_t *q = &heap->queues[c];
+    page_t *first = q->first, *kept = NULL;
+    for (page_t *page = first, *next; page; page = next) {
       next = page->next;
       page_collect_remote(page);
-      if (page->used == 0) {
-        class_queue_remove(heap, page);
-        heap_release_page(heap, page);
-      }
+      if (page->used != 0) continue;
+      page_queue_remove(q, page);
+      page->list = LIST_NONE;
+      if (keep_one && kept == NULL) kept = page;
+      else heap_release_page(heap, page);
     }
+    if (kept) {
+      page_queue_push_back(q, kept);
+      kept->list = LIST_QUEUE;
+    }
+    if (q->first != first) heap_direct_update(heap, c); /* once per class */
+  }
 }
+
+/* Gives every empty page back (the page serving each class too), and the
+ * cached large spans. */
+void heap_release_empty(heap_t *heap) { heap_release_pages(heap, false); }
 
 /* Folds other threads' frees into every page (statistics then count a
  * block another thread freed as freed, as jemalloc does) and gives pages
@@ -417,7 +437,10 @@ static bool heap_adopt_one_when(heap_t *heap, uint64_t before, uint64_t before_m
   os_unlock(&heaps_lock);
   if (!src) return false;
   heap_recycle(src);
-  heap_release_empty(heap);
+  /* What other threads freed since the exit may have emptied more pages.
+   * (Keeping them all for a new thread, which skips this pass, held 2 MiB
+   * more on thread_pass for 5% fewer instructions on thread_churn.) */
+  heap_release_pages(heap, true);
   return true;
 }
 
@@ -435,7 +458,7 @@ void heap_thread_done(void *arg) {
   if (heap_is_sentinel(heap)) return;
   if (alloy__tls_heap == &alloy__heap_bound) arena_bind_thread(0);
   percpu_thread_exit(heap);
-  heap_release_empty(heap);
+  heap_release_pages(heap, true);
   stats_fold(heap);
   stats_publish(heap); /* its last figures stay readable until it is adopted */
   alloy__tls_heap = &alloy__heap_exited;

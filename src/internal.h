@@ -384,6 +384,8 @@ void stats_publish(heap_t *heap);
 void stats_maybe_publish(heap_t *heap);
 void stats_refresh(void);
 void stats_heap_add(const heap_t *heap, heap_stats_t *sum);
+void stats_retire_heap(heap_t *heap);        /* a heap about to be recycled: keep its bins' history */
+void stats_exited_add(heap_stats_t *sum);    /* that history, into arena 0's bins */
 uint64_t stats_thread_peak(heap_t *heap, bool reset);
 typedef struct {
   uint64_t allocated, active, metadata, resident, mapped, retained, dirty;

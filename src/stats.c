@@ -120,6 +120,21 @@ void stats_refresh(void) {
   }
 }
 
+/* Blocks made available by the pages of heaps since recycled (their
+ * threads exited and nobody adopted what they had), so that bins' nmalloc
+ * never goes back when a thread exits. */
+static _Atomic(uint64_t) exited_fills[SIZE_CLASSES];
+
+void stats_retire_heap(heap_t *heap) {
+  for (unsigned c = 0; c < SIZE_CLASSES; c++)
+    if (heap->retired_fills[c]) atomic_fetch_add_explicit(&exited_fills[c], heap->retired_fills[c], memory_order_relaxed);
+}
+
+void stats_exited_add(heap_stats_t *sum) {
+  for (unsigned c = 0; c < SIZE_CLASSES; c++)
+    sum->bins[c].nfills += atomic_load_explicit(&exited_fills[c], memory_order_relaxed);
+}
+
 /* Adds a heap's last snapshot into `sum`. */
 void stats_heap_add(const heap_t *heap, heap_stats_t *sum) {
   const heap_stats_t *p = __atomic_load_n(&heap->published, __ATOMIC_ACQUIRE);

@@ -9,6 +9,9 @@
  *               whole 64 KiB slices: an empty Redis read 3.22 as
  *               active/allocated); resident >= active > 0, mapped >=
  *               resident, retained = mapped - resident.
+ *   history     a bin's nmalloc (blocks made available) never goes back
+ *               when a thread exits, whether its heap is adopted by the
+ *               next thread or recycled empty.
  *   readers     every statistics reader (epoch, stats.*, stats.arenas.*,
  *               the report in text and JSON, thread.*, alloy_stats_get)
  *               runs while other threads allocate, free each other's
@@ -198,7 +201,39 @@ static void test_readers(void) {
   check_consistent(&m, "after the churn");
 }
 
+/* A thread that makes 1000 blocks of 80 bytes available, frees them and
+ * gives its pages back (`flush`: its heap is then recycled at exit, not
+ * abandoned with the page kept for the next thread). */
+static void *fill_80(void *arg) {
+  bool flush = arg != NULL;
+  void *b[1000];
+  for (int i = 0; i < 1000; i++) b[i] = alloy_malloc(80);
+  for (int i = 0; i < 1000; i++) alloy_free(b[i]);
+  if (flush) CHECK_EQ(alloy_mallctl("thread.tcache.flush", NULL, NULL, NULL, 0), 0);
+  return NULL;
+}
+
+static uint64_t bin_80_made(void) {
+  unsigned nbins = ctl_unsigned("arenas.nbins"), j = 0;
+  while (j < nbins && ctl_fmt_u64("arenas.bin.%u.size", j) != 80) j++;
+  CHECK(j < nbins);
+  ctl_refresh();
+  return ctl_fmt_u64("stats.arenas.0.bins.%u.nmalloc", j);
+}
+
+static void test_history(void) {
+  uint64_t made0 = bin_80_made();
+  run(fill_80, NULL);
+  uint64_t made1 = bin_80_made();
+  run(fill_80, (void *)1);
+  uint64_t made2 = bin_80_made();
+  printf("history: bin of 80 B made %" PRIu64 ", %" PRIu64 ", %" PRIu64 " blocks available\n", made0, made1, made2);
+  CHECK_MSG(made1 >= made0 + 1000, "nmalloc %" PRIu64 " after a thread made 1000 blocks (before: %" PRIu64 ")", made1, made0);
+  CHECK_MSG(made2 >= made1, "nmalloc went back from %" PRIu64 " to %" PRIu64 " when a thread exited", made1, made2);
+}
+
 int main(void) {
+  test_history();
   test_exact();
   test_readers();
   return check_done();

@@ -15,6 +15,13 @@
  * slots emptied, alloy_stats_get().allocated is within 1 MiB of its value
  * before the threads ran, and the number of heaps left abandoned is small.
  *
+ * First, successors: 64 threads one after the other, each allocating and
+ * freeing 300 blocks of 48 bytes, must reuse the page the first one left
+ * (an exiting heap keeps one empty page per class for the thread that
+ * adopts it): the class's blocks made available (bins.<j>.nmalloc) grow by
+ * about one thread's worth, not 64 (each fresh page carves its blocks
+ * again), and the class holds one page at the end, not 0 or 64.
+ *
  * Under the sanitizers (clang ASan/TSan builds) fewer threads run (5,000) and RSS is
  * not checked (shadow memory); CHURN_THREADS=N in the environment overrides
  * the count.
@@ -28,6 +35,7 @@
 
 #include "api.h"
 #include "check.h"
+#include "mallctl_util.h"
 #include "testutil.h" /* mix64 */
 
 #ifdef CHECK_SANITIZED
@@ -128,8 +136,59 @@ static size_t rss_bytes(void)
   return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+#define SUCCESSORS 64
+#define SUCCESSOR_BLOCKS 300
+
+static void *successor_main(void *arg)
+{
+  (void)arg;
+  unsigned char *b[SUCCESSOR_BLOCKS];
+  for (int i = 0; i < SUCCESSOR_BLOCKS; i++) {
+    b[i] = alloy_malloc(48);
+    if (b[i])
+      memset(b[i], i, 48);
+  }
+  for (int i = 0; i < SUCCESSOR_BLOCKS; i++)
+    alloy_free(b[i]);
+  return NULL;
+}
+
+/* The bin of 48-byte blocks (no other block of this test has that class). */
+static unsigned bin_of_48(void)
+{
+  unsigned nbins = ctl_unsigned("arenas.nbins");
+  for (unsigned j = 0; j < nbins; j++)
+    if (ctl_fmt_u64("arenas.bin.%u.size", j) == 48)
+      return j;
+  CHECK_MSG(0, "no bin of 48 bytes");
+  return 0;
+}
+
+static void check_successors_reuse_pages(void)
+{
+  unsigned j = bin_of_48();
+  ctl_refresh();
+  uint64_t made0 = ctl_fmt_u64("stats.arenas.0.bins.%u.nmalloc", j);
+  for (int i = 0; i < SUCCESSORS; i++) {
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, successor_main, NULL) == 0);
+    REQUIRE(pthread_join(t, NULL) == 0);
+  }
+  ctl_refresh();
+  uint64_t made = ctl_fmt_u64("stats.arenas.0.bins.%u.nmalloc", j) - made0;
+  size_t pages = ctl_fmt_u64("stats.arenas.0.bins.%u.curslabs", j);
+  printf("successors: %d threads of %d blocks made %" PRIu64 " blocks available, %zu page(s) kept\n",
+         SUCCESSORS, SUCCESSOR_BLOCKS, made, pages);
+  CHECK_MSG(made >= SUCCESSOR_BLOCKS && made < 4 * SUCCESSOR_BLOCKS,
+            "%" PRIu64 " blocks made available for %d threads of %d blocks", made, SUCCESSORS,
+            SUCCESSOR_BLOCKS);
+  CHECK_MSG(pages == 1, "%zu pages of the class kept", pages);
+}
+
 int main(void)
 {
+  check_successors_reuse_pages();
+
 #ifdef UNDER_SANITIZER
   long nthreads = 5000;
 #else
