@@ -16,6 +16,7 @@
  * process-wide: about 64 x 256 KiB allocated by all threads together): a
  * new thread should get it first. */
 #define ADOPT_AGE_EVENTS 64
+#define IDLE_SCAN_EVENTS 16
 
 /* guard_sample: about one allocation in every guard_sample bytes is moved to
  * a mapping of its own that ends against an inaccessible page (and becomes
@@ -50,17 +51,21 @@ static void *event_sample_guarded(heap_t *heap, void *block) {
 static inline __attribute__((always_inline)) void *event_work(heap_t *heap, void *block) {
   stats_fold(heap);
   stats_maybe_publish(heap);
-  uint64_t now = heap_event_clock();
+  uint64_t now = heap_event_clock(), ms = os_now_ms();
   bool thread_heap = heap->arena_index == 0 && !heap->shared;
   if (thread_heap) {
+    heap_note_active(heap, now, ms);
     if (alloy__options.guard_sample > 0) block = event_sample_guarded(heap, block);
     /* Threads that exited leave memory others may have freed since:
      * reclaim it even when no new thread comes to take it. */
     if (now >= ADOPT_AGE_EVENTS) heap_adopt_old(heap, now - ADOPT_AGE_EVENTS, UINT64_MAX);
+    /* and so do live threads that stopped allocating (one event in 16 of
+     * the process looks: a walk over the heaps, under their lock); not a
+     * per-CPU thread, whose heap serves no malloc */
+    if (now % IDLE_SCAN_EVENTS == 0 && heap_get() == heap) heap_take_idle_pending(heap);
     percpu_event(heap);
   }
   heap_large_idle(heap);
-  uint64_t ms = os_now_ms();
   if (segment_decay_due(ms)) segment_decay(ms, false);
   if (unlikely(thread_heap && background_wanted())) background_start();
   return block;

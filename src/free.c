@@ -4,7 +4,7 @@
  * class blocks (remote bits), large and big blocks (the back end, from any
  * thread), and every misuse report.  A small block's free takes a lock
  * only at page events, never per block: heap_wake_page and
- * heap_page_unfull (pages_lock) once per page and full episode, and the
+ * heap_page_unfull_locked (pages_lock) once per page and full episode, and the
  * back end's lock when a page empties and goes back.
  *
  * The fast path (fastpath.h) handles the common case: the block's page is
@@ -72,24 +72,38 @@ static bool free_remote(page_t *page, size_t index) {
   return true;
 }
 
+typedef enum { FREED, FREED_TWICE, NOT_MINE } owned_free_t;
+
 /* The owner's free on its slow path: the page is in the full list (or
  * pending), or holds a heap-profiler sample (whose block may be this one),
- * or it is the page's last block. */
-static bool free_owned(heap_t *heap, page_t *page, size_t index) {
+ * or it is the page's last block.  A full page (in the full list or pending)
+ * may be taken by another thread meanwhile when this one is idle
+ * (heap_take_idle_pending, under the heap's pages_lock): its block is then
+ * freed as another thread's (NOT_MINE). */
+static owned_free_t free_owned(heap_t *heap, page_t *page, size_t index) {
   size_t w = index / 64;
   uint64_t bit = (uint64_t)1 << (index % 64);
-  if ((page->bits->free[w] | atomic_load_explicit(&page->bits->remote[w], memory_order_relaxed)) & bit)
-    return false;
   uintptr_t tags = atomic_load_explicit(&page->xheap, memory_order_relaxed) & XHEAP_TAGS;
+  if (tags & XHEAP_FULL) {
+    os_lock(&heap->pages_lock);
+    if (page_heap(page) != heap) {
+      os_unlock(&heap->pages_lock);
+      return NOT_MINE;
+    }
+  }
+  if ((page->bits->free[w] | atomic_load_explicit(&page->bits->remote[w], memory_order_relaxed)) & bit) {
+    if (tags & XHEAP_FULL) os_unlock(&heap->pages_lock);
+    return FREED_TWICE;
+  }
   if (unlikely(tags & XHEAP_SAMPLED)) {
     uint8_t *p = page->start + index * page->block_size;
     if (prof_table_may_hold(p)) prof_table_free(page, p);
   }
   __atomic_store_n(&page->bits->free[w], page->bits->free[w] | bit, __ATOMIC_RELAXED);
   page->free_summary |= (uint64_t)1 << w;
-  if (tags & XHEAP_FULL) heap_page_unfull(heap, page);
+  if (tags & XHEAP_FULL) heap_page_unfull_locked(heap, page);
   if (--page->used == 0) heap_page_now_free(heap, page);
-  return true;
+  return FREED;
 }
 
 /* A large or big block: given back to the back end by whoever frees it. */
@@ -147,15 +161,19 @@ NOINLINE void free_generic(void *p, page_t *page) {
   size_t bytes = page->block_size;
   heap_t *owner = page_heap(page); /* without the tags (XHEAP_FULL, XHEAP_SAMPLED) */
   if (owner == heap) {
-    if (unlikely(!free_owned(heap, page, index))) {
+    owned_free_t r = free_owned(heap, page, index);
+    if (unlikely(r == FREED_TWICE)) {
       free_report_double(p, page);
       return;
     }
-    /* the page's owner is a real heap that allocates (folded at its events),
-     * as on the fast path: the owner's frees of a page holding a heap-profiler
-     * sample come this way, about one in eight of a live set's with prof:true */
-    heap->counters.freed_bytes += bytes;
-    return;
+    if (likely(r == FREED)) {
+      /* the page's owner is a real heap that allocates (folded at its events),
+       * as on the fast path: the owner's frees of a page holding a heap-profiler
+       * sample come this way, about one in eight of a live set's with prof:true */
+      heap->counters.freed_bytes += bytes;
+      return;
+    }
+    owner = page_heap(page); /* another thread took the page: a remote free */
   }
   /* a per-CPU block (percpu.c), freed by any thread in any mode */
   bool ok = owner == &alloy__heap_central ? percpu_free_block(p, page, index) : free_remote(page, index);
@@ -171,5 +189,5 @@ NOINLINE void free_generic(void *p, page_t *page) {
 void free_owned_block(heap_t *heap, page_t *page, void *p) {
   size_t index = (size_t)(((uint64_t)((uint8_t *)p - page->start) * page->block_magic) >> MAGIC_BITS);
   if (page_heap(page) == &alloy__heap_central) percpu_free_block(p, page, index);
-  else free_owned(heap, page, index);
+  else (void)free_owned(heap, page, index); /* its page serves mallocs: not full, not taken */
 }

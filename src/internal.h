@@ -356,7 +356,7 @@ void heap_reset(heap_t *heap);
 void *heap_alloc(heap_t *heap, size_t size, size_t align);
 void *heap_alloc_small(heap_t *heap, size_t size); /* size <= MEDIUM_MAX */
 void heap_page_now_free(heap_t *heap, page_t *page);
-void heap_page_unfull(heap_t *heap, page_t *page);
+void heap_page_unfull_locked(heap_t *heap, page_t *page);
 void *heap_alloc_exited(size_t size, size_t align); /* a thread past its exit hook */
 void heap_collect(heap_t *heap);  /* alloy_collect, malloc_trim: adopt and release all */
 void heap_release_empty(heap_t *heap);
@@ -366,6 +366,8 @@ void heap_large_idle(heap_t *heap); /* at the heap's rare events */
 void heap_collect_remote(heap_t *heap);
 void heap_take_pending(heap_t *heap);
 void heap_wake_page(page_t *page); /* another thread freed into a full page */
+void heap_take_idle_pending(heap_t *me); /* idle threads' pending pages, at `me`'s event */
+void heap_note_active(heap_t *heap, uint64_t now, uint64_t ms); /* at the heap's events (event.c) */
 bool heap_adopt_old(heap_t *heap, uint64_t before_event, uint64_t before_ms);
 uint64_t heap_event_clock(void);
 void heap_visit_pages(heap_t *heap, void (*fn)(heap_t *heap, page_t *page, void *arg), void *arg);

@@ -268,6 +268,12 @@ struct alloy_heap_s {
   heap_t *pool_next;             /* abandoned or idle list */
   uint64_t abandoned_at;         /* event clock when its thread exited */
   uint64_t abandoned_ms;         /* and the time */
+  /* Event clock and time at the heap's last event: when both are far
+   * behind, its thread is idle, and another thread whose free wakes one of
+   * its full pages takes the page (heap_wake_page).  Written by the owner,
+   * read by any thread. */
+  _Atomic(uint64_t) active_at;
+  _Atomic(uint64_t) active_ms;
   /* --- statistics (stats.c) --- */
   uint64_t sampled_at;           /* alloc_bytes at the last guarded sample */
   uint64_t folded_alloc;         /* counters.* already added to the totals */

@@ -22,6 +22,14 @@
  * about one thread's worth, not 64 (each fresh page carves its blocks
  * again), and the class holds one page at the end, not 0 or 64.
  *
+ * Then an idle owner: the main thread allocates 48 MiB of 1 KiB blocks and
+ * sleeps while a worker frees 7 in 8 of them, sleeps past the idle delay
+ * and allocates as much again: the worker must take the main thread's
+ * pages (stats.active grows by less than 3/4 of the table), where they used
+ * to wait for the main thread's next allocation.  In a second round the
+ * main thread frees the blocks it kept while the worker takes its pages:
+ * every block keeps its contents (and TSan sees the handover).
+ *
  * Under the sanitizers (clang ASan/TSan builds) fewer threads run (5,000) and RSS is
  * not checked (shadow memory); CHURN_THREADS=N in the environment overrides
  * the count.
@@ -185,9 +193,87 @@ static void check_successors_reuse_pages(void)
   CHECK_MSG(pages == 1, "%zu pages of the class kept", pages);
 }
 
+#define IDLE_BLOCKS 49152
+#define IDLE_SIZE 1024
+#define IDLE_KEPT 8 /* the main thread keeps every 8th block */
+static unsigned char *idle_table[IDLE_BLOCKS], *idle_new[IDLE_BLOCKS];
+static long long idle_grew; /* stats.active after - before (the main thread's pages may go back) */
+static atomic_int idle_phase; /* 1: the worker allocates, 2: it is done */
+
+/* (No CHECK here: the check counters are not atomic.) */
+static size_t active_now(void)
+{
+  uint64_t e = 1;
+  size_t v = 0, len = sizeof v;
+  if (alloy_mallctl("epoch", NULL, NULL, &e, sizeof e) != 0 || alloy_mallctl("stats.active", &v, &len, NULL, 0) != 0)
+    return 0;
+  return v;
+}
+
+static void *idle_worker(void *arg)
+{
+  (void)arg;
+  for (int i = 0; i < IDLE_BLOCKS; i++)
+    if (i % IDLE_KEPT != 0)
+      alloy_free(idle_table[i]);
+  usleep(300 * 1000); /* the main thread, sleeping, is idle */
+  size_t before = active_now();
+  atomic_store(&idle_phase, 1);
+  for (int i = 0; i < IDLE_BLOCKS; i++) {
+    idle_new[i] = alloy_malloc(IDLE_SIZE);
+    if (idle_new[i])
+      memset(idle_new[i], i & 0xff, IDLE_SIZE);
+  }
+  idle_grew = (long long)active_now() - (long long)before;
+  atomic_store(&idle_phase, 2);
+  return NULL;
+}
+
+/* One round: the main thread fills the table, a worker frees 7 blocks in 8
+ * and, past the idle delay, allocates as many again.  The main thread frees
+ * the blocks it kept after the worker (`racing`: while the worker allocates
+ * and may take its pages, so these frees land in pages that change owner
+ * under them).  Returns the number of damaged blocks. */
+static int idle_round(bool racing)
+{
+  for (int i = 0; i < IDLE_BLOCKS; i++) {
+    idle_table[i] = alloy_malloc(IDLE_SIZE);
+    REQUIRE(idle_table[i] != NULL);
+    memset(idle_table[i], 3, IDLE_SIZE);
+  }
+  atomic_store(&idle_phase, 0);
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, idle_worker, NULL) == 0);
+  while (atomic_load(&idle_phase) < (racing ? 1 : 2))
+    usleep(1000);
+  int damaged = 0;
+  for (int i = 0; i < IDLE_BLOCKS; i += IDLE_KEPT) {
+    damaged += idle_table[i][0] != 3 || idle_table[i][IDLE_SIZE - 1] != 3;
+    alloy_free(idle_table[i]);
+  }
+  REQUIRE(pthread_join(t, NULL) == 0);
+  for (int i = 0; i < IDLE_BLOCKS; i++) {
+    damaged += idle_new[i] == NULL || idle_new[i][0] != (i & 0xff) || idle_new[i][IDLE_SIZE - 1] != (i & 0xff);
+    alloy_free(idle_new[i]);
+  }
+  return damaged;
+}
+
+static void check_idle_owner_pages_reused(void)
+{
+  int damaged = idle_round(false);
+  size_t table = (size_t)IDLE_BLOCKS * IDLE_SIZE;
+  printf("idle owner: a worker's %zu MiB of blocks grew stats.active by %.1f MiB\n", table / MiB,
+         idle_grew / (double)MiB);
+  CHECK_MSG(idle_grew < (long long)(table / 4 * 3), "stats.active grew by %lld bytes for a table of %zu", idle_grew, table);
+  damaged += idle_round(true);
+  CHECK_MSG(damaged == 0, "%d blocks damaged", damaged);
+}
+
 int main(void)
 {
   check_successors_reuse_pages();
+  check_idle_owner_pages_reused();
 
 #ifdef UNDER_SANITIZER
   long nthreads = 5000;
