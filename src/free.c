@@ -83,7 +83,14 @@ typedef enum { FREED, FREED_TWICE, NOT_MINE } owned_free_t;
 static owned_free_t free_owned(heap_t *heap, page_t *page, size_t index) {
   size_t w = index / 64;
   uint64_t bit = (uint64_t)1 << (index % 64);
-  uintptr_t tags = atomic_load_explicit(&page->xheap, memory_order_relaxed) & XHEAP_TAGS;
+  /* One read for both: the page may have been taken since the caller read
+   * its owner, and a taken page has no FULL tag (found in review: with two
+   * reads, the tags of the new owner's word let this thread write the bits
+   * of a page that was no longer its own).  A page that reads as this heap's
+   * without the tag is in its queues, which no other thread takes from. */
+  uintptr_t x = atomic_load_explicit(&page->xheap, memory_order_relaxed);
+  if ((heap_t *)(x & ~XHEAP_TAGS) != heap) return NOT_MINE;
+  uintptr_t tags = x & XHEAP_TAGS;
   if (tags & XHEAP_FULL) {
     os_lock(&heap->pages_lock);
     if (page_heap(page) != heap) {

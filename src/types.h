@@ -269,9 +269,9 @@ struct alloy_heap_s {
   uint64_t abandoned_at;         /* event clock when its thread exited */
   uint64_t abandoned_ms;         /* and the time */
   /* Event clock and time at the heap's last event: when both are far
-   * behind, its thread is idle, and another thread whose free wakes one of
-   * its full pages takes the page (heap_wake_page).  Written by the owner,
-   * read by any thread. */
+   * behind, its thread is idle, and an active thread takes its pending
+   * pages (heap_take_idle_pending).  Written by the owner, read by any
+   * thread. */
   _Atomic(uint64_t) active_at;
   _Atomic(uint64_t) active_ms;
   /* --- statistics (stats.c) --- */
