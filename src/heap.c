@@ -308,15 +308,16 @@ void heap_reset(heap_t *heap) {
   heap->large_stats = &alloy__large_stats;
 }
 
-/* in_use, registry_next and a heap's reset change under heaps_lock: the
- * fork handlers, the background thread and statistics readers walk the
- * registry under it. */
-static heap_t *heap_new(void) {
+/* in_use, shared, registry_next and a heap's reset change under
+ * heaps_lock: the fork handlers, the background thread, statistics readers
+ * and the idle-page scan walk the registry under it. */
+static heap_t *heap_new(bool shared) {
   os_lock(&heaps_lock);
   heap_t *heap = idle;
   if (heap) {
     idle = heap->pool_next;
     heap->in_use = true;
+    heap->shared = shared;
   }
   os_unlock(&heaps_lock);
   if (!heap) {
@@ -325,6 +326,7 @@ static heap_t *heap_new(void) {
     heap_reset(heap);
     os_lock(&heaps_lock);
     heap->in_use = true;
+    heap->shared = shared;
     heap->registry_next = registry;
     registry = heap;
     os_unlock(&heaps_lock);
@@ -348,11 +350,7 @@ static void heap_recycle(heap_t *heap) {
 
 /* A heap no thread owns: the exited threads' heap, or made by the caller
  * for an arena (arena.c embeds its own). */
-heap_t *heap_new_shared(void) {
-  heap_t *heap = heap_new();
-  if (heap) heap->shared = true;
-  return heap;
-}
+heap_t *heap_new_shared(void) { return heap_new(true); }
 
 static bool heap_adopt_one(heap_t *heap);
 
@@ -363,7 +361,7 @@ static bool heap_adopt_one(heap_t *heap);
  * without bound on a workload that recreates 4 threads per round). */
 heap_t *heap_init_thread(void) {
   process_init();
-  heap_t *heap = heap_new();
+  heap_t *heap = heap_new(false);
   if (!heap) return NULL;
   alloy__tls_heap = heap;
   VG_HOOK(arena_route_thread(heap)); /* memcheck: every malloc and free off the fast paths */
