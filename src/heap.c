@@ -221,6 +221,28 @@ void heap_wake_page(page_t *page) {
 
 static void heap_release_page(heap_t *heap, page_t *page);
 
+/* Moves `from`'s pending pages to the end of `got`, owned by `to` from now
+ * on (`from`'s pages_lock held): a freer that reads the page's owner next
+ * sees `to`, without the full mark. */
+static void pending_detach(heap_t *from, heap_t *to, page_queue_t *got) {
+  for (page_t *p = from->pending.first; p; p = p->next) page_set_owner(p, to, false);
+  queue_append(got, &from->pending);
+  atomic_store_explicit(&from->has_pending, false, memory_order_relaxed);
+}
+
+/* Puts pages just detached into `heap`'s queues, after folding in the
+ * frees that woke them, or gives back those that emptied. */
+static void pending_settle(heap_t *heap, page_queue_t got) {
+  for (page_t *page = got.first, *next; page; page = next) {
+    next = page->next;
+    page->next = page->prev = NULL;
+    page->list = LIST_NONE;
+    page_collect_remote(page);
+    if (page->used == 0) heap_release_page(heap, page);
+    else class_queue_add(heap, page, false);
+  }
+}
+
 /* Takes the pending pages of idle thread heaps into `me` (an active thread
  * heap, at one of its events): their blocks freed by other threads become
  * usable again.  The idle owner may still free into such a page:
@@ -232,38 +254,21 @@ void heap_take_idle_pending(heap_t *me) {
     if (h == me || !h->in_use || h->shared || h->arena_index != 0) continue;
     if (!atomic_load_explicit(&h->has_pending, memory_order_acquire) || !heap_is_idle(h)) continue;
     os_lock(&h->pages_lock);
-    for (page_t *p = h->pending.first; p; p = p->next) page_set_owner(p, me, false);
-    queue_append(&got, &h->pending);
-    atomic_store_explicit(&h->has_pending, false, memory_order_relaxed);
+    pending_detach(h, me, &got);
     os_unlock(&h->pages_lock);
   }
   os_unlock(&heaps_lock);
-  for (page_t *page = got.first, *next; page; page = next) {
-    next = page->next;
-    page->next = page->prev = NULL;
-    page->list = LIST_NONE;
-    page_collect_remote(page);
-    if (page->used == 0) heap_release_page(me, page);
-    else class_queue_add(me, page, false);
-  }
+  pending_settle(me, got);
 }
 
 /* The owner takes back the pages other threads freed into. */
 void heap_take_pending(heap_t *heap) {
   if (!atomic_load_explicit(&heap->has_pending, memory_order_acquire)) return;
+  page_queue_t got = {NULL, NULL};
   os_lock(&heap->pages_lock);
-  page_queue_t got = heap->pending;
-  heap->pending.first = heap->pending.last = NULL;
-  atomic_store_explicit(&heap->has_pending, false, memory_order_relaxed);
-  for (page_t *p = got.first; p; p = p->next) page_set_owner(p, heap, false);
+  pending_detach(heap, heap, &got);
   os_unlock(&heap->pages_lock);
-  for (page_t *page = got.first, *next; page; page = next) {
-    next = page->next;
-    page->next = page->prev = NULL;
-    page_collect_remote(page);
-    if (page->used == 0) heap_release_page(heap, page);
-    else class_queue_add(heap, page, false);
-  }
+  pending_settle(heap, got);
 }
 
 /* Gives an empty page back to the back end, remembering the blocks it made
