@@ -22,6 +22,11 @@
  * about one thread's worth, not 64 (each fresh page carves its blocks
  * again), and the class holds one page at the end, not 0 or 64.
  *
+ * Then exited heaps' kept pages go back: 16 threads, 8 at a time, each
+ * allocate and free 3,000 blocks of 16-1000 B and exit; a decay period
+ * later, the main thread's own allocations reclaim the heaps left
+ * abandoned: stats.active falls to under half of what they held.
+ *
  * Then an idle owner: the main thread allocates 48 MiB of 1 KiB blocks and
  * sleeps while a worker frees 7 in 8 of them, sleeps past the idle delay
  * and allocates as much again: the worker must take the main thread's
@@ -193,6 +198,43 @@ static void check_successors_reuse_pages(void)
   CHECK_MSG(pages == 1, "%zu pages of the class kept", pages);
 }
 
+static size_t active_now(void);
+
+static void *exiter_main(void *arg)
+{
+  uint64_t r = mix64((uint64_t)(uintptr_t)arg + 99);
+  static _Thread_local void *b[3000];
+  for (int i = 0; i < 3000; i++) {
+    r = mix64(r);
+    b[i] = alloy_malloc(16 + (size_t)(r % 985));
+  }
+  for (int i = 0; i < 3000; i++)
+    alloy_free(b[i]);
+  return NULL;
+}
+
+static void check_exited_pages_reclaimed(void)
+{
+  pthread_t t[8];
+  for (int wave = 0; wave < 2; wave++) {
+    for (int i = 0; i < 8; i++)
+      REQUIRE(pthread_create(&t[i], NULL, exiter_main, (void *)(uintptr_t)(wave * 8 + i)) == 0);
+    for (int i = 0; i < 8; i++)
+      REQUIRE(pthread_join(t[i], NULL) == 0);
+  }
+  size_t held = active_now();
+  usleep(1200 * 1000); /* past dirty_decay_ms (1 s by default) */
+  static void *mine[20000];
+  for (int i = 0; i < 20000; i++)
+    mine[i] = alloy_malloc(100); /* 2 MB: a few events of this thread */
+  for (int i = 0; i < 20000; i++)
+    alloy_free(mine[i]);
+  size_t left = active_now();
+  printf("exited heaps: %.2f MiB active after the threads, %.2f MiB a decay period later\n", held / (double)MiB,
+         left / (double)MiB);
+  CHECK_MSG(left < held / 2, "stats.active %zu, was %zu before the decay period", left, held);
+}
+
 #define IDLE_BLOCKS 49152
 #define IDLE_SIZE 1024
 #define IDLE_KEPT 8 /* the main thread keeps every 8th block */
@@ -273,6 +315,7 @@ static void check_idle_owner_pages_reused(void)
 int main(void)
 {
   check_successors_reuse_pages();
+  check_exited_pages_reclaimed();
   check_idle_owner_pages_reused();
 
 #ifdef UNDER_SANITIZER
