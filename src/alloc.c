@@ -201,6 +201,14 @@ bool alloy__resize_in_place(void *p, size_t size) {
   return resize_in_place(page, size);
 }
 
+/* A large block shrunk by a slice or more gives the slices back
+ * (segment.c), even to half its size or more, where any other block stays
+ * as it is: a 2 MiB buffer cut to 1.1 MiB held 2 MiB resident. */
+static bool large_gives_back(const page_t *page, size_t size) {
+  return page->kind == PAGE_LARGE && size > MEDIUM_MAX && !alloy__options.guard &&
+         (large_usable(size) + SLICE_SIZE - 1) / SLICE_SIZE < page->slice_count;
+}
+
 /* Where a small or medium block that must move grows to: at least a
  * quarter more than it had, so a buffer grown a little at a time (a string
  * appended to) moves every fourth size class, not at every one of alloy's
@@ -239,7 +247,7 @@ EXPORT void *alloy_realloc(void *p, size_t size) {
   }
   size_t usable = page->block_size;
   VG_HOOK(return realloc_memcheck(p, usable, size));
-  if (size <= usable && size >= usable / 2) return p;
+  if (size <= usable && size >= usable / 2 && !large_gives_back(page, size)) return p;
   if (resize_in_place(page, size)) return p;
   if (page->kind == PAGE_BIG && size > usable && page->arena == 0) {
     /* a big block moves with its pages (mremap): nothing copied or refaulted */

@@ -630,8 +630,8 @@ void segment_release_cached_large(page_t *page) {
   os_unlock(&backend_lock);
 }
 
-/* Grows a large block into the free slices after it, or shrinks it within
- * its span.  Lock held. */
+/* Grows a large block into the free slices after it, or shrinks it and
+ * gives back the slices it no longer covers.  Lock held. */
 static bool large_resize_locked(page_t *page, size_t size, large_stats_t *stats) {
   size_t usable = large_usable(size);
   /* a size of a class, or of a big block, is another kind of block */
@@ -648,6 +648,17 @@ static bool large_resize_locked(page_t *page, size_t size, large_stats_t *stats)
     seg->dirty_slices |= bits;
     seg->unknown_slices &= ~bits;
     for (size_t i = end; i < end + more; i++) seg->slice_page[i] = page;
+    page->slice_count = (uint32_t)need;
+    seg_rebin(seg);
+  } else if (need < page->slice_count) {
+    /* The slices past the new end go back: free for other blocks and
+     * pages, and purged on the decay schedule like any freed slice.  Kept,
+     * they stayed resident until the block was freed, counted nowhere. */
+    size_t first = page->slice_index + need, count = page->slice_count - need;
+    uint64_t bits = slice_mask(first, count);
+    for (size_t i = first; i < first + count; i++) seg->slice_page[i] = &alloy__page_invalid;
+    add(&dirty_bytes, slice_bytes(bits & seg->dirty_slices));
+    seg->free_slices |= bits;
     page->slice_count = (uint32_t)need;
     seg_rebin(seg);
   }

@@ -12,11 +12,13 @@
  *    ENOMEM and leaves the old block intact and still usable (for old blocks
  *    of every size range);
  *  - reallocarray multiplies with overflow checking (NULL + ENOMEM, old block
- *    intact) and otherwise behaves like realloc.
+ *    intact) and otherwise behaves like realloc;
+ *  - a large block shrunk in place gives back the memory past its new end.
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "api.h"
 #include "check.h"
@@ -271,8 +273,46 @@ static void check_growth_headroom(void)
   alloy_free(bigger);
 }
 
+#ifdef ALLOY_HAVE_STATS
+/* OS pages of [from, to) resident, by mincore. */
+static size_t resident_pages(uintptr_t from, uintptr_t to)
+{
+  static unsigned char vec[1024];
+  size_t n = (to - from) / 4096, count = 0;
+  REQUIRE(n <= sizeof vec && mincore((void *)from, to - from, vec) == 0);
+  for (size_t i = 0; i < n; i++) count += vec[i] & 1;
+  return count;
+}
+
+/* A large block shrunk in place, to half its size or more, keeps its
+ * address and contents and gives back the part past its new end: purged
+ * with the rest of the free memory.  Kept (as before), that part stayed
+ * resident until the block was freed. */
+static void check_large_shrink_gives_back(void)
+{
+  size_t from = 1900000, to = 1000000;
+  unsigned char *p = alloy_malloc(from);
+  REQUIRE(p != NULL);
+  fill(p, from, 7);
+  unsigned char *q = alloy_realloc(p, to);
+  REQUIRE(q != NULL);
+  CHECK(q == p);
+  CHECK_LT(alloy_usable_size(q), to + 4096);
+  CHECK(first_bad(q, 0, to, 7) == SIZE_MAX);
+  CHECK_EQ(alloy_mallctl("arena.4096.purge", NULL, NULL, NULL, 0), 0);
+  uintptr_t tail = ((uintptr_t)q + to + 65535) & ~(uintptr_t)65535; /* the next 64 KiB slice */
+  uintptr_t end = ((uintptr_t)p + from) & ~(uintptr_t)4095;
+  CHECK_EQ(resident_pages(tail, end), 0);
+  CHECK(first_bad(q, 0, to, 7) == SIZE_MAX);
+  alloy_free(q);
+}
+#endif
+
 int main(void)
 {
+#ifdef ALLOY_HAVE_STATS
+  check_large_shrink_gives_back();
+#endif
   check_growth_headroom();
   check_pairs();
   check_chains();
