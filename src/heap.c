@@ -167,17 +167,25 @@ void heap_page_unfull_locked(heap_t *heap, page_t *page) {
   class_queue_add(heap, page, false);
 }
 
-/* A thread heap is idle when its last event is both this many events of
- * the whole process (64 x 256 KiB allocated by the other threads) and this
- * many milliseconds behind: a thread that built data and now waits while
- * others replace it.  Its pending pages (full pages other threads freed
- * into) would wait for its next allocation; an active thread takes them at
- * one of its events (heap_take_idle_pending).  Taken at every wake instead,
- * with the event clock alone, they moved from workers that had only lost
- * their CPU for a while: rptest_like held 28 to 36 MiB.  An exited
+/* A thread heap is idle when its last event is HEAP_IDLE_EVENTS events of
+ * the whole process behind (each 256 KiB allocated by the other threads)
+ * and either HEAP_IDLE_MS behind too, or its thread is blocked and used no
+ * CPU time over HEAP_IDLE_CPU_EVENTS more: a thread that built data and
+ * now waits (in a join, on a lock or a socket) while others replace it.
+ * Its pending pages (full pages other threads freed into) would wait for
+ * its next allocation; an active thread takes them at one of its events
+ * (heap_take_idle_pending).  Taken at every wake instead, with the event
+ * clock alone, they moved from workers that had only lost their CPU for a
+ * while: rptest_like held 28 to 36 MiB, and 35 with these thresholds and
+ * the CPU time alone (a thread ready to run but not given a CPU uses
+ * none), against 27: a blocked thread without CPU time is not one.  The 200 ms alone came too late for a
+ * program whose workers replace the main thread's data at once: its peak
+ * was that data twice (104 MB; 73 MB now, jemalloc 61).  An exited
  * thread's heap is left to adoption. */
-#define HEAP_IDLE_EVENTS 64
+#define HEAP_IDLE_EVENTS 16
 #define HEAP_IDLE_MS 200
+#define HEAP_IDLE_CPU_EVENTS 16
+#define HEAP_IDLE_CPU_PROBES 4 /* threads' CPU clocks read per scan, at most */
 #define HEAP_ABANDONED UINT64_MAX /* active_at of an exited thread's heap */
 
 void heap_note_active(heap_t *heap, uint64_t now, uint64_t ms) {
@@ -185,12 +193,28 @@ void heap_note_active(heap_t *heap, uint64_t now, uint64_t ms) {
   atomic_store_explicit(&heap->active_ms, ms, memory_order_relaxed);
 }
 
-static bool heap_is_idle(const heap_t *heap) {
+/* The owner of `heap` used no CPU time since the scan that last looked, at
+ * least HEAP_IDLE_CPU_EVENTS ago; else that look is now (heaps_lock held).
+ * `*probes` counts the clocks read by this scan. */
+static bool heap_cpu_stopped(heap_t *heap, uint64_t now, unsigned *probes) {
+  if (*probes >= HEAP_IDLE_CPU_PROBES) return false;
+  ++*probes;
+  uint64_t cpu = os_thread_cpu_ns(heap->thread_id);
+  if (cpu == UINT64_MAX) return false;
+  if (cpu == heap->idle_cpu_ns && heap->idle_cpu_at != 0)
+    return now - heap->idle_cpu_at >= HEAP_IDLE_CPU_EVENTS && os_thread_waiting(heap->thread_id) == 1;
+  heap->idle_cpu_ns = cpu;
+  heap->idle_cpu_at = now;
+  return false;
+}
+
+static bool heap_is_idle(heap_t *heap, unsigned *probes) {
   uint64_t at = atomic_load_explicit(&heap->active_at, memory_order_relaxed);
   if (at == HEAP_ABANDONED) return false; /* adoption takes it */
+  uint64_t now = atomic_load_explicit(&event_clock, memory_order_relaxed);
+  if (now - at < HEAP_IDLE_EVENTS) return false;
   uint64_t ms = atomic_load_explicit(&heap->active_ms, memory_order_relaxed);
-  return atomic_load_explicit(&event_clock, memory_order_relaxed) - at >= HEAP_IDLE_EVENTS &&
-         os_now_ms() - ms >= HEAP_IDLE_MS;
+  return os_now_ms() - ms >= HEAP_IDLE_MS || heap_cpu_stopped(heap, now, probes);
 }
 
 /* Another thread freed into a page whose remote summary was empty and
@@ -249,10 +273,11 @@ static void pending_settle(heap_t *heap, page_queue_t got) {
  * free_owned checks under the same lock that the page is still its own. */
 void heap_take_idle_pending(heap_t *me) {
   page_queue_t got = {NULL, NULL};
+  unsigned probes = 0;
   os_lock(&heaps_lock);
   for (heap_t *h = registry; h; h = h->registry_next) {
     if (h == me || !h->in_use || h->shared || h->arena_index != 0) continue;
-    if (!atomic_load_explicit(&h->has_pending, memory_order_acquire) || !heap_is_idle(h)) continue;
+    if (!atomic_load_explicit(&h->has_pending, memory_order_acquire) || !heap_is_idle(h, &probes)) continue;
     os_lock(&h->pages_lock);
     pending_detach(h, me, &got);
     os_unlock(&h->pages_lock);
@@ -316,13 +341,20 @@ void heap_reset(heap_t *heap) {
 /* in_use, shared, registry_next and a heap's reset change under
  * heaps_lock: the fork handlers, the background thread, statistics readers
  * and the idle-page scan walk the registry under it. */
+static void heap_claim(heap_t *heap, bool shared, uint64_t thread_id) {
+  heap->in_use = true;
+  heap->shared = shared;
+  heap->thread_id = shared ? 0 : thread_id;
+  heap->idle_cpu_ns = heap->idle_cpu_at = 0;
+}
+
 static heap_t *heap_new(bool shared) {
+  uint64_t thread_id = shared ? 0 : os_thread_id();
   os_lock(&heaps_lock);
   heap_t *heap = idle;
   if (heap) {
     idle = heap->pool_next;
-    heap->in_use = true;
-    heap->shared = shared;
+    heap_claim(heap, shared, thread_id);
   }
   os_unlock(&heaps_lock);
   if (!heap) {
@@ -330,8 +362,7 @@ static heap_t *heap_new(bool shared) {
     if (!heap) return NULL;
     heap_reset(heap);
     os_lock(&heaps_lock);
-    heap->in_use = true;
-    heap->shared = shared;
+    heap_claim(heap, shared, thread_id);
     heap->registry_next = registry;
     registry = heap;
     os_unlock(&heaps_lock);

@@ -1,6 +1,6 @@
 /*
  * os.h - the platform contract: everything alloy asks of the operating
- * system and of the dynamic loader, in 46 functions.  src/os_linux.c
+ * system and of the dynamic loader, in 49 functions.  src/os_linux.c
  * implements it for Linux (x86-64 and ARM64), with src/os_rseq_linux.c for
  * the restartable sequences of the per-CPU caches; a port to FreeBSD or
  * macOS adds one file that implements this header and touches nothing else.
@@ -64,6 +64,16 @@ int os_getpid(void);
 uint64_t os_now_ms(void);                /* monotonic */
 void os_set_clock(uint64_t (*now_ms)(void)); /* test hook: a fake clock (NULL: the real one) */
 void os_yield(void);
+/* Threads: the calling thread's id, the CPU time a thread of this process
+ * has used so far (UINT64_MAX when unknown: no such thread, or no way to
+ * ask), and whether it is blocked now.  A thread blocked now that used no
+ * CPU time for a while waits (heap.c, idle owners); one merely waiting for
+ * a CPU is ready to run. */
+uint64_t os_thread_id(void);
+uint64_t os_thread_cpu_ns(uint64_t thread_id);
+/* 1: the thread of this process is blocked (asleep in a wait), 0: running
+ * or ready to run, -1: unknown. */
+int os_thread_waiting(uint64_t thread_id);
 
 /* ------------------------------------------------------------ files */
 /* For the heap profiler's profiles (prof_dump.c).  os_file_create opens

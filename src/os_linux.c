@@ -219,6 +219,43 @@ uint64_t os_now_ms(void) {
 
 void os_yield(void) { sched_yield(); }
 
+uint64_t os_thread_id(void) { return (uint64_t)syscall(SYS_gettid); }
+
+/* Linux's clock of one thread's CPU time: ~tid << 3 | CPUCLOCK_PERTHREAD
+ * (4) | CPUCLOCK_SCHED (2), what glibc's pthread_getcpuclockid returns,
+ * made from the id alone (a system call, no file; allowed wherever
+ * clock_gettime is). */
+uint64_t os_thread_cpu_ns(uint64_t thread_id) {
+  if (thread_id == 0 || thread_id >= (1u << 28)) return UINT64_MAX; /* ids stay below 2^22 (pid_max) */
+  clockid_t clock = (clockid_t)((~(unsigned)thread_id << 3) | 6);
+  struct timespec ts;
+  if (clock_gettime(clock, &ts) != 0) return UINT64_MAX;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The state letter of /proc/self/task/<id>/stat, after the command name's
+ * closing parenthesis (a name may hold one): S (asleep in a wait), D (in
+ * an uninterruptible wait), t or T (stopped) are blocked; R is running or
+ * ready.  No /proc (a chroot, a sandbox): unknown. */
+int os_thread_waiting(uint64_t thread_id) {
+  char path[48] = "/proc/self/task/", digits[24];
+  size_t n = 0, at = strlen(path);
+  do digits[n++] = (char)('0' + thread_id % 10); while ((thread_id /= 10) != 0);
+  while (n) path[at++] = digits[--n];
+  memcpy(path + at, "/stat", 6);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[512];
+  ssize_t got = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (got <= 0) return -1;
+  buf[got] = 0;
+  char *paren = strrchr(buf, ')');
+  if (paren == NULL || paren[1] != ' ') return -1;
+  char state = paren[2];
+  return state == 'S' || state == 'D' || state == 't' || state == 'T' ? 1 : state == 'R' ? 0 : -1;
+}
+
 /* ----------------------------------------------------------------- files */
 
 int os_file_create(const char *path) {

@@ -274,6 +274,12 @@ struct alloy_heap_s {
    * thread. */
   _Atomic(uint64_t) active_at;
   _Atomic(uint64_t) active_ms;
+  /* Its thread's id, and the thread's CPU time when the idle scan last
+   * looked (with the event clock then): a thread blocked in a wait uses
+   * none.  Under heaps_lock. */
+  uint64_t thread_id;
+  uint64_t idle_cpu_ns;
+  uint64_t idle_cpu_at;
   /* --- statistics (stats.c) --- */
   uint64_t sampled_at;           /* alloc_bytes at the last guarded sample */
   uint64_t folded_alloc;         /* counters.* already added to the totals */

@@ -35,6 +35,18 @@
  * main thread frees the blocks it kept while the worker takes its pages:
  * every block keeps its contents (and TSan sees the handover).
  *
+ * The rule rests on two questions to the OS (os.h), checked first: a
+ * thread blocked in a read is waiting and its CPU time stands still, a
+ * spinning one is not and its CPU time grows, the caller runs, and an id
+ * that names no thread is unknown.
+ *
+ * Then a blocked owner, with the clock stopped (os_set_clock) so that the
+ * 200 ms of the rule above never pass: the main thread allocates 32 MiB of
+ * 1 KiB blocks and waits in pthread_join while a worker frees 7 in 8 of
+ * them and at once allocates as many: the main thread, blocked and using
+ * no CPU time, is idle, and the worker takes its pages (stats.active grows
+ * by less than 3/4 of what it allocated, where it grew by all of it).
+ *
  * Under the sanitizers (clang ASan/TSan builds) fewer threads run (5,000) and RSS is
  * not checked (shadow memory); CHURN_THREADS=N in the environment overrides
  * the count.
@@ -49,6 +61,7 @@
 #include "api.h"
 #include "check.h"
 #include "mallctl_util.h"
+#include "os.h"       /* os_set_clock */
 #include "testutil.h" /* mix64 */
 
 #ifdef CHECK_SANITIZED
@@ -312,11 +325,140 @@ static void check_idle_owner_pages_reused(void)
   CHECK_MSG(damaged == 0, "%d blocks damaged", damaged);
 }
 
+static int os_pipe[2];
+static _Atomic(uint64_t) os_tid;
+static atomic_int os_spin;
+
+static void *os_reader(void *arg)
+{
+  (void)arg;
+  atomic_store(&os_tid, os_thread_id());
+  char c;
+  return (void *)(intptr_t)read(os_pipe[0], &c, 1);
+}
+
+static void *os_spinner(void *arg)
+{
+  (void)arg;
+  atomic_store(&os_tid, os_thread_id());
+  while (atomic_load(&os_spin))
+    ;
+  return NULL;
+}
+
+static uint64_t wait_tid(void)
+{
+  uint64_t t;
+  while ((t = atomic_load(&os_tid)) == 0)
+    usleep(1000);
+  return t;
+}
+
+static void check_os_thread_queries(void)
+{
+  CHECK_EQ(os_thread_waiting(os_thread_id()), 0);
+  CHECK(os_thread_cpu_ns(os_thread_id()) != UINT64_MAX);
+  CHECK_EQ(os_thread_waiting(INT32_MAX), -1);
+  CHECK(os_thread_cpu_ns(INT32_MAX) == UINT64_MAX);
+  CHECK(os_thread_cpu_ns(0) == UINT64_MAX);
+
+  REQUIRE(pipe(os_pipe) == 0);
+  pthread_t t;
+  atomic_store(&os_tid, 0);
+  REQUIRE(pthread_create(&t, NULL, os_reader, NULL) == 0);
+  uint64_t tid = wait_tid();
+  int waiting = 0;
+  for (int i = 0; i < 2000 && (waiting = os_thread_waiting(tid)) != 1; i++)
+    usleep(1000);
+  CHECK_EQ(waiting, 1);
+  uint64_t c1 = os_thread_cpu_ns(tid);
+  usleep(30 * 1000);
+  CHECK(c1 != UINT64_MAX && os_thread_cpu_ns(tid) == c1);
+  REQUIRE(write(os_pipe[1], "x", 1) == 1);
+  REQUIRE(pthread_join(t, NULL) == 0);
+  close(os_pipe[0]);
+  close(os_pipe[1]);
+
+  atomic_store(&os_tid, 0);
+  atomic_store(&os_spin, 1);
+  REQUIRE(pthread_create(&t, NULL, os_spinner, NULL) == 0);
+  tid = wait_tid();
+  c1 = os_thread_cpu_ns(tid);
+  int running = 0;
+  for (int i = 0; i < 2000 && !running; i++) {
+    usleep(1000);
+    running = os_thread_waiting(tid) == 0 && os_thread_cpu_ns(tid) > c1;
+  }
+  CHECK(running);
+  atomic_store(&os_spin, 0);
+  REQUIRE(pthread_join(t, NULL) == 0);
+}
+
+#define BLOCKED_BLOCKS 32768
+static unsigned char *blocked_table[BLOCKED_BLOCKS];
+static long long blocked_grew, blocked_freed;
+static int blocked_damaged;
+
+static uint64_t frozen_ms;
+static uint64_t frozen_clock(void) { return frozen_ms; }
+
+static void *blocked_worker(void *arg)
+{
+  (void)arg;
+  static unsigned char *mine[BLOCKED_BLOCKS];
+  for (int i = 0; i < BLOCKED_BLOCKS; i++)
+    if (i % IDLE_KEPT != 0) {
+      blocked_damaged += blocked_table[i][0] != 5 || blocked_table[i][IDLE_SIZE - 1] != 5;
+      alloy_free(blocked_table[i]);
+      blocked_freed += IDLE_SIZE;
+    }
+  size_t before = active_now();
+  for (int i = 0; i < BLOCKED_BLOCKS; i++)
+    if (i % IDLE_KEPT != 0) {
+      mine[i] = alloy_malloc(IDLE_SIZE);
+      if (mine[i])
+        memset(mine[i], 6, IDLE_SIZE);
+    }
+  blocked_grew = (long long)active_now() - (long long)before;
+  for (int i = 0; i < BLOCKED_BLOCKS; i++)
+    if (i % IDLE_KEPT != 0) {
+      blocked_damaged += mine[i] == NULL || mine[i][0] != 6 || mine[i][IDLE_SIZE - 1] != 6;
+      alloy_free(mine[i]);
+    }
+  return NULL;
+}
+
+static void check_blocked_owner_pages_reused(void)
+{
+  frozen_ms = os_now_ms();
+  os_set_clock(frozen_clock);
+  for (int i = 0; i < BLOCKED_BLOCKS; i++) {
+    blocked_table[i] = alloy_malloc(IDLE_SIZE);
+    REQUIRE(blocked_table[i] != NULL);
+    memset(blocked_table[i], 5, IDLE_SIZE);
+  }
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, blocked_worker, NULL) == 0);
+  REQUIRE(pthread_join(t, NULL) == 0);
+  os_set_clock(NULL);
+  for (int i = 0; i < BLOCKED_BLOCKS; i += IDLE_KEPT) {
+    blocked_damaged += blocked_table[i][0] != 5 || blocked_table[i][IDLE_SIZE - 1] != 5;
+    alloy_free(blocked_table[i]);
+  }
+  printf("blocked owner: a worker's %.1f MiB of blocks grew stats.active by %.1f MiB\n",
+         blocked_freed / (double)MiB, blocked_grew / (double)MiB);
+  CHECK_MSG(blocked_grew < blocked_freed / 4 * 3, "stats.active grew by %lld bytes for %lld allocated",
+            blocked_grew, blocked_freed);
+  CHECK_MSG(blocked_damaged == 0, "%d blocks damaged", blocked_damaged);
+}
+
 int main(void)
 {
   check_successors_reuse_pages();
   check_exited_pages_reclaimed();
   check_idle_owner_pages_reused();
+  check_os_thread_queries();
+  check_blocked_owner_pages_reused();
 
 #ifdef UNDER_SANITIZER
   long nthreads = 5000;
