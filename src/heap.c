@@ -807,6 +807,17 @@ void heap_fork_release(void) {
   os_unlock(&exit_lock);
 }
 
+/* The child: the forking thread has an id of its own there (the idle
+ * owners' rule asks the OS about a heap's thread by it). */
+void heap_fork_child(void) {
+  heap_t *heap = heap_home();
+  if (!heap_is_sentinel(heap) && !heap->shared) {
+    heap->thread_id = os_thread_id();
+    heap->idle_cpu_ns = heap->idle_cpu_at = 0;
+  }
+  heap_fork_release();
+}
+
 /* -------------------------------------------------------------- queries */
 
 /* Visits every heap some thread owns or left (not explicit arenas). */

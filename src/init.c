@@ -45,7 +45,7 @@ static void fork_child(void) {
   tcache_fork_release();
   segment_fork_child();
   percpu_fork_child();
-  heap_fork_release();
+  heap_fork_child();
   arena_fork_child();
   background_fork_child();
 }

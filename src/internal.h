@@ -376,6 +376,7 @@ void heap_count_threads(uint64_t *in_use, uint64_t *abandoned);
 void heap_discard(heap_t *heap); /* arena.<i>.reset: every page back, live blocks and all */
 void heap_fork_prepare(void);
 void heap_fork_release(void);
+void heap_fork_child(void);
 
 /* --------------------------------------------------------------- stats */
 void stats_fold(heap_t *heap);

@@ -21,6 +21,8 @@
  *                (the owner's pages_lock) while the owner forks: the child's
  *                owner takes the page back and fills it again without
  *                waiting for anyone.
+ *   thread_id    the child's heap names the child's thread (the idle
+ *                owners' rule asks the OS about a heap's thread by its id).
  *
  * Every child checks its blocks' contents and exits 0 within an alarm.
  */
@@ -293,6 +295,23 @@ static void test_remote_wake(void) {
   CHECK_EQ(failures, 0);
 }
 
+static void test_thread_id(void) {
+  alloy_free(alloy_malloc(64));
+  CHECK_EQ(heap_home()->thread_id, os_thread_id());
+  fflush(NULL);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    alarm(20);
+    int ok = heap_home()->thread_id == os_thread_id() && heap_home()->thread_id != 0;
+    alloy_free(alloy_malloc(64));
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child's heap names the parent's thread (status %#x)", status);
+}
+
 int main(void) {
 #ifdef CHECK_TSAN
   printf("SKIP: fork with threads running (TSan does not support threads in a child)\n");
@@ -308,6 +327,7 @@ int main(void) {
   test_every_lock();
   double t2 = now_s();
   test_remote_wake();
+  test_thread_id();
   fprintf(stderr, "times: background %.1f s, every_lock %.1f s, remote_wake %.1f s\n", t1 - t0, t2 - t1,
           now_s() - t2);
   return check_done();
