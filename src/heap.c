@@ -322,14 +322,16 @@ void heap_page_now_free(heap_t *heap, page_t *page) {
 /* ------------------------------------------------------------ heap lists */
 
 /* Empties a heap; its statistics snapshot (never freed), its place in the
- * registry and its pages_lock (which another thread may hold, see
- * heap_wake_page) stay. */
+ * registry and its pages_lock stay.  The lock's word is never written
+ * here: a remote freer may be spinning on it (heap_wake_page), and a zero
+ * written under the holder (a memset, then the saved value put back) let
+ * that freer in beside it (found by TSan: memset against os_lock). */
 void heap_reset(heap_t *heap) {
   heap_stats_t *published = heap->published;
   heap_t *registry_link = heap->registry_next;
-  int locked = atomic_load_explicit(&heap->pages_lock.locked, memory_order_relaxed);
-  memset(heap, 0, sizeof *heap);
-  atomic_store_explicit(&heap->pages_lock.locked, locked, memory_order_relaxed);
+  size_t lock_at = offsetof(heap_t, pages_lock), lock_end = lock_at + sizeof heap->pages_lock;
+  memset(heap, 0, lock_at);
+  memset((char *)heap + lock_end, 0, sizeof *heap - lock_end);
   heap->registry_next = registry_link;
   heap->published = published;
   if (published) memset(published, 0, sizeof *published);
