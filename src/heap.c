@@ -185,7 +185,7 @@ void heap_page_unfull_locked(heap_t *heap, page_t *page) {
 #define HEAP_IDLE_EVENTS 16
 #define HEAP_IDLE_MS 200
 #define HEAP_IDLE_CPU_EVENTS 16
-#define HEAP_IDLE_CPU_PROBES 4 /* threads' CPU clocks read per scan, at most */
+#define HEAP_IDLE_CPU_PROBES 4 /* threads' states read per scan, at most */
 #define HEAP_ABANDONED UINT64_MAX /* active_at of an exited thread's heap */
 
 void heap_note_active(heap_t *heap, uint64_t now, uint64_t ms) {
@@ -193,16 +193,19 @@ void heap_note_active(heap_t *heap, uint64_t now, uint64_t ms) {
   atomic_store_explicit(&heap->active_ms, ms, memory_order_relaxed);
 }
 
-/* The owner of `heap` used no CPU time since the scan that last looked, at
- * least HEAP_IDLE_CPU_EVENTS ago; else that look is now (heaps_lock held).
- * `*probes` counts the clocks read by this scan. */
+/* The owner of `heap` used no CPU time since a look at least
+ * HEAP_IDLE_CPU_EVENTS ago and is blocked now; else that look is now
+ * (heaps_lock held).  A heap is looked at once per HEAP_IDLE_CPU_EVENTS at
+ * most (its thread's CPU clock: one system call); the /proc read that
+ * follows a clock standing still is bounded by `*probes` per scan. */
 static bool heap_cpu_stopped(heap_t *heap, uint64_t now, unsigned *probes) {
-  if (*probes >= HEAP_IDLE_CPU_PROBES) return false;
-  ++*probes;
+  if (heap->idle_cpu_at != 0 && now - heap->idle_cpu_at < HEAP_IDLE_CPU_EVENTS) return false;
   uint64_t cpu = os_thread_cpu_ns(heap->thread_id);
   if (cpu == UINT64_MAX) return false;
-  if (cpu == heap->idle_cpu_ns && heap->idle_cpu_at != 0)
-    return now - heap->idle_cpu_at >= HEAP_IDLE_CPU_EVENTS && os_thread_waiting(heap->thread_id) == 1;
+  if (cpu == heap->idle_cpu_ns && heap->idle_cpu_at != 0 && *probes < HEAP_IDLE_CPU_PROBES) {
+    ++*probes;
+    if (os_thread_waiting(heap->thread_id) == 1) return true;
+  }
   heap->idle_cpu_ns = cpu;
   heap->idle_cpu_at = now;
   return false;

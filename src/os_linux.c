@@ -223,13 +223,19 @@ uint64_t os_thread_id(void) { return (uint64_t)syscall(SYS_gettid); }
 
 /* Linux's clock of one thread's CPU time: ~tid << 3 | CPUCLOCK_PERTHREAD
  * (4) | CPUCLOCK_SCHED (2), what glibc's pthread_getcpuclockid returns,
- * made from the id alone (a system call, no file; allowed wherever
- * clock_gettime is). */
+ * made from the id alone.  Both queries here run under alloy's locks, so
+ * they make raw system calls: libc's open, read and close are cancellation
+ * points (a pending pthread_cancel would unwind the thread with the lock
+ * held) and may be interposed by a library that calls malloc.  errno is
+ * left as it was. */
 uint64_t os_thread_cpu_ns(uint64_t thread_id) {
   if (thread_id == 0 || thread_id >= (1u << 28)) return UINT64_MAX; /* ids stay below 2^22 (pid_max) */
   clockid_t clock = (clockid_t)((~(unsigned)thread_id << 3) | 6);
   struct timespec ts;
-  if (clock_gettime(clock, &ts) != 0) return UINT64_MAX;
+  int saved = errno;
+  long r = syscall(SYS_clock_gettime, clock, &ts);
+  errno = saved;
+  if (r != 0) return UINT64_MAX;
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -243,11 +249,12 @@ int os_thread_waiting(uint64_t thread_id) {
   do digits[n++] = (char)('0' + thread_id % 10); while ((thread_id /= 10) != 0);
   while (n) path[at++] = digits[--n];
   memcpy(path + at, "/stat", 6);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
+  int saved = errno;
+  long fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
   char buf[512];
-  ssize_t got = read(fd, buf, sizeof buf - 1);
-  close(fd);
+  long got = fd < 0 ? -1 : syscall(SYS_read, (int)fd, buf, sizeof buf - 1);
+  if (fd >= 0) syscall(SYS_close, (int)fd);
+  errno = saved;
   if (got <= 0) return -1;
   buf[got] = 0;
   char *paren = strrchr(buf, ')');

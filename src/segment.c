@@ -50,11 +50,13 @@ static _Atomic(uint64_t) live_big;
 static _Atomic(uint64_t) big_bytes;
 static _Atomic(uint64_t) big_nmalloc;
 
-/* Counters written only under backend_lock: a load and a store (no locked
- * instruction), read by statistics without the lock. */
+/* The back end's counters, read by statistics without the lock.  Mostly
+ * written under backend_lock, but not only: a heap's large span cache
+ * (segment_cache_large, segment_uncache_large) counts its blocks and dirty
+ * slices without it, so every write is an atomic add (a load and a store
+ * under the lock lost those: found in review). */
 static void add(_Atomic(uint64_t) *counter, int64_t delta) {
-  atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + (uint64_t)delta,
-                        memory_order_relaxed);
+  atomic_fetch_add_explicit(counter, (uint64_t)delta, memory_order_relaxed);
 }
 /* active_bytes also grows as owners carve their pages, outside the lock. */
 void segment_count_active(int64_t delta) {

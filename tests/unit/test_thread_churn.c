@@ -25,7 +25,8 @@
  * Then exited heaps' kept pages go back: 16 threads, 8 at a time, each
  * allocate and free 3,000 blocks of 16-1000 B and exit; a decay period
  * later, the main thread's own allocations reclaim the heaps left
- * abandoned: stats.active falls to under half of what they held.
+ * abandoned: stats.active falls to what one heap keeps (under 1.5 MiB,
+ * from up to 6 MiB when the threads are gone).
  *
  * Then an idle owner: the main thread allocates 48 MiB of 1 KiB blocks and
  * sleeps while a worker frees 7 in 8 of them, sleeps past the idle delay
@@ -51,6 +52,7 @@
  * not checked (shadow memory); CHURN_THREADS=N in the environment overrides
  * the count.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -229,6 +231,7 @@ static void *exiter_main(void *arg)
 static void check_exited_pages_reclaimed(void)
 {
   pthread_t t[8];
+  size_t before = active_now();
   for (int wave = 0; wave < 2; wave++) {
     for (int i = 0; i < 8; i++)
       REQUIRE(pthread_create(&t[i], NULL, exiter_main, (void *)(uintptr_t)(wave * 8 + i)) == 0);
@@ -243,9 +246,14 @@ static void check_exited_pages_reclaimed(void)
   for (int i = 0; i < 20000; i++)
     alloy_free(mine[i]);
   size_t left = active_now();
-  printf("exited heaps: %.2f MiB active after the threads, %.2f MiB a decay period later\n", held / (double)MiB,
-         left / (double)MiB);
-  CHECK_MSG(left < held / 2, "stats.active %zu, was %zu before the decay period", left, held);
+  printf("exited heaps: %.2f MiB active before the threads, %.2f MiB after, %.2f MiB a decay period later\n",
+         before / (double)MiB, held / (double)MiB, left / (double)MiB);
+  /* The heaps the threads left are adopted: what stays is the empty page
+   * per class that one heap keeps (about 0.8 MiB here), not one per heap
+   * left (up to 6 MiB after the threads).  The last threads' events may
+   * have adopted most of them already when `held` is read. */
+  CHECK_MSG(left < 3 * MiB / 2 && left <= held + 256 * KiB, "stats.active %zu, was %zu before the threads and %zu after",
+            left, before, held);
 }
 
 #define IDLE_BLOCKS 49152
@@ -361,6 +369,10 @@ static void check_os_thread_queries(void)
   CHECK_EQ(os_thread_waiting(INT32_MAX), -1);
   CHECK(os_thread_cpu_ns(INT32_MAX) == UINT64_MAX);
   CHECK(os_thread_cpu_ns(0) == UINT64_MAX);
+  errno = 0; /* failed queries (no such thread: ENOENT, EINVAL) leave errno alone */
+  CHECK_EQ(os_thread_waiting((uint64_t)getpid() + 4000000), -1);
+  CHECK(os_thread_cpu_ns((uint64_t)getpid() + 4000000) == UINT64_MAX);
+  CHECK_EQ(errno, 0);
 
   REQUIRE(pipe(os_pipe) == 0);
   pthread_t t;
