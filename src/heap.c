@@ -202,7 +202,8 @@ static bool heap_cpu_stopped(heap_t *heap, uint64_t now, unsigned *probes) {
   if (heap->idle_cpu_at != 0 && now - heap->idle_cpu_at < HEAP_IDLE_CPU_EVENTS) return false;
   uint64_t cpu = os_thread_cpu_ns(heap->thread_id);
   if (cpu == UINT64_MAX) return false;
-  if (cpu == heap->idle_cpu_ns && heap->idle_cpu_at != 0 && *probes < HEAP_IDLE_CPU_PROBES) {
+  if (cpu == heap->idle_cpu_ns && heap->idle_cpu_at != 0) {
+    if (*probes >= HEAP_IDLE_CPU_PROBES) return false; /* keep the look: due at the next scan */
     ++*probes;
     if (os_thread_waiting(heap->thread_id) == 1) return true;
   }
@@ -215,7 +216,7 @@ static bool heap_is_idle(heap_t *heap, unsigned *probes) {
   uint64_t at = atomic_load_explicit(&heap->active_at, memory_order_relaxed);
   if (at == HEAP_ABANDONED) return false; /* adoption takes it */
   uint64_t now = atomic_load_explicit(&event_clock, memory_order_relaxed);
-  if (now - at < HEAP_IDLE_EVENTS) return false;
+  if (now < at || now - at < HEAP_IDLE_EVENTS) return false; /* (relaxed loads: `at` may be the newer) */
   uint64_t ms = atomic_load_explicit(&heap->active_ms, memory_order_relaxed);
   return os_now_ms() - ms >= HEAP_IDLE_MS || heap_cpu_stopped(heap, now, probes);
 }
