@@ -63,9 +63,8 @@ static inline __attribute__((always_inline)) void *event_work(heap_t *heap, void
      * stay no longer than freed memory does: 200 threads that exited kept
      * 8.3 MiB of empty pages while the main thread allocated 2 MB over 2 s) */
     int decay = options_decay_ms();
-    if (!(now >= ADOPT_AGE_EVENTS && heap_adopt_old(heap, now - ADOPT_AGE_EVENTS, UINT64_MAX)) && decay >= 0 &&
-        ms >= (uint64_t)decay)
-      heap_adopt_old(heap, UINT64_MAX, ms - (uint64_t)decay);
+    bool adopted = now >= ADOPT_AGE_EVENTS && heap_adopt_old(heap, now - ADOPT_AGE_EVENTS, UINT64_MAX);
+    if (!adopted && decay >= 0 && ms >= (uint64_t)decay) heap_adopt_old(heap, UINT64_MAX, ms - (uint64_t)decay);
     /* and so do live threads that stopped allocating (one event in 16 of
      * the process looks: a walk over the heaps, under their lock); not a
      * per-CPU thread, whose heap serves no malloc */

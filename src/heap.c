@@ -176,17 +176,31 @@ void heap_page_unfull_locked(heap_t *heap, page_t *page) {
  * its next allocation; an active thread takes them at one of its events
  * (heap_take_idle_pending).  Taken at every wake instead, with the event
  * clock alone, they moved from workers that had only lost their CPU for a
- * while: rptest_like held 28 to 36 MiB, and 35 with these thresholds and
- * the CPU time alone (a thread ready to run but not given a CPU uses
- * none), against 27: a blocked thread without CPU time is not one.  The 200 ms alone came too late for a
- * program whose workers replace the main thread's data at once: its peak
- * was that data twice (104 MB; 73 MB now, jemalloc 61).  An exited
- * thread's heap is left to adoption. */
+ * while: rptest_like held 28 to 36 MiB.  The CPU time alone does not tell
+ * them apart either (a thread ready to run but given no CPU uses none:
+ * 35 MiB with these thresholds, against 27); with the thread's state too,
+ * it does.  The 200 ms alone came too late for a program whose workers
+ * replace the main thread's data at once: its peak was that data twice
+ * (104 MB; 73 MB now, jemalloc 61).  An exited thread's heap is left to
+ * adoption. */
 #define HEAP_IDLE_EVENTS 16
 #define HEAP_IDLE_MS 200
 #define HEAP_IDLE_CPU_EVENTS 16
-#define HEAP_IDLE_CPU_PROBES 4 /* threads' states read per scan, at most */
-#define HEAP_ABANDONED UINT64_MAX /* active_at of an exited thread's heap */
+/* System calls per scan, at most: threads' CPU clocks read, and their
+ * states read when a clock stood still, so that a scan's cost under
+ * heaps_lock does not grow with the threads.  200 thread heaps on 2 cores
+ * (threads_200 with percpu:false: each thread's last event is always far
+ * behind, most have pending pages) use all 4 looks at every scan, about
+ * 6,400 clock reads a run: 1.00x the time of the same build without the
+ * CPU rule (10 interleaved pairs, range 0.93-1.19). */
+#define HEAP_IDLE_CPU_LOOKS 4
+#define HEAP_IDLE_CPU_PROBES 4
+
+typedef struct {
+  unsigned looks, probes;
+  heap_t *resume; /* the first heap this scan had no look left for */
+} idle_scan_t;
+static heap_t *idle_resume; /* where the next scan starts (heaps_lock; heaps stay registered) */
 
 void heap_note_active(heap_t *heap, uint64_t now, uint64_t ms) {
   atomic_store_explicit(&heap->active_at, now, memory_order_relaxed);
@@ -196,15 +210,21 @@ void heap_note_active(heap_t *heap, uint64_t now, uint64_t ms) {
 /* The owner of `heap` used no CPU time since a look at least
  * HEAP_IDLE_CPU_EVENTS ago and is blocked now; else that look is now
  * (heaps_lock held).  A heap is looked at once per HEAP_IDLE_CPU_EVENTS at
- * most (its thread's CPU clock: one system call); the /proc read that
- * follows a clock standing still is bounded by `*probes` per scan. */
-static bool heap_cpu_stopped(heap_t *heap, uint64_t now, unsigned *probes) {
+ * most, and a scan makes at most HEAP_IDLE_CPU_LOOKS looks (its thread's
+ * CPU clock) and HEAP_IDLE_CPU_PROBES state reads; the next scan starts
+ * at the first heap left without a look. */
+static bool heap_cpu_stopped(heap_t *heap, uint64_t now, idle_scan_t *scan) {
   if (heap->idle_cpu_at != 0 && now - heap->idle_cpu_at < HEAP_IDLE_CPU_EVENTS) return false;
+  if (scan->looks >= HEAP_IDLE_CPU_LOOKS) {
+    if (scan->resume == NULL) scan->resume = heap;
+    return false;
+  }
+  scan->looks++;
   uint64_t cpu = os_thread_cpu_ns(heap->thread_id);
   if (cpu == UINT64_MAX) return false;
   if (cpu == heap->idle_cpu_ns && heap->idle_cpu_at != 0) {
-    if (*probes >= HEAP_IDLE_CPU_PROBES) return false; /* keep the look: due at the next scan */
-    ++*probes;
+    if (scan->probes >= HEAP_IDLE_CPU_PROBES) return false; /* keep the look: due at the next scan */
+    scan->probes++;
     if (os_thread_waiting(heap->thread_id) == 1) return true;
   }
   heap->idle_cpu_ns = cpu;
@@ -212,13 +232,14 @@ static bool heap_cpu_stopped(heap_t *heap, uint64_t now, unsigned *probes) {
   return false;
 }
 
-static bool heap_is_idle(heap_t *heap, unsigned *probes) {
+/* `heap` is in use by a live thread (heaps_lock held: an exited thread's
+ * heap is not, and is left to adoption). */
+static bool heap_is_idle(heap_t *heap, idle_scan_t *scan) {
   uint64_t at = atomic_load_explicit(&heap->active_at, memory_order_relaxed);
-  if (at == HEAP_ABANDONED) return false; /* adoption takes it */
   uint64_t now = atomic_load_explicit(&event_clock, memory_order_relaxed);
   if (now < at || now - at < HEAP_IDLE_EVENTS) return false; /* (relaxed loads: `at` may be the newer) */
   uint64_t ms = atomic_load_explicit(&heap->active_ms, memory_order_relaxed);
-  return os_now_ms() - ms >= HEAP_IDLE_MS || heap_cpu_stopped(heap, now, probes);
+  return os_now_ms() - ms >= HEAP_IDLE_MS || heap_cpu_stopped(heap, now, scan);
 }
 
 /* Another thread freed into a page whose remote summary was empty and
@@ -277,15 +298,19 @@ static void pending_settle(heap_t *heap, page_queue_t got) {
  * free_owned checks under the same lock that the page is still its own. */
 void heap_take_idle_pending(heap_t *me) {
   page_queue_t got = {NULL, NULL};
-  unsigned probes = 0;
+  idle_scan_t scan = {0, 0, NULL};
   os_lock(&heaps_lock);
-  for (heap_t *h = registry; h; h = h->registry_next) {
-    if (h == me || !h->in_use || h->shared || h->arena_index != 0) continue;
-    if (!atomic_load_explicit(&h->has_pending, memory_order_acquire) || !heap_is_idle(h, &probes)) continue;
-    os_lock(&h->pages_lock);
-    pending_detach(h, me, &got);
-    os_unlock(&h->pages_lock);
-  }
+  heap_t *start = idle_resume ? idle_resume : registry, *h = start;
+  do { /* once round the registry, from where the last scan stopped looking */
+    if (h != me && h->in_use && !h->shared && h->arena_index == 0 &&
+        atomic_load_explicit(&h->has_pending, memory_order_acquire) && heap_is_idle(h, &scan)) {
+      os_lock(&h->pages_lock);
+      pending_detach(h, me, &got);
+      os_unlock(&h->pages_lock);
+    }
+    h = h->registry_next ? h->registry_next : registry;
+  } while (h != start);
+  idle_resume = scan.resume;
   os_unlock(&heaps_lock);
   pending_settle(me, got);
 }
@@ -347,11 +372,15 @@ void heap_reset(heap_t *heap) {
 /* in_use, shared, registry_next and a heap's reset change under
  * heaps_lock: the fork handlers, the background thread, statistics readers
  * and the idle-page scan walk the registry under it. */
+static void heap_set_thread(heap_t *heap, uint64_t thread_id) {
+  heap->thread_id = thread_id;
+  heap->idle_cpu_ns = heap->idle_cpu_at = 0; /* no look at that thread yet */
+}
+
 static void heap_claim(heap_t *heap, bool shared, uint64_t thread_id) {
   heap->in_use = true;
   heap->shared = shared;
-  heap->thread_id = shared ? 0 : thread_id;
-  heap->idle_cpu_ns = heap->idle_cpu_at = 0;
+  heap_set_thread(heap, shared ? 0 : thread_id);
 }
 
 static heap_t *heap_new(bool shared) {
@@ -562,7 +591,6 @@ void heap_thread_done(void *arg) {
   }
   os_lock(&heaps_lock);
   heap->in_use = false;
-  atomic_store_explicit(&heap->active_at, HEAP_ABANDONED, memory_order_relaxed);
   heap->abandoned_at = atomic_load_explicit(&event_clock, memory_order_relaxed);
   heap->abandoned_ms = os_now_ms();
   heap->pool_next = abandoned;
@@ -828,10 +856,7 @@ void heap_fork_release(void) {
  * owners' rule asks the OS about a heap's thread by it). */
 void heap_fork_child(void) {
   heap_t *heap = heap_home();
-  if (!heap_is_sentinel(heap) && !heap->shared) {
-    heap->thread_id = os_thread_id();
-    heap->idle_cpu_ns = heap->idle_cpu_at = 0;
-  }
+  if (!heap_is_sentinel(heap) && !heap->shared) heap_set_thread(heap, os_thread_id());
   heap_fork_release();
 }
 

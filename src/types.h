@@ -268,10 +268,10 @@ struct alloy_heap_s {
   heap_t *pool_next;             /* abandoned or idle list */
   uint64_t abandoned_at;         /* event clock when its thread exited */
   uint64_t abandoned_ms;         /* and the time */
-  /* Event clock and time at the heap's last event: when both are far
-   * behind, its thread is idle, and an active thread takes its pending
-   * pages (heap_take_idle_pending).  Written by the owner, read by any
-   * thread. */
+  /* Event clock and time at the heap's last event: when they are far
+   * behind (heap.c, heap_is_idle), its thread is idle, and an active
+   * thread takes its pending pages (heap_take_idle_pending).  Written by
+   * the owner, read by any thread. */
   _Atomic(uint64_t) active_at;
   _Atomic(uint64_t) active_ms;
   /* Its thread's id, and the thread's CPU time when the idle scan last
