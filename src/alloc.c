@@ -369,10 +369,8 @@ EXPORT void alloy_free_sized(void *p, size_t size) { fast_free_sized(p, size); }
 /* An aligned block of a size class was sized up to a multiple of its
  * alignment first (alloy__aligned); large and big ones were not. */
 EXPORT void alloy_free_aligned_sized(void *p, size_t align, size_t size) {
-  size_t rounded = size;
-  if (align > ALIGNMENT_MIN && is_pow2(align) && size <= (size_t)PTRDIFF_MAX)
-    rounded = (size + align - 1) & ~(align - 1);
-  fast_free_sized(p, rounded <= MEDIUM_MAX ? rounded : size);
+  size_t rounded = size && is_pow2(align) ? aligned_small_size(size, align) : 0; /* 0: size unknown */
+  fast_free_sized(p, rounded ? rounded : size);
 }
 
 /* Also from a thread that never allocated: it takes a heap to adopt into. */

@@ -154,7 +154,7 @@ static inline size_t size_class_page_slices(unsigned cls) {
 static inline size_t size_class_central_slices(unsigned cls) {
   return alloy__class_size[cls] <= SMALL_MAX ? 1 : MEDIUM_PAGE_SLICES;
 }
-/* Blocks of a class lie at multiples of the class size from a 64 KiB
+/* Blocks of a class lie at multiples of the class size from a slice
  * aligned page start, and the class of a multiple of a power of two `align`
  * is itself a multiple of it (see size_class.c): rounding the size up gives
  * an aligned block from the ordinary small path.  Returns that size, or 0

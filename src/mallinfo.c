@@ -9,8 +9,8 @@
  *
  * How glibc's fields map to alloy (docs/DESIGN.md says the same):
  *   arena     bytes mapped for segments and metadata (not big blocks)
- *   ordblks   free runs of slices in segments: 1 per 64 KiB of dirty memory
- *   hblks     big blocks (above 2 MiB), hblkhd their bytes
+ *   ordblks   free runs of slices in segments: 1 per slice of dirty memory
+ *   hblks     big blocks (above LARGE_MAX), hblkhd their bytes
  *   uordblks  bytes allocated (stats.allocated)
  *   fordblks  resident bytes not allocated (free blocks, free pages)
  *   keepcost  bytes malloc_trim would give back now (dirty, not purged)

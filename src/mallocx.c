@@ -88,11 +88,8 @@ EXPORT void *alloy_rallocx(void *p, size_t size, int flags) {
                  (((uintptr_t)p & (align - 1)) == 0 && (old > MEDIUM_MAX || (old & (align - 1)) == 0));
   /* The size sdallocx(q, size, flags) will check: a class size is rounded
    * to the alignment first (alloy_free_aligned_sized). */
-  size_t checked = size;
-  if (align > ALIGNMENT_MIN && size <= MEDIUM_MAX) {
-    size_t rounded = (size + align - 1) & ~(align - 1);
-    if (rounded <= MEDIUM_MAX) checked = rounded;
-  }
+  size_t checked = align > ALIGNMENT_MIN ? aligned_small_size(size, align) : 0;
+  if (checked == 0) checked = size;
   void *q;
   if (!flag_routed(flags) && align <= ALIGNMENT_MIN) {
     q = alloy__realloc(p, size); /* realloc's own contract: NULL leaves p intact */

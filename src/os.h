@@ -38,6 +38,10 @@ void os_init(void);
  * the OS page); *mapped receives the bytes mapped.  Counted as mapped. */
 void *os_map_aligned(size_t size, size_t align, size_t *mapped);
 bool os_unmap(void *p, size_t size);
+/* Read-write anonymous memory at exactly `addr` (OS-page aligned) when
+ * nothing is mapped there, else NULL; never replaces a mapping.  Counted
+ * as mapped. */
+void *os_map_at(void *addr, size_t size);
 bool os_remap_in_place(void *p, size_t old_size, size_t new_size);
 /* Moves [from, from + size) onto [to, to + size), which is mapped: the
  * pages go with it, `from` is left unmapped. */

@@ -93,6 +93,24 @@ bool os_unmap(void *p, size_t size) {
   return true;
 }
 
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+/* Kernels before 4.17 take MAP_FIXED_NOREPLACE as a hint: a mapping
+ * elsewhere is undone. */
+void *os_map_at(void *addr, size_t size) {
+  if (injected_failure()) return NULL;
+  uint8_t *p = map_raw(addr, size, MAP_FIXED_NOREPLACE);
+  if (p == NULL) return NULL;
+  if (p != addr) {
+    munmap(p, size);
+    return NULL;
+  }
+  mapped_add(size);
+  return p;
+}
+
 /* First tries an exact-size mapping at a hint just past the last aligned
  * mapping (usually free, no trimming), then over-maps and trims. */
 void *os_map_aligned(size_t size, size_t align, size_t *mapped) {

@@ -1,13 +1,14 @@
 /*
- * pagemap.c - which header governs each 4 MiB frame of the address space:
+ * pagemap.c - which header governs each frame of the address space:
  * a segment's, a big block's, or a free run's (tagged PAGEMAP_FREE).  The
  * free fast path reads it before it dereferences anything (pagemap_owns in
  * internal.h), so a pointer alloy never returned is reported, not followed.
  *
  * Two levels, sized to what is in use: a first level of 2^15 offsets in
  * .bss (256 KiB of address space, of which only the pages covering used
- * entries are ever touched) and second-level chunks of 1024 entries, one per
- * 4 GiB of address space, from the metadata allocator.  A flat map of the
+ * entries are ever touched) and second-level chunks of 2048 entries (2 MiB
+ * frames; 1024 with 4 MiB ones), one per 4 GiB of address space, from the
+ * metadata allocator.  A flat map of the
  * 47-bit space cost 32 MiB of address space, which broke programs under
  * `ulimit -v` that run under glibc.  Entries are written by the back end
  * under its lock and read by any thread with relaxed atomics: a frame's
@@ -18,7 +19,7 @@
 #define L2_ENTRIES ((size_t)1 << PAGEMAP_L2_BITS)
 
 uintptr_t alloy__pagemap_l1[(size_t)1 << PAGEMAP_L1_BITS];
-/* Frame 0 (NULL and the first 4 MiB, never mapped) reads PAGEMAP_FREE with
+/* Frame 0 (NULL and the first frame, never mapped) reads PAGEMAP_FREE with
  * no header: not a live segment (so free(NULL) leaves the fast path at the
  * page-map check) and no free run either. */
 const uintptr_t alloy__pagemap_zero[L2_ENTRIES] = {PAGEMAP_FREE};

@@ -1,14 +1,14 @@
 /*
  * segment.c - the back end: one per process, behind one lock.  Owns the
- * frames alloy maps (4 MiB, aligned), what they are used for, and when
- * their memory goes back to the OS:
+ * frames alloy maps (64 slices, aligned: 2 MiB on x86-64), what they are
+ * used for, and when their memory goes back to the OS:
  *
  *   free runs     frames nobody uses, kept mapped: dirty after use, purged
  *                 (MADV_DONTNEED) once free for dirty_decay_ms, then
  *                 retained; joined with free neighbours; found by size in
  *                 O(1) (bins of 1..63 frames, one bin for more)
- *   segments      a frame split into 64 KiB slices: class segments give
- *                 pages of size classes (1 or 8 slices), large segments
+ *   segments      a frame split into 64 slices: class segments give
+ *                 pages of size classes (1 to 8 slices), large segments
  *                 spans for large blocks; a segment with free slices sits in
  *                 a bin by its longest free run, so a span is found in O(1)
  *                 and fragmented segments fill first (sparse ones drain)
@@ -273,12 +273,40 @@ static segment_t *frames_map(size_t frames) {
   return seg;
 }
 
+/* The address space right after or right before a free run, mapped to
+ * make it `frames` frames long: the pool's mappings lie side by side, so
+ * when no run fits, the longest runs at its edges grow instead of a new
+ * mapping beside them leaving them too short for the blocks that come
+ * (blocks of 5-25 MiB: the pool grew to 157 MB for 99 MB in use with 2 MiB
+ * frames, bench/workloads/big_blocks.c).  At most 4 runs are tried. */
+static segment_t *run_extend(size_t frames, bool *dirty) {
+  unsigned tries = 0;
+  for (unsigned i = run_bin(frames); i-- > 1 && tries < 4;) {
+    for (segment_t *run = runs.bin[i].first; run && tries < 4; run = run->next, tries++) {
+      size_t have = frames_of(run), more = (frames - have) << SEGMENT_SHIFT;
+      if (have >= frames) continue;
+      segment_t *got = NULL;
+      if (os_map_at((uint8_t *)run + run->mapped_size, more)) got = run;
+      else if ((uintptr_t)run > more && os_map_at((uint8_t *)run - more, more)) got = (segment_t *)((uint8_t *)run - more);
+      if (got == NULL) continue;
+      run_unfile(run);
+      *dirty = run->dirty || run->unknown;
+      /* below: the run's header page is inside now, and must read zero */
+      if (got != run && !*dirty) os_purge(run, os_page_size(), false);
+      got->mapped_size = frames << SEGMENT_SHIFT;
+      return got;
+    }
+  }
+  return NULL;
+}
+
 /* `frames` frames for a new segment or big block: from the pool, or mapped.
  * *zero: all zero past the first OS page (new, or purged since used).  The
  * page map still says what the frames were. */
 static segment_t *frames_get(size_t frames, bool *zero) {
   bool dirty = false;
   segment_t *seg = run_take(frames, &dirty);
+  if (seg == NULL) seg = run_extend(frames, &dirty);
   *zero = !dirty;
   return seg ? seg : frames_map(frames);
 }
@@ -322,11 +350,18 @@ static void seg_rebin(segment_t *seg) {
   if (run) bins_add(b, seg, run);
 }
 
-/* First run of `count` free slices starting at a multiple of `align`, or -1. */
+/* A run of `count` free slices starting at a multiple of `align`, or -1:
+ * a hole of exactly that length first, else the first run.  Pages freed
+ * one by one leave holes of a slice or two; filled first, they keep the
+ * longer runs whole for the pages of several slices (without it, the
+ * holes of one-slice pages stayed dirty and unused while `str_append`
+ * mapped new segments for its 4-slice pages: 9 MB more RSS). */
 static int find_free_run(uint64_t free, size_t count, size_t align) {
   uint64_t starts = run_starts(free, (unsigned)count) & ~(uint64_t)1; /* slice 0: a header */
   if (align >= SLICES_PER_SEGMENT) return -1;
   if (align > 1) starts &= ~(uint64_t)0 / (((uint64_t)1 << align) - 1); /* bits at multiples of align (a power of two) */
+  uint64_t exact = starts & ~(free << 1) & (count < 64 ? ~(free >> count) : ~(uint64_t)0);
+  if (exact) return (int)__builtin_ctzll(exact);
   return starts ? (int)__builtin_ctzll(starts) : -1;
 }
 
@@ -335,27 +370,31 @@ static size_t segment_header_bytes(segment_kind_t kind) {
 }
 
 /* Transparent huge pages without bloat (thp:always).  A segment is advised
- * HUGEPAGE when made; purging part of a 2 MiB half splits its huge page,
- * and khugepaged would collapse the half again, faulting the purged slices
- * back in as zeros (RSS regrows with memory nobody uses).  So a half purged
- * while partly in use is advised NOHUGEPAGE, and HUGEPAGE again once pages
- * cover it whole. */
-#define HALF_SLICES (SLICES_PER_SEGMENT / 2)
-static uint64_t half_mask(unsigned h) { return slice_mask(h * HALF_SLICES, HALF_SLICES); }
+ * HUGEPAGE when made; purging part of one of its 2 MiB units (the whole
+ * segment with 32 KiB slices, a half with 64 KiB ones) splits its huge
+ * page, and khugepaged would collapse the unit again, faulting the purged
+ * slices back in as zeros (RSS regrows with memory nobody uses).  So a unit
+ * purged while partly in use is advised NOHUGEPAGE, and HUGEPAGE again once
+ * pages cover it whole. */
+#define THP_UNIT ((size_t)2 * ALLOY_MiB)
+#define THP_UNITS (SEGMENT_SIZE / THP_UNIT)
+#define THP_UNIT_SLICES (THP_UNIT / SLICE_SIZE)
+_Static_assert(THP_UNITS >= 1 && THP_UNITS <= 8, "nohuge_halves has a bit per unit");
+static uint64_t thp_unit_mask(unsigned h) { return slice_mask(h * THP_UNIT_SLICES, THP_UNIT_SLICES); }
 
 static void thp_after_purge(segment_t *seg, uint64_t purged) {
-  for (unsigned h = 0; h < 2; h++) {
-    uint64_t m = half_mask(h);
+  for (unsigned h = 0; h < THP_UNITS; h++) {
+    uint64_t m = thp_unit_mask(h);
     if (!(purged & m) || (seg->free_slices & m) == m || (seg->nohuge_halves & (1u << h))) continue;
-    os_advise_huge((uint8_t *)seg + h * (SEGMENT_SIZE / 2), SEGMENT_SIZE / 2, false);
+    os_advise_huge((uint8_t *)seg + h * THP_UNIT, THP_UNIT, false);
     seg->nohuge_halves |= (uint8_t)(1u << h);
   }
 }
 
 static void thp_after_take(segment_t *seg) {
-  for (unsigned h = 0; h < 2; h++) {
-    if (!(seg->nohuge_halves & (1u << h)) || (seg->free_slices & half_mask(h))) continue;
-    os_advise_huge((uint8_t *)seg + h * (SEGMENT_SIZE / 2), SEGMENT_SIZE / 2, true);
+  for (unsigned h = 0; h < THP_UNITS; h++) {
+    if (!(seg->nohuge_halves & (1u << h)) || (seg->free_slices & thp_unit_mask(h))) continue;
+    os_advise_huge((uint8_t *)seg + h * THP_UNIT, THP_UNIT, true);
     seg->nohuge_halves &= (uint8_t)~(1u << h);
   }
 }

@@ -1,14 +1,16 @@
 /*
  * types.h - the data layout of alloy, told once.
  *
- * FRAMES AND SEGMENTS.  Memory comes from the OS in 4 MiB frames aligned to
- * 4 MiB, so the header of any pointer's frame is `p & ~(4 MiB - 1)`.  A
+ * FRAMES AND SEGMENTS.  Memory comes from the OS in frames of 64 slices
+ * (slices of 32 KiB on x86-64, so 2 MiB frames; 64 KiB and 4 MiB elsewhere:
+ * see SLICE_SHIFT), aligned to their size, so the header of any pointer's
+ * frame is `p & ~(frame - 1)`.  A
  * process-wide page map (pagemap.c) says, for every frame, which header
  * governs it; free() consults it before touching anything, so a pointer
  * alloy never returned is reported instead of followed.  The back end
  * (segment.c, one per process, behind one lock) hands frames out as:
  *
- *   a class segment: 64 slices of 64 KiB; slice 0 holds the header, slice 1
+ *   a class segment: 64 slices; slice 0 holds the header, slice 1
  *     the pages' bitmaps; slices 2..63 hold pages of size classes
  *   a large segment: slice 0 the header; slices 1..63 hold large blocks
  *   a big block: a run of frames for one block (header page, then the block)
@@ -16,9 +18,9 @@
  *     purged on the decay schedule, then retained; unmapped only when a
  *     new mapping fails)
  *
- *   class segment (4 MiB) = 64 SLICES of 64 KiB
+ *   class segment (a frame) = 64 SLICES
  *   +--------+---------+---------+---------+-------------------+-----
- *   | header | bitmaps | page    | page    | page (8 slices)   | ...
+ *   | header | bitmaps | page    | page    | page (4 slices)   | ...
  *   +--------+---------+---------+---------+-------------------+-----
  *
  * No block ever lives in a header or bitmap slice: all of alloy's metadata
@@ -28,12 +30,12 @@
  * read or written by alloy.
  *
  * PAGES.  A page is a run of slices serving one size class, or one block:
- *   small  (blocks <= 8 KiB)   one slice  (64 KiB)
+ *   small  (blocks <= 8 KiB)   one slice  (32 or 64 KiB)
  *   medium (blocks <= 64 KiB)  1-8 slices: the fewest holding 4 blocks
- *                              (per-CPU central pages: 8 slices, 512 KiB)
- *   large  (<= 2 MiB)          a span of slices in a large segment, one block,
+ *                              (per-CPU central pages: 8 slices)
+ *   large  (<= LARGE_MAX)      a span of slices in a large segment, one block,
  *                              usable size rounded to the OS page
- *   big    (> 2 MiB)           a run of frames, one block
+ *   big    (> LARGE_MAX)       a run of frames, one block
  * Pages of every heap come from the same segments and go back to them when
  * empty, so a thread's memory is reusable by every other thread at once.
  *
@@ -83,10 +85,19 @@
 #define ALLOY_KiB ((size_t)1024)
 #define ALLOY_MiB (ALLOY_KiB * ALLOY_KiB)
 
-#define SEGMENT_SHIFT 22 /* 4 MiB: a frame */
+/* The slice is the unit of pages: a smaller one wastes less in pages a
+ * heap barely uses (measured: docs/DESIGN.md, "Slices of 32 KiB").  It
+ * must be a multiple of the OS page (slices are purged and protected
+ * whole), so 32 KiB where pages are always 4 KiB (x86-64) and 64 KiB
+ * where they can be 64 KiB (ARM64 kernels, and any port not yet measured). */
+#if defined(__x86_64__)
+#define SLICE_SHIFT 15 /* 32 KiB */
+#else
+#define SLICE_SHIFT 16 /* 64 KiB */
+#endif
+#define SEGMENT_SHIFT (SLICE_SHIFT + 6) /* 64 slices: 2 MiB or 4 MiB, a frame */
 #define SEGMENT_SIZE ((size_t)1 << SEGMENT_SHIFT)
 #define SEGMENT_MASK (SEGMENT_SIZE - 1)
-#define SLICE_SHIFT 16 /* 64 KiB */
 #define SLICE_SIZE ((size_t)1 << SLICE_SHIFT)
 #define SLICES_PER_SEGMENT (SEGMENT_SIZE / SLICE_SIZE) /* 64: one bit each in a uint64_t */
 #define CLASS_FIRST_SLICE 2 /* header, bitmaps */
@@ -97,14 +108,17 @@
 #define MEDIUM_MAX (64 * ALLOY_KiB) /* largest block of a size class */
 #define MEDIUM_PAGE_SLICES 8 /* most slices of a medium page (512 KiB) */
 #define MEDIUM_PAGE_BLOCKS 4 /* least blocks of a thread heap's medium page */
-#define LARGE_MAX (2 * ALLOY_MiB) /* largest block placed in a large segment */
+/* Largest block placed in a large segment: up to 2 MiB, and with a guard
+ * page it must still fit in slices 1..62 (a guarded segment gives up slice
+ * 63 for its inaccessible last page): 1952 KiB with 32 KiB slices. */
+#define LARGE_MAX (SEGMENT_SIZE - 3 * SLICE_SIZE < 2 * ALLOY_MiB ? SEGMENT_SIZE - 3 * SLICE_SIZE : 2 * ALLOY_MiB)
 #define LARGE_CACHE_SLOTS 4 /* large spans a thread heap keeps (heap.c) */
 #define LARGE_CACHE_BLOCK_MAX (256 * ALLOY_KiB) /* of spans up to this size */
 #define LARGE_CACHE_TOTAL_MAX (16 * ALLOY_MiB) /* in all heaps at once */
 #define DIRECT_MAX 1024           /* requests served through heap->direct[] */
 #define DIRECT_SLOTS (DIRECT_MAX / ALIGNMENT_MIN + 1)
 #define SIZE_CLASSES 80 /* 16..128 by 16, then 8 classes per doubling to 64 KiB */
-#define BITMAP_WORDS 64 /* a page holds at most 4096 blocks (64 KiB of 16 bytes) */
+#define BITMAP_WORDS (SLICE_SIZE / ALIGNMENT_MIN / 64) /* a small page holds at most a slice of 16-byte blocks */
 
 /* Big blocks up to this size take runs of the back end's frames, kept for
  * reuse when freed; bigger ones get mappings of their own. */
@@ -184,7 +198,7 @@ typedef struct {
 } page_queue_t;
 
 /* A page's bitmaps, one slot per slice in a class segment's bitmap slice
- * (so 64 KiB: 1 KiB a slice). */
+ * (so one slice: 512 bytes or 1 KiB a slice). */
 typedef struct alloy_page_bits_s {
   uint64_t free[BITMAP_WORDS];              /* the owner's: bit set = block free */
   _Atomic(uint64_t) remote[BITMAP_WORDS];   /* other threads' frees, not yet folded in */
@@ -199,7 +213,7 @@ typedef enum { SEGMENT_CLASS, SEGMENT_LARGE, SEGMENT_BIG, SEGMENT_FREE } segment
 struct alloy_segment_s {
   segment_t *next;                  /* the back end's lists (bins) */
   segment_t *prev;
-  size_t mapped_size;               /* bytes of the run (frames x 4 MiB, or a direct mapping) */
+  size_t mapped_size;               /* bytes of the run (whole frames, or a direct mapping) */
   uint64_t freed_ms;                /* free runs: when freed (decay) */
   uint8_t kind;                     /* segment_kind_t */
   uint8_t bin;                      /* the back end's bin holding it (0xff: none) */
@@ -207,7 +221,7 @@ struct alloy_segment_s {
   uint8_t direct;                   /* big: a mapping of its own, not pool frames */
   uint8_t guarded;                  /* an inaccessible page ends it */
   uint8_t first_slice;              /* CLASS_FIRST_SLICE or LARGE_FIRST_SLICE */
-  uint8_t nohuge_halves;            /* thp:always: 2 MiB halves advised NOHUGEPAGE after a partial purge */
+  uint8_t nohuge_halves;            /* thp:always: 2 MiB units (bit each) advised NOHUGEPAGE after a partial purge */
   uint8_t unknown;                  /* free run: purged with MADV_FREE, so not known to be zero */
   uint32_t used_pages;
   uint64_t free_slices;             /* bit i: slice i belongs to no page */

@@ -99,6 +99,8 @@ static void check_alignment(enum api api, size_t align)
   for (int i = 0; i < n; i++) {
     if (i % 3 == 0)
       alloy_free_aligned_sized(b[i].p, align, b[i].size);
+    else if (i % 3 == 1)
+      alloy_free_aligned_sized(b[i].p, align, 0); /* size unknown (C++'s aligned delete) */
     else
       alloy_free(b[i].p);
   }

@@ -99,6 +99,17 @@ static void guard_sizes(void) {
     alloy_free(p);
   }
   CHECK_MSG(bad == 0, "%u of 60 big blocks had a usable size other than nallocx's", bad);
+  /* the largest blocks of a large segment: with the guard page they must
+   * still fit in it (1952 KiB + 4 KiB in 62 slices of 32 KiB; a malloc of
+   * 1984 KiB failed before) */
+  for (size_t size = LARGE_MAX - 3 * 4096; size <= LARGE_MAX + 3 * 4096; size += 4093) {
+    void *p = alloy_malloc(size);
+    CHECK_MSG(p != NULL, "malloc(%zu) failed under guard:true", size);
+    if (p == NULL) continue;
+    CHECK_EQ(alloy_sallocx(p, 0), alloy_nallocx(size, 0));
+    ((char *)p)[size - 1] = 1;
+    alloy_free(p);
+  }
 }
 
 /* True when [p, p + n) is still mapped (whatever its protection). */

@@ -221,12 +221,15 @@ static void test_xallocx(void) {
   CHECK_EQ(alloy_xallocx(small, 100, 0, 0), 112); /* a size class cannot grow */
   CHECK_EQ(alloy_xallocx(small, 5000, 0, 0), 112);
   alloy_dallocx(small, 0);
-  unsigned char *large = alloy_mallocx(70000, 0); /* 2 slices: room to grow to 128 KiB */
-  memset(large, 7, 70000);
-  size_t got = alloy_xallocx(large, 100000, 20000, ZERO);
-  CHECK_GE(got, 100000);
-  CHECK(all_bytes(large, 70000, 7));
-  CHECK(all_bytes(large + 72 * 1024, got - 72 * 1024, 0));
+  /* past two slices, so three: room to grow within its own span */
+  size_t n = 2 * SLICE_SIZE + 4464, want = 2 * SLICE_SIZE + SLICE_SIZE / 2;
+  unsigned char *large = alloy_mallocx(n, 0);
+  size_t had = alloy_sallocx(large, 0);
+  memset(large, 7, n);
+  size_t got = alloy_xallocx(large, want, SLICE_SIZE / 4, ZERO);
+  CHECK_GE(got, want);
+  CHECK(all_bytes(large, n, 7));
+  CHECK(all_bytes(large + had, got - had, 0));
   CHECK_EQ(alloy_sallocx(large, 0), got);
   alloy_dallocx(large, 0);
 }

@@ -59,7 +59,7 @@ static void test_carving_order(void) {
   CHECK_EQ(page.used, page.reserved);
   CHECK(!page_has_free(&page));
   /* a few owner frees, then the lowest comes first again */
-  size_t freed[] = {700, 3, 64, 1023};
+  size_t freed[] = {300, 3, 64, SLICE_SIZE / 64 - 1};
   for (size_t k = 0; k < 4; k++) {
     size_t i = freed[k];
     bits.free[i / 64] |= (uint64_t)1 << (i % 64);
@@ -79,48 +79,49 @@ static void test_carving_order(void) {
 }
 
 static void test_large_class_carving(void) {
-  fresh_page(5120); /* 12 blocks; at least four carved at a time */
-  CHECK_EQ(page.reserved, 12);
+  fresh_page(5120); /* 6 blocks in 32 KiB (12 in 64 KiB); at least four carved at a time */
+  CHECK_EQ(page.reserved, SLICE_SIZE / 5120);
   CHECK_EQ(page.capacity, 4);
-  for (int i = 0; i < 12; i++) CHECK_NOT_NULL(pop(&page));
-  CHECK_EQ(page.capacity, 12);
+  for (size_t i = 0; i < SLICE_SIZE / 5120; i++) CHECK_NOT_NULL(pop(&page));
+  CHECK_EQ(page.capacity, SLICE_SIZE / 5120);
   CHECK_NULL(pop(&page));
 }
 
 /* Several threads free blocks of the page at once through the remote bits;
  * the owner folds them all in, each exactly once. */
+enum { NB64 = SLICE_SIZE / 64 }; /* blocks of 64 bytes in a page */
 enum { PUSHERS = 4 };
-static void *blocks_to_free[1024];
+static void *blocks_to_free[NB64];
 static atomic_int go;
 
 static void *pusher(void *arg) {
   size_t t = (size_t)(uintptr_t)arg;
   while (!atomic_load(&go)) {
   }
-  for (size_t i = t; i < 1024; i += PUSHERS) remote_free(&page, blocks_to_free[i]);
+  for (size_t i = t; i < NB64; i += PUSHERS) remote_free(&page, blocks_to_free[i]);
   return NULL;
 }
 
 static void test_remote_collect(void) {
   fresh_page(64);
-  for (size_t i = 0; i < 1024; i++) blocks_to_free[i] = pop(&page);
-  CHECK_EQ(page.used, 1024);
+  for (size_t i = 0; i < NB64; i++) blocks_to_free[i] = pop(&page);
+  CHECK_EQ(page.used, NB64);
   pthread_t t[PUSHERS];
   for (uintptr_t i = 0; i < PUSHERS; i++) pthread_create(&t[i], NULL, pusher, (void *)i);
   atomic_store(&go, 1);
   uint32_t collected = 0;
-  for (int spins = 0; collected < 1024 && spins < 1000000; spins++) collected += page_collect_remote(&page);
+  for (int spins = 0; collected < NB64 && spins < 1000000; spins++) collected += page_collect_remote(&page);
   for (int i = 0; i < PUSHERS; i++) pthread_join(t[i], NULL);
   collected += page_collect_remote(&page);
-  CHECK_EQ(collected, 1024);
+  CHECK_EQ(collected, NB64);
   CHECK_EQ(page.used, 0);
-  static uint8_t back[1024]; /* all back, each once */
-  for (size_t i = 0; i < 1024; i++) {
+  static uint8_t back[NB64]; /* all back, each once */
+  for (size_t i = 0; i < NB64; i++) {
     uint8_t *p = pop(&page);
     REQUIRE(p != NULL);
     back[index_of(&page, p)]++;
   }
-  for (size_t i = 0; i < 1024; i++) CHECK_EQ(back[i], 1);
+  for (size_t i = 0; i < NB64; i++) CHECK_EQ(back[i], 1);
   CHECK_NULL(pop(&page));
 }
 

@@ -1,11 +1,12 @@
 /*
  * test_thp.c - transparent huge pages without bloat (thp:always,
  * src/segment.c): a segment is advised HUGEPAGE; a purge of part of a
- * 2 MiB half that is still partly in use advises that half NOHUGEPAGE (so
- * khugepaged cannot fault the purged slices back in), a wholly free half
- * keeps its advice, and a half covered by pages again gets HUGEPAGE back.
- * Checked in the segment's bookkeeping and, where the kernel reports it, in
- * /proc/self/smaps (THPeligible of the mapping that holds each half).
+ * 2 MiB unit (the segment with 32 KiB slices, a half with 64 KiB) that is
+ * still partly in use advises that unit NOHUGEPAGE (so khugepaged cannot
+ * fault the purged slices back in), a wholly free unit keeps its advice,
+ * and a unit covered by pages again gets HUGEPAGE back.  Checked in the
+ * segment's bookkeeping and, where the kernel reports it, in
+ * /proc/self/smaps (THPeligible of the mapping that holds each unit).
  */
 #include "check.h"
 #include "internal.h"
@@ -44,7 +45,8 @@ static bool thp_available(void) {
   return strstr(buf, "[never]") == NULL;
 }
 
-enum { BLOCK = 4000, PER_SEGMENT = 63 * 16 };
+enum { BLOCK = 4000, PER_SEGMENT = SEGMENT_SIZE / BLOCK };
+#define UNIT ((size_t)2 << 20) /* a huge page: the whole segment with 32 KiB slices, a half with 64 KiB */
 
 int main(void) {
   alloy__options.thp = THP_ALWAYS; /* before the first allocation sets up the process */
@@ -55,12 +57,13 @@ int main(void) {
     memset(blocks[i], 1, BLOCK);
   }
   segment_t *seg = segment_of(blocks[0]);
-  uint8_t *half1 = (uint8_t *)seg + SEGMENT_SIZE / 2;
+  uint8_t *unit1 = SEGMENT_SIZE > UNIT ? (uint8_t *)seg + UNIT : NULL;
   bool smaps = thp_available() && thp_eligible(seg) >= 0;
-  if (smaps) CHECK_EQ(thp_eligible(half1), 1);
+  if (smaps) CHECK_EQ(thp_eligible(seg), 1);
+  if (smaps && unit1) CHECK_EQ(thp_eligible(unit1), 1);
 
-  /* Keep only blocks in the first half's first page: half 0 stays partly in
-   * use, half 1 becomes wholly free. */
+  /* Keep only blocks in the first unit's first page: unit 0 stays partly
+   * in use, a second unit (64 KiB slices) becomes wholly free. */
   for (int i = 0; i < PER_SEGMENT; i++) {
     if (i < 4 && segment_of(blocks[i]) == seg) continue;
     alloy_free(blocks[i]);
@@ -68,13 +71,11 @@ int main(void) {
   }
   alloy_collect(); /* the page that served the class last goes back too, and all is purged */
   CHECK_EQ(seg->nohuge_halves & 1, 1);
-  CHECK_EQ(seg->nohuge_halves & 2, 0);
-  if (smaps) {
-    CHECK_EQ(thp_eligible((uint8_t *)seg + SLICE_SIZE), 0);
-    CHECK_EQ(thp_eligible(half1 + SLICE_SIZE), 1);
-  }
+  if (unit1) CHECK_EQ(seg->nohuge_halves & 2, 0);
+  if (smaps) CHECK_EQ(thp_eligible((uint8_t *)seg + SLICE_SIZE), 0);
+  if (smaps && unit1) CHECK_EQ(thp_eligible(unit1 + SLICE_SIZE), 1);
 
-  /* Pages covering half 0 again: HUGEPAGE comes back. */
+  /* Pages covering unit 0 again: HUGEPAGE comes back. */
   void *again[PER_SEGMENT];
   for (int i = 0; i < PER_SEGMENT; i++) again[i] = alloy_malloc(BLOCK);
   CHECK_EQ(seg->nohuge_halves & 1, 0);
