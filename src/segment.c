@@ -491,6 +491,23 @@ static page_t *segment_take(segment_t *seg, size_t first, size_t count) {
   return page;
 }
 
+static void segment_decay_one(segment_t *seg, bool all);
+
+/* No segment of `kind` has a run of `slices` free slices, so the pool
+ * grows.  The free slices of the segments that could not serve (their
+ * longest run is shorter) are purged now rather than a decay period later:
+ * they are holes between pages, and a program whose demand moved to pages
+ * of more slices kept them resident while it mapped new segments
+ * (`str_append`: 9 MiB of such holes at its peak).  Pages of one slice
+ * never get here. */
+static void purge_holes(segment_kind_t kind, size_t slices) {
+  /* Large segments are left to decay: their spans come and go with every
+   * large block (mixed_mt: 6,200 purges instead of 17). */
+  if (kind != SEGMENT_CLASS || options_decay_ms() < 0) return; /* dirty_decay_ms:-1: never purge */
+  for (unsigned i = 1; i < slices && i < NBINS; i++)
+    for (segment_t *seg = seg_bins[kind].bin[i].first; seg; seg = seg->next) segment_decay_one(seg, true);
+}
+
 /* A span of `slices` slices aligned to `align` slices in a segment of
  * `kind`: the fitting bin with the shortest longest-run first. */
 static page_t *span_alloc(segment_kind_t kind, size_t slices, size_t align) {
@@ -500,6 +517,7 @@ static page_t *span_alloc(segment_kind_t kind, size_t slices, size_t align) {
       int at = find_free_run(seg->free_slices, slices, align);
       if (at >= 0) return segment_take(seg, (size_t)at, slices);
     }
+  purge_holes(kind, slices);
   segment_t *seg = spare[kind];
   if (seg) spare[kind] = NULL;
   else seg = segment_new(kind);

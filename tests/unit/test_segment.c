@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define MiB ALLOY_MiB
 
@@ -219,6 +220,47 @@ static void test_decay_retains(void) {
   os_set_clock(NULL);
 }
 
+/* Holes between class pages (free slices one-slice pages left) are purged
+ * when the pool grows for pages of more slices, which they cannot hold
+ * (segment.c, purge_holes): without it they stayed resident until decay.
+ * The clock stands still, so no decay pass purges anything here. */
+static size_t resident_bytes(const void *p, size_t n) {
+  static unsigned char vec[SLICE_SIZE / 4096];
+  size_t ps = os_page_size(), r = 0;
+  if (mincore((void *)p, n, vec) != 0) return n;
+  for (size_t i = 0; i < n / ps; i++) r += (vec[i] & 1) * ps;
+  return r;
+}
+
+static void test_holes_purged(void) {
+  os_set_clock(fake_clock);
+  alloy_collect();
+  enum { SMALL = 2000, MEDIUM = 300 };
+  static char *small[SMALL], *medium[MEDIUM];
+  for (int i = 0; i < SMALL; i++) {
+    small[i] = alloy_malloc(4000); /* 8 a page of 32 KiB, 16 of 64 KiB */
+    memset(small[i], 1, 4000);
+  }
+  segment_t *a = segment_of(small[0]);
+  for (int i = 0; i < SMALL; i++) /* every other page of the first segment empties */
+    if (segment_of(small[i]) == a && (((uintptr_t)small[i] >> SLICE_SHIFT) & 1)) {
+      alloy_free(small[i]);
+      small[i] = NULL;
+    }
+  size_t holes = 0;
+  for (size_t s = CLASS_FIRST_SLICE; s < SLICES_PER_SEGMENT; s++)
+    if (a->free_slices & ((uint64_t)1 << s)) holes += resident_bytes((uint8_t *)a + s * SLICE_SIZE, SLICE_SIZE);
+  CHECK_GE(holes, 20 * SLICE_SIZE); /* resident, dirty */
+  for (int i = 0; i < MEDIUM; i++) medium[i] = alloy_malloc(20000); /* 4 blocks a page: several slices */
+  size_t left = 0;
+  for (size_t s = CLASS_FIRST_SLICE; s < SLICES_PER_SEGMENT; s++)
+    if (a->free_slices & ((uint64_t)1 << s)) left += resident_bytes((uint8_t *)a + s * SLICE_SIZE, SLICE_SIZE);
+  CHECK_MSG(left == 0, "%zu of %zu bytes of holes still resident", left, holes);
+  for (int i = 0; i < MEDIUM; i++) alloy_free(medium[i]);
+  for (int i = 0; i < SMALL; i++) alloy_free(small[i]);
+  os_set_clock(NULL);
+}
+
 /* Pages one thread gave back serve another thread without a new segment. */
 enum { N = 30000 };
 static void *v[N];
@@ -326,6 +368,7 @@ int main(void) {
   test_large_cache();
   test_big();
   test_decay_retains();
+  test_holes_purged();
   test_shared_between_threads();
   test_os_failure();
   test_retained_given_back();
