@@ -350,18 +350,13 @@ static void seg_rebin(segment_t *seg) {
   if (run) bins_add(b, seg, run);
 }
 
-/* A run of `count` free slices starting at a multiple of `align`, or -1:
- * a hole of exactly that length first, else the first run.  Pages freed
- * one by one leave holes of a slice or two; filled first, they keep the
- * longer runs whole for the pages of several slices (without it, the
- * holes of one-slice pages stayed dirty and unused while `str_append`
- * mapped new segments for its 4-slice pages: 9 MB more RSS). */
+/* First run of `count` free slices starting at a multiple of `align`, or -1.
+ * (Taking a hole of exactly `count` slices first was tried with 32 KiB
+ * slices: no RSS or time change on nine workloads, DESIGN.md.) */
 static int find_free_run(uint64_t free, size_t count, size_t align) {
   uint64_t starts = run_starts(free, (unsigned)count) & ~(uint64_t)1; /* slice 0: a header */
   if (align >= SLICES_PER_SEGMENT) return -1;
   if (align > 1) starts &= ~(uint64_t)0 / (((uint64_t)1 << align) - 1); /* bits at multiples of align (a power of two) */
-  uint64_t exact = starts & ~(free << 1) & (count < 64 ? ~(free >> count) : ~(uint64_t)0);
-  if (exact) return (int)__builtin_ctzll(exact);
   return starts ? (int)__builtin_ctzll(starts) : -1;
 }
 
