@@ -89,8 +89,8 @@ typedef struct alloy_stats_s {
   uint64_t mapped;         /* bytes currently mapped from the OS */
   uint64_t peak_mapped;    /* largest 'mapped' ever */
   uint64_t nmalloc;        /* allocations served, all sizes */
-  uint64_t segments;       /* live segments (4 MiB frames split into pages) */
-  uint64_t huge_blocks;    /* live big blocks (above 2 MiB) */
+  uint64_t segments;       /* live segments (2 MiB frames on x86-64, 4 MiB elsewhere, split into pages) */
+  uint64_t huge_blocks;    /* live big blocks (above about 2 MiB) */
   uint64_t threads;        /* thread heaps in use (not abandoned) */
   uint64_t abandoned;      /* heaps left by exited threads, not yet adopted */
   uint64_t purged;         /* bytes given back to the OS with MADV_DONTNEED, ever */

@@ -777,7 +777,7 @@ static void *heap_alloc_block(heap_t *heap, size_t size, size_t align) {
     page = heap_uncache_large(heap, size);
     if (page) return heap_charged(heap, page->start, page->block_size);
   }
-  if (size <= LARGE_MAX && align < LARGE_MAX) {
+  if (segment_large_fits(size, align)) {
     page = segment_alloc_large(size, align, heap->arena_index, heap->large_stats);
     if (page == NULL && align >= SLICE_SIZE) page = segment_alloc_big(size, align, heap->arena_index, heap->large_stats, guard);
   } else {

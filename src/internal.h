@@ -231,6 +231,7 @@ void segment_set_fail_after(long n); /* test hook: the n-th next page, span or b
 void segment_free_class_page(page_t *page);
 /* Large (<= LARGE_MAX) and big blocks: any thread allocates and frees them
  * through the back end; `stats` counts them (per arena). */
+bool segment_large_fits(size_t size, size_t align); /* else the block is big */
 page_t *segment_alloc_large(size_t size, size_t align, unsigned arena, large_stats_t *stats);
 bool segment_free_large(page_t *page, large_stats_t *stats); /* false: already freed */
 bool segment_cache_large(page_t *page, large_stats_t *stats); /* false: already freed */

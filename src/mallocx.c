@@ -62,7 +62,7 @@ EXPORT size_t alloy_nallocx(size_t size, int flags) {
   size_t rounded = (size + align - 1) & ~(align - 1);
   if (rounded == 0) rounded = align;
   if (rounded <= MEDIUM_MAX && align <= SLICE_SIZE) return size_class_size(size_class_of(rounded));
-  if (size <= LARGE_MAX && align < LARGE_MAX) return large_usable(size == 0 ? 1 : size);
+  if (segment_large_fits(size == 0 ? 1 : size, align)) return large_usable(size == 0 ? 1 : size);
   return segment_big_usable_for(size == 0 ? 1 : size, align);
 }
 

@@ -350,13 +350,17 @@ static void seg_rebin(segment_t *seg) {
   if (run) bins_add(b, seg, run);
 }
 
-/* First run of `count` free slices starting at a multiple of `align`, or -1.
- * (Taking a hole of exactly `count` slices first was tried with 32 KiB
- * slices: no RSS or time change on nine workloads, DESIGN.md.) */
+/* A run of `count` free slices starting at a multiple of `align`, or -1:
+ * a hole of exactly that length first, else the first run.  Without the
+ * holes first, large blocks of mixed sizes cut the long runs and the pool
+ * kept growing after warm-up (test_big's steady state: 24 MiB more mapped
+ * than its 16 MiB bound with 32 KiB slices). */
 static int find_free_run(uint64_t free, size_t count, size_t align) {
   uint64_t starts = run_starts(free, (unsigned)count) & ~(uint64_t)1; /* slice 0: a header */
   if (align >= SLICES_PER_SEGMENT) return -1;
   if (align > 1) starts &= ~(uint64_t)0 / (((uint64_t)1 << align) - 1); /* bits at multiples of align (a power of two) */
+  uint64_t exact = starts & ~(free << 1) & (count < 64 ? ~(free >> count) : ~(uint64_t)0);
+  if (exact) return (int)__builtin_ctzll(exact);
   return starts ? (int)__builtin_ctzll(starts) : -1;
 }
 
@@ -518,8 +522,8 @@ static page_t *span_alloc(segment_kind_t kind, size_t slices, size_t align) {
   else seg = segment_new(kind);
   if (seg == NULL) return NULL;
   int at = find_free_run(seg->free_slices, slices, align);
-  if (at < 0) {
-    seg_rebin(seg);
+  if (at < 0) { /* back as the spare: an empty segment left in a bin is never retired */
+    segment_retire(seg, os_now_ms());
     return NULL;
   }
   return segment_take(seg, (size_t)at, slices);
@@ -602,11 +606,30 @@ static void block_page_init(page_t *page, page_kind_t kind, size_t usable, unsig
   atomic_store_explicit(&page->xheap, 0, memory_order_relaxed); /* no owner: any thread frees it here */
 }
 
+/* Slices of a large block of `size` (its guard page included). */
+static size_t large_slices(size_t size) {
+  size_t guard = alloy__options.guard ? os_page_size() : 0; /* an inaccessible page after it */
+  return (large_usable(size) + guard + SLICE_SIZE - 1) / SLICE_SIZE;
+}
+
+/* Whether a large block of `size` at `align` fits in an empty large
+ * segment: from the first slice at that alignment (slice 1 unaligned) to
+ * the last, which a guarded segment gives up.  A block that does not is
+ * big; without this test, span_alloc made a segment for it, found no room
+ * and kept the empty segment, one per call (1 MiB alignment and 1.1 MiB
+ * with 32 KiB slices: 400 MiB mapped after 200 calls). */
+bool segment_large_fits(size_t size, size_t align) {
+  if (size > LARGE_MAX || align >= LARGE_MAX) return false;
+  size_t first = align > SLICE_SIZE ? align / SLICE_SIZE : LARGE_FIRST_SLICE;
+  size_t last = SLICES_PER_SEGMENT - (alloy__options.guard ? 1 : 0);
+  return first + large_slices(size) <= last;
+}
+
 page_t *segment_alloc_large(size_t size, size_t align, unsigned arena, large_stats_t *stats) {
   if (unlikely(injected_failure())) return NULL;
   size_t usable = large_usable(size);
   size_t guard = alloy__options.guard ? os_page_size() : 0; /* an inaccessible page after it */
-  size_t slices = (usable + guard + SLICE_SIZE - 1) / SLICE_SIZE;
+  size_t slices = large_slices(size);
   size_t align_slices = align > SLICE_SIZE ? align / SLICE_SIZE : 1;
   os_lock(&backend_lock);
   page_t *page = span_alloc(SEGMENT_LARGE, slices, align_slices);

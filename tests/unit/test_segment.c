@@ -261,6 +261,31 @@ static void test_holes_purged(void) {
   os_set_clock(NULL);
 }
 
+/* An aligned large request that no empty large segment can hold (with
+ * 32 KiB slices: 1 MiB alignment past 1 MiB, 128 KiB alignment at
+ * LARGE_MAX) is a big block, sized as nallocx says, and leaves no segment
+ * behind: span_alloc kept the empty segment it made for it, one per call
+ * (400 MiB mapped after 200 calls). */
+static void test_aligned_large_no_leak(void) {
+  static const size_t cases[][2] = {{1 * MiB, 1100 * 1024}, {128 * 1024, LARGE_MAX}, {512 * 1024, LARGE_MAX - 4096}};
+  alloy_collect();
+  alloy_stats_t s0, s1;
+  alloy_stats_get(&s0);
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    for (int i = 0; i < 50; i++) {
+      size_t align = cases[c][0], size = cases[c][1];
+      char *p = alloy_aligned_alloc(align, size);
+      REQUIRE(p != NULL);
+      CHECK_EQ((uintptr_t)p % align, 0);
+      CHECK_EQ(alloy_usable_size(p), alloy_nallocx(size, ALLOY_MALLOCX_LG_ALIGN(__builtin_ctzll(align))));
+      p[size - 1] = 1;
+      alloy_free(p);
+    }
+  alloy_collect();
+  alloy_stats_get(&s1);
+  CHECK_LE(s1.segments, s0.segments + 2);
+}
+
 /* Pages one thread gave back serve another thread without a new segment. */
 enum { N = 30000 };
 static void *v[N];
@@ -369,6 +394,7 @@ int main(void) {
   test_big();
   test_decay_retains();
   test_holes_purged();
+  test_aligned_large_no_leak();
   test_shared_between_threads();
   test_os_failure();
   test_retained_given_back();
