@@ -106,7 +106,13 @@
 #define ALIGNMENT_MIN 16 /* every block is 16-aligned (max_align_t) */
 #define SMALL_MAX (8 * ALLOY_KiB)   /* largest block of a one-slice page */
 #define MEDIUM_MAX (64 * ALLOY_KiB) /* largest block of a size class */
-#define MEDIUM_PAGE_SLICES 8 /* most slices of a medium page (512 KiB) */
+#define MEDIUM_PAGE_SLICES 8 /* most slices of a medium page (256 KiB with 32 KiB slices) */
+/* Classes from 32 to 128 B take 64 KiB pages even with 32 KiB slices
+ * (internal.h, size_class_page_slices); 16 B blocks would overflow a
+ * page's bitmap (BITMAP_WORDS) at 64 KiB. */
+#define SMALL_PAGE_WIDE_MIN 32
+#define SMALL_PAGE_WIDE_MAX 128
+#define SMALL_PAGE_WIDE_SLICES (SLICE_SIZE < 64 * ALLOY_KiB ? 64 * ALLOY_KiB / SLICE_SIZE : 1)
 #define MEDIUM_PAGE_BLOCKS 4 /* least blocks of a thread heap's medium page */
 /* Largest block placed in a large segment: up to 2 MiB, and with a guard
  * page it must still fit in slices 1..62 (a guarded segment gives up slice
