@@ -54,7 +54,10 @@ static inline __attribute__((always_inline)) void fast_free(void *p) {
     __atomic_store_n(word, *word | (uint64_t)1 << (index % 64), __ATOMIC_RELAXED);
     page->free_summary |= (uint64_t)1 << (index / 64);
     heap->counters.freed_bytes += page->block_size;
-    if (unlikely(--page->used == 0)) heap_page_now_free(heap, page);
+    /* the page serving its class stays, as in the checked free below: the
+     * two variants must differ in the checks only */
+    if (unlikely(--page->used == 0) && heap->queues[page->size_class].first != page)
+      heap_page_now_free(heap, page);
     return;
   }
   free_generic(p, NULL);
