@@ -11,7 +11,8 @@
 
 #include <alloy.h>
 
-/* Every lock alloy has, in the one order any code path takes them: the
+/* First, no thread of alloy's inside the loader's lock (os_code_fork_prepare:
+ * a wait, not a lock).  Then every lock alloy has, in the one order any code path takes them: the
  * arena table, an arena's lock (and its heap's pages_lock), the exited threads' heap, the
  * heap lists, each heap's pages_lock, the per-CPU caches' (percpu.c), the
  * back end, the tcache table, the
@@ -20,6 +21,7 @@
  * that does not exist there; tests/unit/test_fork.c forks while each lock
  * is held. */
 static void fork_prepare(void) {
+  os_code_fork_prepare(); /* first: its wait needs none of alloy's locks */
   arena_fork_prepare();
   heap_fork_prepare();
   percpu_fork_prepare();
@@ -37,6 +39,7 @@ static void fork_parent(void) {
   percpu_fork_release();
   heap_fork_release();
   arena_fork_release();
+  os_code_fork_parent();
 }
 
 static void fork_child(void) {
@@ -48,6 +51,7 @@ static void fork_child(void) {
   heap_fork_child();
   arena_fork_child();
   background_fork_child();
+  os_code_fork_child();
 }
 
 /* The allocation path as the heap profiler's unwinder must cut it when

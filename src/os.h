@@ -108,6 +108,12 @@ const void *os_code_executable(void);
 /* Changes when an object is unloaded: what was learnt of a code address
  * stays true while it is the same. */
 uint64_t os_code_generation(void);
+/* Fork handlers: no thread of alloy's is inside the loader's lock at a
+ * fork (os_code_generation's call), and the child's first call cannot
+ * wait on a lock held by a thread that does not exist there. */
+void os_code_fork_prepare(void);
+void os_code_fork_parent(void);
+void os_code_fork_child(void);
 /* The C library's own stack walk (glibc: backtrace(), libgcc's unwinder):
  * return addresses, innermost first.  Its first call loads libgcc_s, which
  * allocates: make it once where malloc may be called. */

@@ -25,6 +25,8 @@
 
 #include <alloy.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,6 +477,44 @@ static void test_fork(void) {
   alloy_free(p);
 }
 
+/* Forks while other threads take samples, each of which reads the
+ * loader's generation (dl_iterate_phdr, under the loader's lock): a fork
+ * while one of them held that lock left the child hung at its first
+ * sample (found by a fork stress with prof:true: about one child in 500
+ * at the default rate).  Each child samples at once; a hung one is killed
+ * by its alarm. */
+static atomic_bool sampling_stop;
+static void *sampling_thread(void *arg) {
+  (void)arg;
+  while (!atomic_load(&sampling_stop)) alloy_free(alloy_malloc(64));
+  return NULL;
+}
+
+static void test_fork_while_sampling(void) {
+  REQUIRE(reset(0) == 0); /* every allocation a sample */
+  atomic_store(&sampling_stop, false);
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) REQUIRE(pthread_create(&t[i], NULL, sampling_thread, NULL) == 0);
+  int hung = 0, failed = 0, forks = 0;
+  for (; forks < 300; forks++) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      alarm(3);
+      for (int i = 0; i < 20; i++) alloy_free(alloy_malloc(100));
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) hung++;
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed++;
+  }
+  atomic_store(&sampling_stop, true);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  CHECK_MSG(hung == 0 && failed == 0, "%d of %d children hung, %d failed", hung, forks, failed);
+  REQUIRE(reset(12) == 0);
+}
+
 /* Every 16-byte allocation a sample (at lg_prof_sample 0 the distance to
  * the next sample point is exponential of mean 1 byte: a 16-byte block is
  * missed with probability e^-15, so one of the 529,000 is missed in about
@@ -554,6 +594,7 @@ int main(int argc, char **argv) {
   test_active();
   test_arena_and_tcache();
   test_fork();
+  test_fork_while_sampling();
   test_bound();
   test_off_in_child(argv[0]);
   return check_done();
