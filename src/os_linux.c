@@ -373,44 +373,76 @@ static int subs_cb(struct dl_phdr_info *info, size_t size, void *arg) {
 /* dl_iterate_phdr holds the loader's lock, and glibc's fork does not take
  * it: a fork while another thread was inside left the child's first call
  * waiting for ever (the heap profiler reads the generation at each sample:
- * about one child in 500 of a program that samples in its threads).  So
- * alloy's threads are never inside it at a fork: the prepare handler
- * raises `code_forking` and waits until `code_inside` is zero; a thread
- * that finds the flag up returns the last generation seen instead (a
- * seq_cst pair: the handler sees the thread inside, or the thread sees the
- * flag).  Another library's call in flight at a fork is beyond reach. */
+ * about one child in 500 of a program that samples in its threads).  The
+ * same holds for backtrace() where libgcc finds frames with
+ * dl_iterate_phdr (glibc before 2.35, GCC before 12).  So alloy's threads
+ * are never inside either at a fork: the prepare handler raises
+ * `code_forking` and waits until `code_inside` counts no thread but its
+ * own; a thread that finds it raised does without (the last generation
+ * seen, no stack).  A seq_cst pair: the handler sees the thread inside, or
+ * the thread sees the fork.  `code_forking` counts forks, as glibc before
+ * 2.28 ran concurrent forks' handlers at once; `code_depth` lets a fork
+ * from a signal handler that interrupted this thread inside (or from the
+ * callback) go through instead of waiting for itself.  Another library's
+ * call in flight at a fork is beyond reach. */
 static _Atomic(unsigned) code_inside;
-static _Atomic(bool) code_forking;
+static _Atomic(unsigned) code_forking;
 static _Atomic(uint64_t) code_last_generation;
+static __thread unsigned code_depth;
+
+static bool code_enter(void) {
+  atomic_fetch_add(&code_inside, 1);
+  if (atomic_load(&code_forking) != 0) {
+    atomic_fetch_sub(&code_inside, 1);
+    return false;
+  }
+  code_depth++;
+  return true;
+}
+
+static void code_leave(void) {
+  code_depth--;
+  atomic_fetch_sub(&code_inside, 1);
+}
 
 uint64_t os_code_generation(void) {
-  atomic_fetch_add(&code_inside, 1);
-  if (atomic_load(&code_forking)) {
-    atomic_fetch_sub(&code_inside, 1);
-    return atomic_load_explicit(&code_last_generation, memory_order_relaxed);
-  }
+  if (!code_enter()) return atomic_load_explicit(&code_last_generation, memory_order_relaxed);
   uint64_t subs = 0;
   dl_iterate_phdr(subs_cb, &subs);
   atomic_store_explicit(&code_last_generation, subs, memory_order_relaxed);
-  atomic_fetch_sub(&code_inside, 1);
+  code_leave();
   return subs;
 }
 
+int os_backtrace(void **pcs, int max) {
+  if (!code_enter()) return 0; /* a fork is under way: this sample has no stack */
+  int n = backtrace(pcs, max);
+  code_leave();
+  return n;
+}
+
+/* Waits with sched_yield, then short sleeps: a forking thread of a higher
+ * real-time priority on the same CPU would never let the one inside run. */
 void os_code_fork_prepare(void) {
-  atomic_store(&code_forking, true);
-  while (atomic_load(&code_inside) != 0) sched_yield();
+  atomic_fetch_add(&code_forking, 1);
+  for (unsigned spins = 0; atomic_load(&code_inside) > code_depth; spins++) {
+    if (spins < 64) {
+      sched_yield();
+    } else {
+      struct timespec ts = {0, 50 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
 }
 
-void os_code_fork_parent(void) { atomic_store(&code_forking, false); }
+void os_code_fork_parent(void) { atomic_fetch_sub(&code_forking, 1); }
 
-/* A thread that raised the count and had not lowered it at the fork does
- * not exist here. */
+/* Threads that were counted inside at the fork do not exist here, but for
+ * this one, which leaves when its interrupted call returns. */
 void os_code_fork_child(void) {
-  atomic_store(&code_inside, 0);
-  atomic_store(&code_forking, false);
+  atomic_store(&code_inside, code_depth);
+  atomic_store(&code_forking, 0);
 }
-
-int os_backtrace(void **pcs, int max) { return backtrace(pcs, max); }
 
 /* --------------------------------------------------------------- threads */
 
