@@ -64,6 +64,12 @@ size_t os_mapped_peak(void) { return atomic_load_explicit(&mapped_peak, memory_o
 void os_set_fail_after(long n) { atomic_store(&fail_after, n); }
 void os_set_fail_count(long n) { atomic_store(&fail_count, n); }
 
+/* A test is injecting mapping failures. */
+static bool failure_armed(void) {
+  return atomic_load_explicit(&fail_count, memory_order_relaxed) > 0 ||
+         atomic_load_explicit(&fail_after, memory_order_relaxed) >= 0;
+}
+
 /* The test hooks: returns true when this mapping must fail. */
 static bool injected_failure(void) {
   if (unlikely(atomic_load_explicit(&fail_count, memory_order_relaxed) > 0) &&
@@ -103,9 +109,7 @@ bool os_unmap(void *p, size_t size) {
  * mappings a request must make (test_segment's retained runs given back
  * when mapping fails). */
 void *os_map_at(void *addr, size_t size) {
-  if (atomic_load_explicit(&fail_count, memory_order_relaxed) > 0 ||
-      atomic_load_explicit(&fail_after, memory_order_relaxed) >= 0)
-    return NULL;
+  if (failure_armed()) return NULL;
   uint8_t *p = map_raw(addr, size, MAP_FIXED_NOREPLACE);
   if (p == NULL) return NULL;
   if (p != addr) {
