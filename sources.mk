@@ -7,7 +7,7 @@
 # sanitizer and fuzzer builds, where the sanitizer owns malloc.
 
 CORE_SRC := src/os_linux.c src/os_rseq_linux.c \
-            src/meta.c src/report.c src/options.c src/size_class.c src/process.c src/unwind.c \
+            src/meta.c src/report.c src/options.c src/size_class.c src/process.c src/unwind.c src/addrtree.c \
             src/pagemap.c src/segment.c \
             src/page.c src/heap.c src/stats.c src/free.c src/prof_sample.c src/prof_table.c src/percpu.c \
             src/arena.c src/tcache.c src/background.c src/event.c src/prof.c src/prof_dump.c \

@@ -10,7 +10,8 @@
  *   2 base       meta.c (process-lifetime metadata), report.c (a malloc-free
  *                printf and misuse reports), options.c (configuration),
  *                size_class.c, process.c (one-time process start),
- *                unwind.c (call stacks from inside malloc: the heap profiler's)
+ *                unwind.c (call stacks from inside malloc: the heap profiler's),
+ *                addrtree.c (free extents in address order: first fit)
  *   3 back end   pagemap.c (frame -> header), segment.c (frames, segments,
  *                spans, large and big blocks, decay, THP), vg.c (what
  *                memcheck is told, when it runs the program: vg.h)
@@ -179,6 +180,14 @@ static inline size_t large_usable(size_t size) {
 /* ------------------------------------------------------------- process */
 extern _Atomic(int) alloy__process_ready; /* 0 not started, 1 running, 2 done */
 void process_init(void);
+
+/* ------------------------------------------------------------ addrtree */
+/* Free extents by address; the caller's lock covers the tree.  A node is
+ * inserted once and removed only while in the tree. */
+void addrtree_insert(addr_node_t **root, addr_node_t *node, size_t size);
+void addrtree_remove(addr_node_t **root, addr_node_t *node);
+/* The lowest-addressed extent of at least `size`, or NULL: O(log n). */
+addr_node_t *addrtree_first_fit(addr_node_t *root, size_t size);
 
 /* ============================================================ back end */
 

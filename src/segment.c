@@ -5,8 +5,10 @@
  *
  *   free runs     frames nobody uses, kept mapped: dirty after use, purged
  *                 (MADV_DONTNEED) once free for dirty_decay_ms, then
- *                 retained; joined with free neighbours; found by size in
- *                 O(1) (bins of 1..63 frames, one bin for more)
+ *                 retained; joined with free neighbours; the lowest run
+ *                 that fits serves, found in O(log n) (addrtree.c), and
+ *                 bins by length (1..63 frames, one bin for more) list them
+ *                 for the walks and the growth at the edges
  *   segments      a frame split into 64 slices: class segments give
  *                 pages of size classes (1 to 8 slices), large segments
  *                 spans for large blocks; a segment with free slices sits in
@@ -129,6 +131,7 @@ static unsigned bins_find(const bins_t *b, unsigned i) {
 /* ============================================================ free runs */
 
 static bins_t runs;          /* free runs by frames: bin n < 64 holds n frames, 64 more */
+static addr_node_t *run_tree; /* the same runs by address: which one serves (addrtree.c) */
 static _Atomic(uint32_t) wakers; /* see heap_wake_page: frames are never unmapped under one */
 
 /* The lock, for an operation that may turn free frames into the inside of
@@ -157,11 +160,13 @@ static void run_file(segment_t *run) {
   run->kind = SEGMENT_FREE;
   pagemap_set(run, frames_of(run), (uintptr_t)run | PAGEMAP_FREE);
   bins_add(&runs, run, run_bin(frames_of(run)));
+  addrtree_insert(&run_tree, &run->run_node, run->mapped_size);
   add(run->dirty ? &dirty_bytes : &retained_bytes, (int64_t)run->mapped_size);
 }
 
 static void run_unfile(segment_t *run) {
   bins_remove(&runs, run);
+  addrtree_remove(&run_tree, &run->run_node);
   add(run->dirty ? &dirty_bytes : &retained_bytes, -(int64_t)run->mapped_size);
 }
 
@@ -220,14 +225,12 @@ static void run_split(segment_t *run, size_t size) {
 }
 
 /* A run of exactly `frames` frames from the pool (the head of a bigger one,
- * whose tail stays free), or NULL.  The smallest run that fits: O(1). */
+ * whose tail stays free), or NULL.  The lowest-addressed run that fits, in
+ * O(log n): reuse stays at the bottom of the pool (addrtree.c says why). */
 static segment_t *run_take(size_t frames, bool *dirty) {
-  unsigned i = bins_find(&runs, run_bin(frames));
-  if (i == NBINS) return NULL;
-  segment_t *run = runs.bin[i].first;
-  if (i == 64) /* the open bin: first fit */
-    while (run && frames_of(run) < frames) run = run->next;
-  if (run == NULL) return NULL;
+  addr_node_t *node = addrtree_first_fit(run_tree, frames << SEGMENT_SHIFT);
+  if (node == NULL) return NULL;
+  segment_t *run = (segment_t *)((uint8_t *)node - offsetof(segment_t, run_node));
   run_unfile(run);
   *dirty = run->dirty || run->unknown; /* either way not known to be zero */
   run_split(run, frames << SEGMENT_SHIFT);
@@ -1071,12 +1074,11 @@ static void segment_decay_one(segment_t *seg, bool all) {
 static void run_decay(segment_t *run, uint64_t now, int decay, bool all) {
   if (!run->dirty || (!all && now - run->freed_ms < (uint64_t)decay)) return;
   size_t keep = os_page_size();
-  run_unfile(run);
   bool lazy = alloy__options.purge == PURGE_FREE;
   os_purge((uint8_t *)run + keep, run->mapped_size - keep, lazy);
   run->dirty = false;
   run->unknown |= lazy; /* MADV_FREE: the kernel may or may not have dropped the pages */
-  bins_add(&runs, run, run_bin(frames_of(run)));
+  add(&dirty_bytes, -(int64_t)run->mapped_size); /* same place, same bin: only its state changes */
   add(&retained_bytes, (int64_t)run->mapped_size);
 }
 

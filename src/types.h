@@ -142,6 +142,16 @@
 typedef struct alloy_heap_s heap_t;
 typedef struct alloy_segment_s segment_t;
 
+/* A node of an address-ordered first-fit tree (addrtree.c), embedded in the
+ * free extent it describes: its address is the extent's place in the order. */
+typedef struct alloy_addr_node_s addr_node_t;
+struct alloy_addr_node_s {
+  addr_node_t *left;
+  addr_node_t *right;
+  size_t size;    /* the extent's length */
+  size_t longest; /* the longest extent of the subtree rooted here */
+};
+
 typedef enum { PAGE_SMALL, PAGE_MEDIUM, PAGE_LARGE, PAGE_BIG } page_kind_t;
 /* Class pages: in their class's queue, in the full list, or pending (moved
  * there by another thread's free; the owner takes it back). */
@@ -230,6 +240,7 @@ struct alloy_segment_s {
   uint8_t nohuge_halves;            /* thp:always: 2 MiB units (bit each) advised NOHUGEPAGE after a partial purge */
   uint8_t unknown;                  /* free run: purged with MADV_FREE, so not known to be zero */
   uint32_t used_pages;
+  addr_node_t run_node;             /* free run: its place in the back end's address tree */
   uint64_t free_slices;             /* bit i: slice i belongs to no page */
   uint64_t dirty_slices;            /* bit i: slice i was used since mapped or purged */
   uint64_t free_at_last_decay;      /* free and dirty slices at the previous decay pass */
