@@ -15,8 +15,9 @@
  *   steady    64 live blocks of random sizes from 32 KiB to 8 MiB, each
  *             replaced at random: after a warm-up nothing more is mapped
  *   edges     4 live blocks of 5-25 MiB, the oldest replaced: the pool
- *             stays within 1.45x the most ever live, because runs too short
- *             for a block grow into the address space at their edges
+ *             stays within 1.45x the most ever live (and a frame a block),
+ *             because runs too short for a block grow into the address
+ *             space at their edges
  */
 #include "check.h"
 #include "internal.h"
@@ -153,7 +154,10 @@ static void test_steady_state(void) {
 
 /* Runs too short for the next block grow at their edges (run_extend)
  * before anything is mapped beside them: without it the pool reached
- * 1.59x the most ever live here (144 MiB for 90), with it 1.37x (124). */
+ * 1.59x the most ever live here (144 MiB for 90), with it 1.37x (124),
+ * x86-64's 2 MiB frames.  A block wastes up to a frame at its end, and
+ * ARM64's frames are 4 MiB (136 MiB under qemu-user): one frame a live
+ * block is allowed on top of the ratio. */
 static void test_edges(void) {
   enum { KEEP = 4, STEPS = 800 };
   char *slot[KEEP] = {0};
@@ -174,7 +178,8 @@ static void test_edges(void) {
     if (live > peak) peak = live;
   }
   size_t pool = os_mapped_bytes() - mapped;
-  CHECK_MSG(pool * 100 <= peak * 145, "pool %zu MiB for at most %zu MiB live", pool / MiB, peak / MiB);
+  CHECK_MSG(pool * 100 <= peak * 145 + KEEP * SEGMENT_SIZE * 100, "pool %zu MiB for at most %zu MiB live", pool / MiB,
+            peak / MiB);
   for (int i = 0; i < KEEP; i++) alloy_free(slot[i]);
 }
 
