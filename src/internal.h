@@ -183,7 +183,7 @@ void process_init(void);
 
 /* ------------------------------------------------------------ addrtree */
 /* Free extents by address; the caller's lock covers the tree.  A node is
- * inserted once and removed only while in the tree. */
+ * never inserted while in the tree, and removed only while in it. */
 void addrtree_insert(addr_node_t **root, addr_node_t *node, size_t size);
 void addrtree_remove(addr_node_t **root, addr_node_t *node);
 /* The lowest-addressed extent of at least `size`, or NULL: O(log n). */

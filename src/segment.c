@@ -155,7 +155,8 @@ static void backend_lock_for_big(void) {
 
 static unsigned run_bin(size_t frames) { return frames < 64 ? (unsigned)frames : 64; }
 
-/* Marks the frames of a run in the page map and files it in its bin. */
+/* Marks the frames of a run in the page map and files it in its bin and
+ * the address tree. */
 static void run_file(segment_t *run) {
   run->kind = SEGMENT_FREE;
   pagemap_set(run, frames_of(run), (uintptr_t)run | PAGEMAP_FREE);

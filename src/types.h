@@ -240,7 +240,7 @@ struct alloy_segment_s {
   uint8_t nohuge_halves;            /* thp:always: 2 MiB units (bit each) advised NOHUGEPAGE after a partial purge */
   uint8_t unknown;                  /* free run: purged with MADV_FREE, so not known to be zero */
   uint32_t used_pages;
-  addr_node_t run_node;             /* free run: its place in the back end's address tree */
+  addr_node_t run_node;             /* free run: its place in the back end's address tree (first OS page) */
   uint64_t free_slices;             /* bit i: slice i belongs to no page */
   uint64_t dirty_slices;            /* bit i: slice i was used since mapped or purged */
   uint64_t free_at_last_decay;      /* free and dirty slices at the previous decay pass */
@@ -251,6 +251,10 @@ struct alloy_segment_s {
   page_t *slice_page[SLICES_PER_SEGMENT];
   page_t pages[SLICES_PER_SEGMENT]; /* descriptor of the page starting at slice i */
 };
+
+/* A purged free run keeps only its first OS page (4 KiB at least): what a
+ * run needs of its header must lie there. */
+_Static_assert(offsetof(segment_t, run_node) + sizeof(addr_node_t) <= 4096, "a run's node in its first OS page");
 
 /* jemalloc's "lextents": large sizes in 4 classes per doubling from 64 KiB
  * (alloy rounds large blocks to the OS page; a block counts in the first

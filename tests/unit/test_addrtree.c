@@ -5,7 +5,10 @@
  * the request (NULL when none is), the tree is in address order, every
  * node's `longest` is its subtree's longest extent, and the depth stays
  * logarithmic, also when extents come in address order (the case that
- * degenerates a plain search tree into a list).
+ * degenerates a plain search tree into a list).  The priorities hash the
+ * real addresses, so the depth varies with where the buffer lands: 20-29
+ * seen for 600 nodes; 40 leaves room, and a multiplicative hash reached 45
+ * in address order, a list would be 600.
  */
 #include "check.h"
 #include "internal.h"
@@ -68,7 +71,7 @@ int main(void) {
     addrtree_insert(&root, node_at(base, i), model_size[i]);
   }
   depth = check_tree(root, base);
-  CHECK_MSG(depth <= 30, "depth %u for %u nodes inserted in address order", depth, N);
+  CHECK_MSG(depth <= 40, "depth %u for %u nodes inserted in address order", depth, N);
   for (unsigned i = 0; i < N; i++) {
     addrtree_remove(&root, node_at(base, i));
     model_size[i] = 0;
@@ -94,6 +97,6 @@ int main(void) {
     }
   }
   check_tree(root, base);
-  CHECK_MSG(max_depth <= 30, "depth %u with at most %u nodes", max_depth, N);
+  CHECK_MSG(max_depth <= 40, "depth %u with at most %u nodes", max_depth, N);
   return check_done();
 }
