@@ -78,9 +78,12 @@ for t in ts: t.start()
 for t in ts: t.join()
 print(sorted(out))
 PYEOF
-# runs_at PRELOAD KIB: the threaded script runs under `ulimit -v KIB`
+# runs_at PRELOAD KIB: the threaded script runs under `ulimit -v KIB`, in
+# 60 s (it takes 1-3).  Python on glibc can hang near its smallest limit (a
+# CI run timed out in this search; 1 of 54 runs at 106144 KiB hung here):
+# a hang counts as not running, so the search goes on above it.
 runs_at() {
-  (ulimit -v "$2" && env LD_PRELOAD="$1" PYTHONMALLOC=malloc "$PY" "$T/threads.py") >/dev/null 2>&1
+  (ulimit -v "$2" && timeout 60 env LD_PRELOAD="$1" PYTHONMALLOC=malloc "$PY" "$T/threads.py") >/dev/null 2>&1
 }
 lo=16384 hi=4194304 # KiB: fails at lo (too small for any Python), runs at hi
 if runs_at "" "$hi"; then
