@@ -12,14 +12,14 @@
 #include <alloy.h>
 
 /* First, no thread of alloy's inside the loader's lock (os_code_fork_prepare:
- * a wait, not a lock).  Then every lock alloy has, in the one order any code path takes them: the
- * arena table, an arena's lock (and its heap's pages_lock), the exited threads' heap, the
- * heap lists, each heap's pages_lock, the per-CPU caches' (percpu.c), the
- * back end, the tcache table, the
- * metadata, the heap profiler's (leaves, taken under an arena's lock and a
- * pages_lock, so last).  The child never inherits a lock held by a thread
- * that does not exist there; tests/unit/test_fork.c forks while each lock
- * is held. */
+ * a wait, not a lock).  Then every lock alloy has, in the one order any
+ * code path takes them: the arena table, an arena's lock (and its heap's
+ * pages_lock), the exited threads' heap, the heap lists, each heap's
+ * pages_lock, the per-CPU caches' (percpu.c), the back end, the tcache
+ * table, the metadata, the heap profiler's (leaves, taken under an arena's
+ * lock and a pages_lock, so last).  The child never inherits a lock held
+ * by a thread that does not exist there; tests/unit/test_fork.c forks
+ * while each lock is held. */
 static void fork_prepare(void) {
   os_code_fork_prepare(); /* first: its wait needs none of alloy's locks */
   arena_fork_prepare();
