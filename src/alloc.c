@@ -70,17 +70,25 @@ NOINLINE void *alloc_tier2(size_t size, heap_t *heap) {
     if (size > MEDIUM_MAX) return alloc_tier3(size, heap);
     page_t *page = heap->queues[size_class_of(size)].first;
     if (page == NULL) return alloc_tier3(size, heap);
+    void *again = page_take_last(page);
+    if (again != NULL) {
+      if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, again);
+      return again;
+    }
     uint64_t word = *page->cur;
     if (unlikely(word == 0)) return alloc_tier3(size, heap);
     __atomic_store_n(page->cur, word & (word - 1), __ATOMIC_RELAXED);
     void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
+    page_note_last(page, (uintptr_t)block);
     page->used++;
     if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
     return block;
   }
   {
     page_t *page = heap->direct[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN];
-    uint64_t *bits = page->bits->free;
+    /* a bitmap slot is aligned to its size (the sentinels' too): the
+     * current word's address gives the bitmap's */
+    uint64_t *bits = (uint64_t *)((uintptr_t)page->cur & ~(uintptr_t)(sizeof(page_bits_t) - 1));
     uint64_t summary = page->free_summary & ~((uint64_t)1 << (page->cur - bits)); /* cur is empty */
     if (summary != 0) {
       size_t w = (size_t)__builtin_ctzll(summary);
@@ -91,6 +99,7 @@ NOINLINE void *alloc_tier2(size_t size, heap_t *heap) {
         page->cur_base = page->start + ((w * page->block_size) << 6);
         __atomic_store_n(&bits[w], word & (word - 1), __ATOMIC_RELAXED);
         void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
+        page_note_last(page, (uintptr_t)block);
         page->used++;
         if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
         return block;
@@ -107,8 +116,8 @@ static bool block_is_free(const page_t *page, const void *p) {
   if (page->kind >= PAGE_LARGE) return page->used == 0;
   size_t index = (size_t)(((uint64_t)((const uint8_t *)p - page->start) * page->block_magic) >> MAGIC_BITS);
   uint64_t bit = (uint64_t)1 << (index % 64);
-  return ((__atomic_load_n(&page->bits->free[index / 64], __ATOMIC_RELAXED) |
-           atomic_load_explicit(&page->bits->remote[index / 64], memory_order_relaxed)) & bit) != 0;
+  return ((__atomic_load_n(&page_bits(page)->free[index / 64], __ATOMIC_RELAXED) |
+           atomic_load_explicit(&page_bits(page)->remote[index / 64], memory_order_relaxed)) & bit) != 0;
 }
 
 /* The page of a live block, or NULL after reporting when p is not one. */

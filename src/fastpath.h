@@ -17,10 +17,40 @@
 void *alloc_tier2(size_t size, heap_t *heap); /* alloc.c: the rest of malloc */
 void free_percpu_thread(void *p, page_t *page, size_t size); /* alloc.c: a per-CPU thread's free */
 
+/* The page's last block, when the owner freed it since it was handed out
+ * (page->last): handed out again, as the bitmap path would (its bit
+ * cleared, counted).  Its bit is checked, though only a bug could have
+ * cleared it: every other way out of the bitmap sets `last`.
+ * NULL otherwise: a test of one bit, predictable whatever the workload
+ * (mostly unset in a churn of random frees, mostly set in pairs). */
+static inline __attribute__((always_inline)) void *page_take_last(page_t *page) {
+  uintptr_t last = page->last ^ LAST_KEY;
+  if (!(last & LAST_FREED)) return NULL;
+  uint8_t *p = (uint8_t *)(last - LAST_FREED);
+  uint64_t index = ((uint64_t)(p - page->start) * page->block_magic) >> MAGIC_BITS;
+  uint64_t *word = &page_bits(page)->free[index / 64], bit = (uint64_t)1 << (index % 64);
+  uint64_t w = *word;
+  page_note_last(page, (uintptr_t)p);
+  if (unlikely(!(w & bit))) return NULL;
+  __atomic_store_n(word, w & ~bit, __ATOMIC_RELAXED);
+  page->used++;
+  return p;
+}
+
+/* Free's side: the block freed is the page's last one handed out. */
+static inline __attribute__((always_inline)) void page_free_last(page_t *page, void *p) {
+  if (page->last == ((uintptr_t)p ^ LAST_KEY)) page_note_last(page, (uintptr_t)p | LAST_FREED);
+}
+
 static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
   heap_t *heap = heap_get();
   if (likely(size <= DIRECT_MAX)) {
     page_t *page = heap->direct[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN];
+    void *again = page_take_last(page);
+    if (again != NULL) {
+      if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, again);
+      return again;
+    }
     uint64_t *cur = page->cur;
     uint64_t word = *cur;
     if (likely(word != 0)) {
@@ -28,6 +58,7 @@ static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
        * double frees; the same instruction as a plain store) */
       __atomic_store_n(cur, word & (word - 1), __ATOMIC_RELAXED);
       void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
+      page_note_last(page, (uintptr_t)block);
       page->used++;
       if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
       return block;
@@ -50,9 +81,10 @@ static inline __attribute__((always_inline)) void fast_free(void *p) {
   heap_t *heap = heap_get();
   if (likely(atomic_load_explicit(&page->xheap, memory_order_relaxed) == (uintptr_t)heap)) {
     uint64_t index = ((uint64_t)((uint8_t *)p - page->start) * page->block_magic) >> MAGIC_BITS;
-    uint64_t *word = &page->bits->free[index / 64];
+    uint64_t *word = &page_bits(page)->free[index / 64];
     __atomic_store_n(word, *word | (uint64_t)1 << (index % 64), __ATOMIC_RELAXED);
     page->free_summary |= (uint64_t)1 << (index / 64);
+    page_free_last(page, p);
     heap->counters.freed_bytes += page->block_size;
     /* the page serving its class stays, as in the checked free below: the
      * two variants must differ in the checks only */
@@ -78,7 +110,8 @@ static inline __attribute__((always_inline)) void fast_free_check(void *p, size_
     else free_generic(p, NULL);
     return;
   }
-  page_t *page = segment_page_of(segment_of(p), p);
+  segment_t *seg = segment_of(p);
+  page_t *page = segment_page_of(seg, p);
   heap_t *heap = heap_get();
   /* One compare: the page is this thread's and in its queues. */
   if (likely(atomic_load_explicit(&page->xheap, memory_order_relaxed) == (uintptr_t)heap)) {
@@ -97,13 +130,15 @@ static inline __attribute__((always_inline)) void fast_free_check(void *p, size_
     bool size_ok = size == 0 || (size <= page->block_size && 2 * size >= page->block_size);
     if (likely(!page_offset_is_interior(m, page->block_magic) & (index < page->capacity) & size_ok)) {
       uint64_t w = index / 64, wbit = (uint64_t)1 << w, bit = (uint64_t)1 << (index % 64);
-      uint64_t *word = &page->bits->free[w];
+      page_bits_t *bits = segment_page_bits(seg, page);
+      uint64_t *word = &bits->free[w];
       uint64_t old = *word;
       bool remote = (atomic_load_explicit(&page->remote_summary, memory_order_relaxed) & wbit) &&
-                    (atomic_load_explicit(&page->bits->remote[w], memory_order_relaxed) & bit);
+                    (atomic_load_explicit(&bits->remote[w], memory_order_relaxed) & bit);
       if (likely(!(old & bit) & !remote)) {
         __atomic_store_n(word, old | bit, __ATOMIC_RELAXED);
         page->free_summary |= wbit;
+        page_free_last(page, p); /* the next malloc of the class takes it first */
         heap->counters.freed_bytes += page->block_size;
         /* An empty page goes back, unless it serves its class (checked
          * here: a malloc/free loop of one block empties it every time) */

@@ -22,8 +22,10 @@ __thread heap_t *alloy__tls_heap __attribute__((tls_model("initial-exec"))) = &a
 
 /* The sentinel page: its bitmaps and summaries are always zero, so the fast
  * path and its second tier find nothing there and fall to the slow path. */
-static page_bits_t empty_bits;
-page_t alloy__page_empty = {.cur = &empty_bits.free[0], .bits = &empty_bits};
+/* aligned as a segment's bitmap slots are (alloc_tier2 finds a bitmap from
+ * its current word) */
+static page_bits_t empty_bits __attribute__((aligned(sizeof(page_bits_t))));
+page_t alloy__page_empty = {.cur = &empty_bits.free[0]};
 heap_t alloy__heap_empty = {
     .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
     .event_countdown = INT64_MAX,
@@ -616,9 +618,7 @@ static page_t *heap_fresh_page(heap_t *heap, unsigned cls) {
   size_t bsize = size_class_size(cls);
   page_t *page = segment_alloc_class_page(size_class_page_slices(cls));
   if (!page) return NULL;
-  segment_t *seg = segment_of(page);
-  page_bits_t *bits = (page_bits_t *)((uint8_t *)seg + SLICE_SIZE) + page->slice_index;
-  page_init(page, cls, bsize, bits);
+  page_init(page, cls, bsize);
   page_set_owner(page, heap, false);
   class_queue_add(heap, page, true);
   return page;
@@ -650,7 +650,9 @@ static inline void *page_pop(page_t *page) {
   uint64_t w = *page->cur;
   __atomic_store_n(page->cur, w & (w - 1), __ATOMIC_RELAXED);
   page->used++;
-  return page->cur_base + (size_t)__builtin_ctzll(w) * page->block_size;
+  uint8_t *block = page->cur_base + (size_t)__builtin_ctzll(w) * page->block_size;
+  page_note_last(page, (uintptr_t)block); /* fastpath.h, page_take_last */
+  return block;
 }
 
 static inline void *heap_charged(heap_t *heap, void *block, size_t usable) {

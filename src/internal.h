@@ -325,7 +325,21 @@ static inline void page_queue_push_back(page_queue_t *q, page_t *page) {
 }
 
 /* ---------------------------------------------------------------- page */
-void page_init(page_t *page, unsigned cls, size_t block_size, page_bits_t *bits);
+/* A class page's bitmaps: the slot of its first slice in its segment's
+ * bitmap slice (the one after the header), found from where its
+ * descriptor sits (pages[i] describes the page starting at slice i), with
+ * no load.  Not for the sentinel pages. */
+_Static_assert(sizeof(page_bits_t) % sizeof(page_t) == 0, "a bitmap slot is a whole number of descriptors");
+static inline page_bits_t *segment_page_bits(const segment_t *seg, const page_t *page) {
+  uintptr_t off = (uintptr_t)page - (uintptr_t)seg->pages; /* slice * sizeof(page_t) */
+  return (page_bits_t *)((uintptr_t)seg + SLICE_SIZE + off * (sizeof(page_bits_t) / sizeof(page_t)));
+}
+static inline page_bits_t *page_bits(const page_t *page) {
+  return segment_page_bits((const segment_t *)((uintptr_t)page & ~(uintptr_t)SEGMENT_MASK), page);
+}
+void page_init(page_t *page, unsigned cls, size_t block_size);
+/* page->last (types.h), stored xor LAST_KEY: the block handed out last. */
+static inline void page_note_last(page_t *page, uintptr_t block_or_tagged) { page->last = block_or_tagged ^ LAST_KEY; }
 /* Next word with free blocks, folding other threads' frees in when the
  * owner's bits run out; false when the page has none at all. */
 bool page_refill(page_t *page);

@@ -36,7 +36,7 @@ static bool page_carve(page_t *page) {
   for (uint32_t i = page->capacity, end = i + n; i < end;) {
     unsigned w = i / 64, b = i % 64, k = end - i < 64 - b ? end - i : 64 - b;
     uint64_t bits = (k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1)) << b;
-    __atomic_store_n(&page->bits->free[w], page->bits->free[w] | bits, __ATOMIC_RELAXED);
+    __atomic_store_n(&page_bits(page)->free[w], page_bits(page)->free[w] | bits, __ATOMIC_RELAXED);
     page->free_summary |= (uint64_t)1 << w;
     i += k;
   }
@@ -46,7 +46,8 @@ static bool page_carve(page_t *page) {
   return true;
 }
 
-void page_init(page_t *page, unsigned cls, size_t block_size, page_bits_t *bits) {
+void page_init(page_t *page, unsigned cls, size_t block_size) {
+  page_bits_t *bits = page_bits(page);
   size_t area = (size_t)page->slice_count * SLICE_SIZE;
   page->block_size = block_size;
   page->block_magic = page_magic_of(block_size);
@@ -56,7 +57,7 @@ void page_init(page_t *page, unsigned cls, size_t block_size, page_bits_t *bits)
   page->reserved = (uint32_t)(area / block_size);
   page->used = 0;
   page->capacity = 0;
-  page->bits = bits;
+  page_note_last(page, 0);
   for (unsigned w = 0; w < (page->reserved + 63) / 64; w++) {
     __atomic_store_n(&bits->free[w], 0, __ATOMIC_RELAXED);
     atomic_store_explicit(&bits->remote[w], 0, memory_order_relaxed);
@@ -78,15 +79,15 @@ uint32_t page_collect_remote(page_t *page) {
   while (words) {
     unsigned w = (unsigned)__builtin_ctzll(words);
     words &= words - 1;
-    uint64_t r = atomic_exchange_explicit(&page->bits->remote[w], 0, memory_order_acq_rel);
-    uint64_t twice = r & page->bits->free[w];
+    uint64_t r = atomic_exchange_explicit(&page_bits(page)->remote[w], 0, memory_order_acq_rel);
+    uint64_t twice = r & page_bits(page)->free[w];
     if (unlikely(twice)) {
       size_t index = (size_t)w * 64 + (size_t)__builtin_ctzll(twice);
       free_report_double(page->start + index * page->block_size, page);
       r &= ~twice;
     }
     if (r == 0) continue;
-    __atomic_store_n(&page->bits->free[w], page->bits->free[w] | r, __ATOMIC_RELAXED);
+    __atomic_store_n(&page_bits(page)->free[w], page_bits(page)->free[w] | r, __ATOMIC_RELAXED);
     page->free_summary |= (uint64_t)1 << w;
     n += (uint32_t)popcount64(r);
     /* Heap-profiler samples among these blocks go now, before any can be
@@ -107,8 +108,8 @@ bool page_refill(page_t *page) {
   for (;;) {
     while (page->free_summary) {
       unsigned w = (unsigned)__builtin_ctzll(page->free_summary);
-      if (page->bits->free[w] != 0) {
-        page->cur = &page->bits->free[w];
+      if (page_bits(page)->free[w] != 0) {
+        page->cur = &page_bits(page)->free[w];
         page->cur_base = page->start + (size_t)w * 64 * page->block_size;
         return true;
       }

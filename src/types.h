@@ -167,6 +167,9 @@ typedef enum { LIST_NONE, LIST_QUEUE, LIST_FULL, LIST_PENDING } page_list_t;
  * of xheap keeps it (heap.c page_set_owner, heap_page_to_full). */
 #define XHEAP_SAMPLED ((uintptr_t)2)
 #define XHEAP_TAGS (XHEAP_FULL | XHEAP_SAMPLED)
+/* Low bit of page->last (blocks are 16-aligned): freed since handed out. */
+#define LAST_FREED ((uintptr_t)1)
+#define LAST_KEY (~LAST_FREED)
 
 /* A page descriptor is two cache lines, aligned (segment headers keep
  * them on line boundaries): the first holds everything a free reads, so
@@ -181,7 +184,17 @@ typedef struct alloy_page_s {
   _Atomic(uint64_t) remote_summary; /* bit w: remote_bits[w] may be non-zero */
   uint8_t *start;        /* first block */
   uint64_t block_magic;  /* ceil(2^40 / block_size): division by multiplication */
-  struct alloy_page_bits_s *bits; /* the page's bitmaps (in its segment's bitmap slice) */
+  /* The block the owner's malloc handed out last, or that block with
+   * LAST_FREED set when the owner freed it since: the next malloc then
+   * takes it back first (fastpath.h, page_take_last).  A malloc/free pair
+   * (or any last-in first-out use) then gets a pointer loaded from here,
+   * not one computed from the bitmap word the last free wrote: no chain of
+   * dependent loads and multiplications from one pair to the next.  Owner
+   * only; 0 on a fresh page.  Stored xor LAST_KEY (page_note_last), so
+   * that it is not a pointer to a live block (leak checkers, valgrind's,
+   * scan alloy's metadata and must not find a lost block through it), and
+   * a descriptor of zeros (the sentinels') reads as no freed block. */
+  uintptr_t last;
   uint64_t free_summary; /* bit w: free_bits[w] may be non-zero (owner) */
   size_t block_size;     /* class size (usable size of large and big blocks) */
   uint32_t used;         /* blocks handed out and not yet freed back here */

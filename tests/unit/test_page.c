@@ -10,15 +10,20 @@
  */
 #include "check.h"
 #include "internal.h"
+#include "fastpath.h"
 #include "testutil.h"
 
 #include <alloy.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
-static page_t page;
-static _Alignas(65536) uint8_t area[SLICE_SIZE];
-static page_bits_t bits;
+/* A segment-sized buffer laid out as a class segment is (header, bitmap
+ * slice, then the page at slice 2): a page finds its bitmaps from where its
+ * descriptor sits (page_bits). */
+static segment_t *seg;
+static page_t *page;
+static uint8_t *area;
+static page_bits_t *bits;
 
 /* What heap.c does on malloc: the lowest free block of the current word. */
 static void *pop(page_t *pg) {
@@ -34,57 +39,66 @@ static size_t index_of(const page_t *pg, const void *p) { return (size_t)((const
 /* What another thread's free does (free.c): its remote bit and summary. */
 static void remote_free(page_t *pg, const void *p) {
   size_t i = index_of(pg, p);
-  uint64_t old = atomic_fetch_or(&pg->bits->remote[i / 64], (uint64_t)1 << (i % 64));
+  uint64_t old = atomic_fetch_or(&page_bits(pg)->remote[i / 64], (uint64_t)1 << (i % 64));
   if (old == 0) atomic_fetch_or(&pg->remote_summary, (uint64_t)1 << (i / 64));
 }
 
 static void fresh_page(size_t bsize) {
-  memset(&page, 0, sizeof page);
-  page.slice_count = 1;
-  page.start = area;
-  page_init(&page, size_class_of(bsize), bsize, &bits);
+  if (seg == NULL) {
+    seg = aligned_alloc(SEGMENT_SIZE, SEGMENT_SIZE);
+    REQUIRE(seg != NULL);
+    page = &seg->pages[CLASS_FIRST_SLICE];
+    area = (uint8_t *)seg + CLASS_FIRST_SLICE * SLICE_SIZE;
+    bits = (page_bits_t *)((uint8_t *)seg + SLICE_SIZE) + CLASS_FIRST_SLICE;
+  }
+  REQUIRE(page_bits(page) == bits);
+  memset(page, 0, sizeof *page);
+  page->slice_count = 1;
+  page->slice_index = CLASS_FIRST_SLICE;
+  page->start = area;
+  page_init(page, size_class_of(bsize), bsize);
 }
 
 static void test_carving_order(void) {
   fresh_page(64);
-  CHECK_EQ(page.reserved, SLICE_SIZE / 64);
-  CHECK_EQ(page.capacity, 4096 / 64); /* one OS page's worth carved */
-  for (size_t i = 0; i < page.reserved; i++) {
-    uint8_t *p = pop(&page);
+  CHECK_EQ(page->reserved, SLICE_SIZE / 64);
+  CHECK_EQ(page->capacity, 4096 / 64); /* one OS page's worth carved */
+  for (size_t i = 0; i < page->reserved; i++) {
+    uint8_t *p = pop(page);
     REQUIRE(p != NULL);
     CHECK_EQ_PTR(p, area + i * 64); /* address order, carving as it goes */
   }
-  CHECK_EQ(page.capacity, page.reserved);
-  CHECK_NULL(pop(&page)); /* full */
-  CHECK_EQ(page.used, page.reserved);
-  CHECK(!page_has_free(&page));
+  CHECK_EQ(page->capacity, page->reserved);
+  CHECK_NULL(pop(page)); /* full */
+  CHECK_EQ(page->used, page->reserved);
+  CHECK(!page_has_free(page));
   /* a few owner frees, then the lowest comes first again */
   size_t freed[] = {300, 3, 64, SLICE_SIZE / 64 - 1};
   for (size_t k = 0; k < 4; k++) {
     size_t i = freed[k];
-    bits.free[i / 64] |= (uint64_t)1 << (i % 64);
-    page.free_summary |= (uint64_t)1 << (i / 64);
-    page.used--;
+    bits->free[i / 64] |= (uint64_t)1 << (i % 64);
+    page->free_summary |= (uint64_t)1 << (i / 64);
+    page->used--;
   }
   /* they come back, each once (the current word's first: it is in cache) */
   uint64_t seen = 0;
   for (int k = 0; k < 4; k++) {
-    uint8_t *p = pop(&page);
+    uint8_t *p = pop(page);
     REQUIRE(p != NULL);
     for (size_t j = 0; j < 4; j++)
       if (p == area + freed[j] * 64) seen |= 1u << j;
   }
   CHECK_EQ(seen, 15);
-  CHECK_NULL(pop(&page));
+  CHECK_NULL(pop(page));
 }
 
 static void test_large_class_carving(void) {
   fresh_page(5120); /* 6 blocks in 32 KiB (12 in 64 KiB); at least four carved at a time */
-  CHECK_EQ(page.reserved, SLICE_SIZE / 5120);
-  CHECK_EQ(page.capacity, 4);
-  for (size_t i = 0; i < SLICE_SIZE / 5120; i++) CHECK_NOT_NULL(pop(&page));
-  CHECK_EQ(page.capacity, SLICE_SIZE / 5120);
-  CHECK_NULL(pop(&page));
+  CHECK_EQ(page->reserved, SLICE_SIZE / 5120);
+  CHECK_EQ(page->capacity, 4);
+  for (size_t i = 0; i < SLICE_SIZE / 5120; i++) CHECK_NOT_NULL(pop(page));
+  CHECK_EQ(page->capacity, SLICE_SIZE / 5120);
+  CHECK_NULL(pop(page));
 }
 
 /* Several threads free blocks of the page at once through the remote bits;
@@ -98,58 +112,87 @@ static void *pusher(void *arg) {
   size_t t = (size_t)(uintptr_t)arg;
   while (!atomic_load(&go)) {
   }
-  for (size_t i = t; i < NB64; i += PUSHERS) remote_free(&page, blocks_to_free[i]);
+  for (size_t i = t; i < NB64; i += PUSHERS) remote_free(page, blocks_to_free[i]);
   return NULL;
 }
 
 static void test_remote_collect(void) {
   fresh_page(64);
-  for (size_t i = 0; i < NB64; i++) blocks_to_free[i] = pop(&page);
-  CHECK_EQ(page.used, NB64);
+  for (size_t i = 0; i < NB64; i++) blocks_to_free[i] = pop(page);
+  CHECK_EQ(page->used, NB64);
   pthread_t t[PUSHERS];
   for (uintptr_t i = 0; i < PUSHERS; i++) pthread_create(&t[i], NULL, pusher, (void *)i);
   atomic_store(&go, 1);
   uint32_t collected = 0;
-  for (int spins = 0; collected < NB64 && spins < 1000000; spins++) collected += page_collect_remote(&page);
+  for (int spins = 0; collected < NB64 && spins < 1000000; spins++) collected += page_collect_remote(page);
   for (int i = 0; i < PUSHERS; i++) pthread_join(t[i], NULL);
-  collected += page_collect_remote(&page);
+  collected += page_collect_remote(page);
   CHECK_EQ(collected, NB64);
-  CHECK_EQ(page.used, 0);
+  CHECK_EQ(page->used, 0);
   static uint8_t back[NB64]; /* all back, each once */
   for (size_t i = 0; i < NB64; i++) {
-    uint8_t *p = pop(&page);
+    uint8_t *p = pop(page);
     REQUIRE(p != NULL);
-    back[index_of(&page, p)]++;
+    back[index_of(page, p)]++;
   }
   for (size_t i = 0; i < NB64; i++) CHECK_EQ(back[i], 1);
-  CHECK_NULL(pop(&page));
+  CHECK_NULL(pop(page));
 }
 
 /* A block freed by the owner and again by another thread: the second free
  * is found when the owner folds remote bits in, reported, counted once. */
 static void test_double_across_bitmaps(void) {
   fresh_page(256);
-  void *a = pop(&page), *b = pop(&page);
-  size_t ia = index_of(&page, a);
-  bits.free[ia / 64] |= (uint64_t)1 << (ia % 64); /* the owner's free of a */
-  page.free_summary |= 1;
-  page.used--;
-  remote_free(&page, a); /* ... and another thread's: a double free */
-  remote_free(&page, b); /* a legitimate one */
+  void *a = pop(page), *b = pop(page);
+  size_t ia = index_of(page, a);
+  bits->free[ia / 64] |= (uint64_t)1 << (ia % 64); /* the owner's free of a */
+  page->free_summary |= 1;
+  page->used--;
+  remote_free(page, a); /* ... and another thread's: a double free */
+  remote_free(page, b); /* a legitimate one */
   report_set_abort(false);
-  CHECK_EQ(page_collect_remote(&page), 1); /* b only */
+  CHECK_EQ(page_collect_remote(page), 1); /* b only */
   report_set_abort(true);
-  CHECK_EQ(page.used, 0);
+  CHECK_EQ(page->used, 0);
+}
+
+/* The hint of the last block (page->last, fastpath.h): taken back only
+ * when tagged freed and its free bit is set; any other state leaves the
+ * bitmap alone and returns NULL. */
+static void test_last_block_hint(void) {
+  fresh_page(256);
+  uint8_t *a = pop(page), *b = pop(page);
+  size_t ib = index_of(page, b);
+  page_note_last(page, (uintptr_t)b);
+  CHECK_NULL(page_take_last(page)); /* handed out, not freed since */
+  page_free_last(page, a);          /* not the last one: no change */
+  CHECK_EQ(page->last, (uintptr_t)b ^ LAST_KEY);
+  bits->free[ib / 64] |= (uint64_t)1 << (ib % 64); /* the owner frees b */
+  page->free_summary |= (uint64_t)1 << (ib / 64);
+  page->used--;
+  page_free_last(page, b);
+  CHECK_EQ(page->last, ((uintptr_t)b | LAST_FREED) ^ LAST_KEY);
+  uint32_t used = page->used;
+  CHECK_EQ_PTR(page_take_last(page), b); /* back first, though lower blocks are free */
+  CHECK_EQ(page->last, (uintptr_t)b ^ LAST_KEY);
+  CHECK_EQ(page->used, used + 1);
+  CHECK(!(bits->free[ib / 64] & (uint64_t)1 << (ib % 64)));
+  /* a tag on a block whose bit is clear (it cannot happen: every other
+   * way out of the bitmap moves `last`) hands nothing out */
+  page_note_last(page, (uintptr_t)b | LAST_FREED);
+  CHECK_NULL(page_take_last(page));
+  CHECK_EQ(page->used, used + 1);
+  CHECK_EQ(page->last, (uintptr_t)b ^ LAST_KEY);
 }
 
 static void test_validation(void) {
   fresh_page(96);
-  void *p = pop(&page);
-  CHECK_NULL(page_check_block(&page, p));
-  CHECK_NOT_NULL(page_check_block(&page, (uint8_t *)p + 16));            /* interior */
-  CHECK_NOT_NULL(page_check_block(&page, area + 96 * page.capacity));   /* not carved yet */
-  CHECK_NOT_NULL(page_check_block(&page, area + 96 * page.reserved));   /* past the blocks */
-  CHECK_NOT_NULL(page_check_block(&page, (uint8_t *)(uintptr_t)((uintptr_t)area - 96))); /* before the page */
+  void *p = pop(page);
+  CHECK_NULL(page_check_block(page, p));
+  CHECK_NOT_NULL(page_check_block(page, (uint8_t *)p + 16));            /* interior */
+  CHECK_NOT_NULL(page_check_block(page, area + 96 * page->capacity));   /* not carved yet */
+  CHECK_NOT_NULL(page_check_block(page, area + 96 * page->reserved));   /* past the blocks */
+  CHECK_NOT_NULL(page_check_block(page, (uint8_t *)(uintptr_t)((uintptr_t)area - 96))); /* before the page */
 }
 
 /* ------------------------------------------------ through the allocator */
@@ -182,13 +225,33 @@ static void test_remote_reuse_through_api(void) {
   }
 }
 
+/* Through the API: the block handed out last and freed comes back first,
+ * before lower free blocks of its page; then the bitmap's lowest. */
+static void test_last_block_through_api(void) {
+  enum { K = 40 };
+  static uint8_t *x[K];
+  for (int i = 0; i < K; i++) x[i] = alloy_malloc(48);
+  /* two neighbours of one page among them, the higher allocated last */
+  uint8_t *lo = alloy_malloc(48), *hi = alloy_malloc(48);
+  REQUIRE(segment_page_lookup(lo) == segment_page_lookup(hi) && lo < hi);
+  alloy_free(lo);
+  alloy_free(hi);
+  CHECK_EQ_PTR(alloy_malloc(48), hi);
+  CHECK_EQ_PTR(alloy_malloc(48), lo);
+  alloy_free(lo);
+  alloy_free(hi);
+  for (int i = 0; i < K; i++) alloy_free(x[i]);
+}
+
 int main(void) {
   process_init();
   test_carving_order();
   test_large_class_carving();
   test_remote_collect();
   test_double_across_bitmaps();
+  test_last_block_hint();
   test_validation();
   test_remote_reuse_through_api();
+  test_last_block_through_api();
   return check_done();
 }
