@@ -56,6 +56,15 @@ static NOINLINE void *alloc_tier3(size_t size, heap_t *heap) {
   return heap_alloc(heap, size, 0);
 }
 
+/* fast_malloc when the page's last block was freed since (fastpath.h):
+ * that block, else the bitmap's. */
+NOINLINE void *alloc_last(heap_t *heap, page_t *page, size_t size) {
+  void *again = page_take_last(page);
+  if (again == NULL) return malloc_from_word(heap, page, size);
+  if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, again);
+  return again;
+}
+
 /* fast_malloc's second tier: the current word of the class's page is
  * empty, but the page has another word with free blocks (its summary says
  * which).  In steady churn a page's few free blocks lie in different words,

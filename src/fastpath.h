@@ -15,6 +15,7 @@
 #include "internal.h"
 
 void *alloc_tier2(size_t size, heap_t *heap); /* alloc.c: the rest of malloc */
+void *alloc_last(heap_t *heap, page_t *page, size_t size); /* alloc.c: the page's last block first */
 void free_percpu_thread(void *p, page_t *page, size_t size); /* alloc.c: a per-CPU thread's free */
 
 /* The page's last block, when the owner freed it since it was handed out
@@ -42,31 +43,36 @@ static inline __attribute__((always_inline)) void page_free_last(page_t *page, v
   if (page->last == ((uintptr_t)p ^ LAST_KEY)) page_note_last(page, (uintptr_t)p | LAST_FREED);
 }
 
+/* The bitmap path of malloc: the lowest free block of the page's current
+ * word, else the next tiers. */
+static inline __attribute__((always_inline)) void *malloc_from_word(heap_t *heap, page_t *page, size_t size) {
+  uint64_t *cur = page->cur;
+  uint64_t word = *cur;
+  if (likely(word != 0)) {
+    /* (relaxed atomic stores: other threads read these words to catch
+     * double frees; the same instruction as a plain store) */
+    __atomic_store_n(cur, word & (word - 1), __ATOMIC_RELAXED);
+    void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
+    page_note_last(page, (uintptr_t)block);
+    page->used++;
+    if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
+    return block;
+  }
+  /* A per-CPU thread's heap has no pages: its small mallocs always land
+   * here (its larger ones reach percpu_alloc from alloc_tier3, so that
+   * the 1-64 KiB tier of thread heaps pays nothing for the mode). */
+  if (heap == &alloy__heap_percpu) return percpu_malloc(size);
+  return alloc_tier2(size, heap);
+}
+
 static inline __attribute__((always_inline)) void *fast_malloc(size_t size) {
   heap_t *heap = heap_get();
   if (likely(size <= DIRECT_MAX)) {
     page_t *page = heap->direct[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN];
-    void *again = page_take_last(page);
-    if (again != NULL) {
-      if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, again);
-      return again;
-    }
-    uint64_t *cur = page->cur;
-    uint64_t word = *cur;
-    if (likely(word != 0)) {
-      /* (relaxed atomic stores: other threads read these words to catch
-       * double frees; the same instruction as a plain store) */
-      __atomic_store_n(cur, word & (word - 1), __ATOMIC_RELAXED);
-      void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
-      page_note_last(page, (uintptr_t)block);
-      page->used++;
-      if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
-      return block;
-    }
-    /* A per-CPU thread's heap has no pages: its small mallocs always land
-     * here (its larger ones reach percpu_alloc from alloc_tier3, so that
-     * the 1-64 KiB tier of thread heaps pays nothing for the mode). */
-    if (heap == &alloy__heap_percpu) return percpu_malloc(size);
+    /* The tag reads the same stored or not (LAST_KEY keeps bit 0).  Taken
+     * out of line, so that the bitmap path keeps its registers. */
+    if (unlikely(page->last & LAST_FREED)) return alloc_last(heap, page, size);
+    return malloc_from_word(heap, page, size);
   }
   return alloc_tier2(size, heap);
 }

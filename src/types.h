@@ -169,7 +169,7 @@ typedef enum { LIST_NONE, LIST_QUEUE, LIST_FULL, LIST_PENDING } page_list_t;
 #define XHEAP_TAGS (XHEAP_FULL | XHEAP_SAMPLED)
 /* Low bit of page->last (blocks are 16-aligned): freed since handed out. */
 #define LAST_FREED ((uintptr_t)1)
-#define LAST_KEY (~LAST_FREED)
+#define LAST_KEY (~LAST_FREED) /* keeps bit 0: the tag reads the same stored */
 
 /* A page descriptor is two cache lines, aligned (segment headers keep
  * them on line boundaries): the first holds everything a free reads, so
