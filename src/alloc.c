@@ -59,7 +59,7 @@ static NOINLINE void *alloc_tier3(size_t size, heap_t *heap) {
 /* fast_malloc when the page's last block was freed since (fastpath.h):
  * that block, else the bitmap's. */
 NOINLINE void *alloc_last(heap_t *heap, page_t *page, size_t size) {
-  void *again = page_take_last(page);
+  void *again = page_take_tagged(page); /* the caller saw the tag */
   if (again == NULL) return malloc_from_word(heap, page, size);
   if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, again);
   return again;

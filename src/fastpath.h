@@ -18,16 +18,13 @@ void *alloc_tier2(size_t size, heap_t *heap); /* alloc.c: the rest of malloc */
 void *alloc_last(heap_t *heap, page_t *page, size_t size); /* alloc.c: the page's last block first */
 void free_percpu_thread(void *p, page_t *page, size_t size); /* alloc.c: a per-CPU thread's free */
 
-/* The page's last block, when the owner freed it since it was handed out
- * (page->last): handed out again, as the bitmap path would (its bit
- * cleared, counted).  Its bit is checked, though only a bug could have
- * cleared it: every other way out of the bitmap sets `last`.
- * NULL otherwise: a test of one bit, predictable whatever the workload
- * (mostly unset in a churn of random frees, mostly set in pairs). */
-static inline __attribute__((always_inline)) void *page_take_last(page_t *page) {
-  uintptr_t last = page->last ^ LAST_KEY;
-  if (!(last & LAST_FREED)) return NULL;
-  uint8_t *p = (uint8_t *)(last - LAST_FREED);
+/* The page's last block, which the owner freed since it was handed out
+ * (page->last tagged LAST_FREED): handed out again, as the bitmap path
+ * would (its bit cleared, counted).  Its bit is checked, though only a bug
+ * could have cleared it (every other way out of the bitmap sets `last`):
+ * NULL then. */
+static inline __attribute__((always_inline)) void *page_take_tagged(page_t *page) {
+  uint8_t *p = (uint8_t *)((page->last ^ LAST_KEY) - LAST_FREED);
   uint64_t index = ((uint64_t)(p - page->start) * page->block_magic) >> MAGIC_BITS;
   uint64_t *word = &page_bits(page)->free[index / 64], bit = (uint64_t)1 << (index % 64);
   uint64_t w = *word;
@@ -36,6 +33,12 @@ static inline __attribute__((always_inline)) void *page_take_last(page_t *page) 
   __atomic_store_n(word, w & ~bit, __ATOMIC_RELAXED);
   page->used++;
   return p;
+}
+/* The same when tagged, else NULL: a test of one bit, predictable
+ * whatever the workload (mostly clear in a churn of random frees, mostly
+ * set in pairs and last-in first-out use). */
+static inline __attribute__((always_inline)) void *page_take_last(page_t *page) {
+  return page->last & LAST_FREED ? page_take_tagged(page) : NULL;
 }
 
 /* Free's side: the block freed is the page's last one handed out. */
