@@ -1006,7 +1006,7 @@ def build_report(ctx, results, info):
     L.append("# alloy benchmark results")
     L.append("")
     L.append("- date: %s" % info["date"])
-    L.append("- mode: %s, %d round%s, allocators interleaved in the order %s" % (
+    L.append("- mode: %s, %d round%s, allocators interleaved in the order %s, rotated by one at each workload and round" % (
         "QUICK (small sizes)" if ctx["quick"] else "full", rounds, "" if rounds == 1 else "s", ", ".join(allocs)))
     L.append("- machine: %s, %s cores, %s RAM, kernel %s, %s" % (info["cpu"], info["cores"], info["memory"],
                                                                info["kernel"], info["glibc"]))
@@ -1463,10 +1463,18 @@ def run_all(quick, rounds, build, results_dir, snap):
     results = {}
     t_start = time.time()
     for rd in range(rounds):
-        for b in ctx["benches"]:
+        for bi, b in enumerate(ctx["benches"]):
             line = []
+            # The order rotates from one workload and round to the next: the
+            # first run after the previous workload's last process can pay
+            # for its teardown (a loaded machine: 2x on `phases`, always for
+            # the allocator listed first, when the order was fixed).
+            k = (rd + bi) % len(allocs)
+            done = {}
+            for a in allocs[k:] + allocs[:k]:
+                done[a] = run_workload(ctx, b, a) if b in WORKLOADS else run_real(ctx, b, a)
             for a in allocs:
-                r = run_workload(ctx, b, a) if b in WORKLOADS else run_real(ctx, b, a)
+                r = done[a]
                 results.setdefault((b, a), []).append(r)
                 if r.ok:
                     line.append("%s %.2fs %.0fMiB" % (a, r.wall, (r.maxrss_kb or 0) / 1024.0))
