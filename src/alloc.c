@@ -79,19 +79,10 @@ NOINLINE void *alloc_tier2(size_t size, heap_t *heap) {
     if (size > MEDIUM_MAX) return alloc_tier3(size, heap);
     page_t *page = heap->queues[size_class_of(size)].first;
     if (page == NULL) return alloc_tier3(size, heap);
-    void *again = page_take_last(page);
-    if (again != NULL) {
-      if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, again);
-      return again;
-    }
-    uint64_t word = *page->cur;
-    if (unlikely(word == 0)) return alloc_tier3(size, heap);
-    __atomic_store_n(page->cur, word & (word - 1), __ATOMIC_RELAXED);
-    void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
-    page_note_last(page, (uintptr_t)block);
-    page->used++;
-    if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
-    return block;
+    /* then as fast_malloc does with a direct slot's page */
+    if (page->last & LAST_FREED) return alloc_last(heap, page, size);
+    if (unlikely(*page->cur == 0)) return alloc_tier3(size, heap);
+    return malloc_from_word(heap, page, size);
   }
   {
     page_t *page = heap->direct[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN];

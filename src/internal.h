@@ -330,6 +330,8 @@ static inline void page_queue_push_back(page_queue_t *q, page_t *page) {
  * descriptor sits (pages[i] describes the page starting at slice i), with
  * no load.  Not for the sentinel pages. */
 _Static_assert(sizeof(page_bits_t) % sizeof(page_t) == 0, "a bitmap slot is a whole number of descriptors");
+_Static_assert((sizeof(page_bits_t) & (sizeof(page_bits_t) - 1)) == 0,
+               "bitmap slots are aligned to their size: alloc_tier2 finds one from a word's address");
 static inline page_bits_t *segment_page_bits(const segment_t *seg, const page_t *page) {
   uintptr_t off = (uintptr_t)page - (uintptr_t)seg->pages; /* slice * sizeof(page_t) */
   return (page_bits_t *)((uintptr_t)seg + SLICE_SIZE + off * (sizeof(page_bits_t) / sizeof(page_t)));

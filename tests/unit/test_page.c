@@ -226,21 +226,35 @@ static void test_remote_reuse_through_api(void) {
 }
 
 /* Through the API: the block handed out last and freed comes back first,
- * before lower free blocks of its page; then the bitmap's lowest. */
-static void test_last_block_through_api(void) {
+ * before lower free blocks of its page; then the bitmap's lowest.  48 B
+ * takes the fast path's direct slot, 4000 B the second tier's class page. */
+static void last_block_comes_back(size_t size) {
   enum { K = 40 };
-  static uint8_t *x[K];
-  for (int i = 0; i < K; i++) x[i] = alloy_malloc(48);
-  /* two neighbours of one page among them, the higher allocated last */
-  uint8_t *lo = alloy_malloc(48), *hi = alloy_malloc(48);
-  REQUIRE(segment_page_lookup(lo) == segment_page_lookup(hi) && lo < hi);
+  uint8_t *x[K], *lo = NULL, *hi = NULL;
+  int n = 0;
+  /* two neighbours of one page, the higher allocated last (a pair that
+   * straddles two pages is kept aside and another one taken) */
+  while (n + 2 <= K) {
+    lo = alloy_malloc(size);
+    hi = alloy_malloc(size);
+    if (segment_page_lookup(lo) == segment_page_lookup(hi) && lo < hi) break;
+    x[n++] = lo;
+    x[n++] = hi;
+    lo = hi = NULL;
+  }
+  REQUIRE(lo != NULL);
   alloy_free(lo);
   alloy_free(hi);
-  CHECK_EQ_PTR(alloy_malloc(48), hi);
-  CHECK_EQ_PTR(alloy_malloc(48), lo);
+  CHECK_EQ_PTR(alloy_malloc(size), hi);
+  CHECK_EQ_PTR(alloy_malloc(size), lo);
   alloy_free(lo);
   alloy_free(hi);
-  for (int i = 0; i < K; i++) alloy_free(x[i]);
+  for (int i = 0; i < n; i++) alloy_free(x[i]);
+}
+
+static void test_last_block_through_api(void) {
+  last_block_comes_back(48);
+  last_block_comes_back(4000);
 }
 
 int main(void) {
