@@ -65,11 +65,11 @@ NOINLINE void *alloc_last(heap_t *heap, page_t *page, size_t size) {
   return again;
 }
 
-/* fast_malloc's second tier: the current word of the class's page is
- * empty, but the page has another word with free blocks (its summary says
- * which).  In steady churn a page's few free blocks lie in different words,
- * so this runs about once per malloc: it is kept to a few instructions.
- * The sentinel pages' summaries are zero, so they fall through. */
+/* fast_malloc's second tier: above 1 KiB (no direct slot), the class's
+ * current page taken as the fast path takes a direct slot's; at most 1 KiB,
+ * the class's page has nothing in its own bits (its summary is zero): on to
+ * the third tier, which folds in other threads' frees or carves.  The
+ * sentinel pages' summaries are zero, so they fall through. */
 NOINLINE void *alloc_tier2(size_t size, heap_t *heap) {
   if (unlikely(size > DIRECT_MAX)) {
     /* 1 KiB to 64 KiB: no direct slot; the class's current page by its
@@ -81,30 +81,8 @@ NOINLINE void *alloc_tier2(size_t size, heap_t *heap) {
     if (page == NULL) return alloc_tier3(size, heap);
     /* then as fast_malloc does with a direct slot's page */
     if (page->last & LAST_FREED) return alloc_last(heap, page, size);
-    if (unlikely(*page->cur == 0)) return alloc_tier3(size, heap);
+    if (unlikely(page->free_summary == 0)) return alloc_tier3(size, heap);
     return malloc_from_word(heap, page, size);
-  }
-  {
-    page_t *page = heap->direct[(size + ALIGNMENT_MIN - 1) / ALIGNMENT_MIN];
-    /* a bitmap slot is aligned to its size (the sentinels' too): the
-     * current word's address gives the bitmap's */
-    uint64_t *bits = (uint64_t *)((uintptr_t)page->cur & ~(uintptr_t)(sizeof(page_bits_t) - 1));
-    uint64_t summary = page->free_summary & ~((uint64_t)1 << (page->cur - bits)); /* cur is empty */
-    if (summary != 0) {
-      size_t w = (size_t)__builtin_ctzll(summary);
-      uint64_t word = bits[w];
-      page->free_summary = summary;
-      if (likely(word != 0)) {
-        page->cur = &bits[w];
-        page->cur_base = page->start + ((w * page->block_size) << 6);
-        __atomic_store_n(&bits[w], word & (word - 1), __ATOMIC_RELAXED);
-        void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
-        page_note_last(page, (uintptr_t)block);
-        page->used++;
-        if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
-        return block;
-      }
-    }
   }
   return alloc_tier3(size, heap);
 }

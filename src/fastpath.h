@@ -5,7 +5,7 @@
  * Their instruction counts are measured and recorded in docs/DESIGN.md.
  *
  * Neither reads nor writes the block itself: malloc takes the lowest set
- * bit of its page's current bitmap word; free validates the pointer
+ * bit of the lowest bitmap word its page's summary names; free validates the pointer
  * (page map, index, double free) against metadata only and sets its bit.
  * A free of a cold block costs no cache miss on the block.
  */
@@ -26,11 +26,13 @@ void free_percpu_thread(void *p, page_t *page, size_t size); /* alloc.c: a per-C
 static inline __attribute__((always_inline)) void *page_take_tagged(page_t *page) {
   uint8_t *p = (uint8_t *)((page->last ^ LAST_KEY) - LAST_FREED);
   uint64_t index = ((uint64_t)(p - page->start) * page->block_magic) >> MAGIC_BITS;
-  uint64_t *word = &page_bits(page)->free[index / 64], bit = (uint64_t)1 << (index % 64);
+  uint64_t *word = &page->free_bits[index / 64], bit = (uint64_t)1 << (index % 64);
   uint64_t w = *word;
   page_note_last(page, (uintptr_t)p);
   if (unlikely(!(w & bit))) return NULL;
   __atomic_store_n(word, w & ~bit, __ATOMIC_RELAXED);
+  /* the summary stays exact (page_pop_lowest) */
+  page->free_summary &= ~((uint64_t)((w & ~bit) == 0) << (index / 64));
   page->used++;
   return p;
 }
@@ -46,18 +48,15 @@ static inline __attribute__((always_inline)) void page_free_last(page_t *page, v
   if (page->last == ((uintptr_t)p ^ LAST_KEY)) page_note_last(page, (uintptr_t)p | LAST_FREED);
 }
 
-/* The bitmap path of malloc: the lowest free block of the page's current
- * word, else the next tiers. */
+/* The bitmap path of malloc: the lowest free block of the page, from the
+ * lowest word its summary names, else the next tiers.  The summary is
+ * exact (page_pop_lowest), so the only test is the summary's: in a churn
+ * of random frees a page's few free blocks lie in different words, and a
+ * test of the word itself went either way at random. */
 static inline __attribute__((always_inline)) void *malloc_from_word(heap_t *heap, page_t *page, size_t size) {
-  uint64_t *cur = page->cur;
-  uint64_t word = *cur;
-  if (likely(word != 0)) {
-    /* (relaxed atomic stores: other threads read these words to catch
-     * double frees; the same instruction as a plain store) */
-    __atomic_store_n(cur, word & (word - 1), __ATOMIC_RELAXED);
-    void *block = page->cur_base + (size_t)__builtin_ctzll(word) * page->block_size;
-    page_note_last(page, (uintptr_t)block);
-    page->used++;
+  uint64_t summary = page->free_summary;
+  if (likely(summary != 0)) {
+    void *block = page_pop_lowest(page, summary);
     if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
     return block;
   }

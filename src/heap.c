@@ -20,12 +20,9 @@
 
 __thread heap_t *alloy__tls_heap __attribute__((tls_model("initial-exec"))) = &alloy__heap_empty;
 
-/* The sentinel page: its bitmaps and summaries are always zero, so the fast
- * path and its second tier find nothing there and fall to the slow path. */
-/* aligned as a segment's bitmap slots are (alloc_tier2 finds a bitmap from
- * its current word) */
-static page_bits_t empty_bits __attribute__((aligned(sizeof(page_bits_t))));
-page_t alloy__page_empty = {.cur = &empty_bits.free[0]};
+/* The sentinel page: its summaries are always zero, so the fast path and
+ * its second tier find nothing there and fall to the slow path. */
+page_t alloy__page_empty;
 heap_t alloy__heap_empty = {
     .direct = {[0 ... DIRECT_SLOTS - 1] = &alloy__page_empty},
     .event_countdown = INT64_MAX,
@@ -632,7 +629,7 @@ static page_t *heap_find_page(heap_t *heap, unsigned cls) {
   page_queue_t *q = &heap->queues[cls];
   for (page_t *page = q->first, *next; page; page = next) {
     next = page->next;
-    if (*page->cur != 0 || page_refill(page)) {
+    if (page->free_summary != 0 || page_refill(page)) {
       if (q->first != page) {
         page_queue_remove(q, page);
         page_queue_push_front(q, page);
@@ -645,15 +642,6 @@ static page_t *heap_find_page(heap_t *heap, unsigned cls) {
   return heap_fresh_page(heap, cls);
 }
 
-/* Takes the lowest free block of the page's current word. */
-static inline void *page_pop(page_t *page) {
-  uint64_t w = *page->cur;
-  __atomic_store_n(page->cur, w & (w - 1), __ATOMIC_RELAXED);
-  page->used++;
-  uint8_t *block = page->cur_base + (size_t)__builtin_ctzll(w) * page->block_size;
-  page_note_last(page, (uintptr_t)block); /* fastpath.h, page_take_last */
-  return block;
-}
 
 static inline void *heap_charged(heap_t *heap, void *block, size_t usable) {
   if (unlikely(usable >= CHARGE_MAX_BYTES)) { /* would overflow the charge: count directly */
@@ -665,20 +653,20 @@ static inline void *heap_charged(heap_t *heap, void *block, size_t usable) {
   return block;
 }
 
-/* The second tier for sizes up to 64 KiB: the class's current page, whose
- * current word may be empty while the page has other free blocks (a
- * malloc/free loop crosses words every 64 blocks), else the whole search. */
+/* The third tier for sizes up to 64 KiB: the class's current page, whose
+ * own bits may be empty while other threads' frees or uncarved blocks wait
+ * (page_refill), else the whole search. */
 void *heap_alloc_small(heap_t *heap, size_t size) {
   unsigned cls = size_class_of(size);
   page_t *page = heap->queues[cls].first;
-  if (unlikely(page == NULL || (*page->cur == 0 && !page_refill(page)))) {
+  if (unlikely(page == NULL || (page->free_summary == 0 && !page_refill(page)))) {
     page = heap_find_page(heap, cls);
     if (page == NULL) {
       errno = ENOMEM;
       return NULL;
     }
   }
-  void *block = page_pop(page);
+  void *block = page_pop_lowest(page, page->free_summary);
   if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, block);
   return block;
 }

@@ -44,6 +44,21 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+/* Index of the lowest set bit of a non-zero word, as a 64-bit value: on
+ * x86-64, `rep bsf` (tzcnt where the CPU has it, bsf before: the same for
+ * a non-zero word) straight into a 64-bit register, where the builtin's
+ * int result costs a sign extension and a dependency-breaking clear at
+ * every use on malloc's path. */
+static inline uint64_t ctz64(uint64_t x) {
+#if defined(__x86_64__)
+  uint64_t r;
+  __asm__("rep bsfq %1, %0" : "=r"(r) : "rm"(x) : "cc");
+  return r;
+#else
+  return (uint64_t)__builtin_ctzll(x);
+#endif
+}
+
 /* Set bits of a word, without the library call that __builtin_popcountll
  * becomes on the baseline x86-64 (no POPCNT instruction assumed). */
 static inline unsigned popcount64(uint64_t x) {
@@ -330,8 +345,6 @@ static inline void page_queue_push_back(page_queue_t *q, page_t *page) {
  * descriptor sits (pages[i] describes the page starting at slice i), with
  * no load.  Not for the sentinel pages. */
 _Static_assert(sizeof(page_bits_t) % sizeof(page_t) == 0, "a bitmap slot is a whole number of descriptors");
-_Static_assert((sizeof(page_bits_t) & (sizeof(page_bits_t) - 1)) == 0,
-               "bitmap slots are aligned to their size: alloc_tier2 finds one from a word's address");
 static inline page_bits_t *segment_page_bits(const segment_t *seg, const page_t *page) {
   uintptr_t off = (uintptr_t)page - (uintptr_t)seg->pages; /* slice * sizeof(page_t) */
   return (page_bits_t *)((uintptr_t)seg + SLICE_SIZE + off * (sizeof(page_bits_t) / sizeof(page_t)));
@@ -342,8 +355,26 @@ static inline page_bits_t *page_bits(const page_t *page) {
 void page_init(page_t *page, unsigned cls, size_t block_size);
 /* page->last (types.h), stored xor LAST_KEY: the block handed out last. */
 static inline void page_note_last(page_t *page, uintptr_t block_or_tagged) { page->last = block_or_tagged ^ LAST_KEY; }
-/* Next word with free blocks, folding other threads' frees in when the
- * owner's bits run out; false when the page has none at all. */
+/* Takes the lowest free block of a page whose free_summary (`summary`,
+ * non-zero) names a word with free blocks, and keeps the summary exact:
+ * the word's bit goes when the word empties.  The same code for malloc's
+ * fast path and the slow paths. */
+static inline __attribute__((always_inline)) void *page_pop_lowest(page_t *page, uint64_t summary) {
+  uint64_t w = ctz64(summary);
+  uint64_t *word = &page->free_bits[w];
+  uint64_t bits = *word, rest = bits & (bits - 1);
+  /* (relaxed atomic stores: other threads read these words to catch
+   * double frees; the same instruction as a plain store) */
+  __atomic_store_n(word, rest, __ATOMIC_RELAXED);
+  page->free_summary = rest != 0 ? summary : summary & (summary - 1);
+  uint8_t *block = page->start + ((w << 6) + ctz64(bits)) * page->block_size;
+  page_note_last(page, (uintptr_t)block);
+  page->used++;
+  return block;
+}
+/* Gives the page a free block in its own bits (free_summary non-zero),
+ * folding in other threads' frees or carving more of it; false when it
+ * has none at all. */
 bool page_refill(page_t *page);
 uint32_t page_collect_remote(page_t *page); /* blocks folded in */
 bool page_has_free(const page_t *page);

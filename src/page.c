@@ -1,8 +1,10 @@
 /*
- * page.c - one page of a size class: its bitmaps (types.h), the word blocks
- * are taken from, other threads' frees folded in, and block validation.
+ * page.c - one page of a size class: its bitmaps (types.h) and their
+ * summary of words with free blocks (kept exact: internal.h,
+ * page_pop_lowest), carving, other threads' frees folded in, and block
+ * validation.
  *
- * The owner's side (free bits, the current word, the summaries' owner half)
+ * The owner's side (free bits, the free summary, the summaries' owner half)
  * runs on the owning heap's thread only, or under its arena's lock.  Other
  * threads touch only remote bits and the remote summary, with atomic
  * read-modify-writes, and never read or write a block: alloy keeps nothing
@@ -64,9 +66,8 @@ void page_init(page_t *page, unsigned cls, size_t block_size) {
   }
   page->free_summary = 0;
   atomic_store_explicit(&page->remote_summary, 0, memory_order_relaxed);
+  page->free_bits = bits->free;
   page_carve(page);
-  page->cur = &bits->free[0];
-  page->cur_base = page->start;
 }
 
 /* Folds other threads' frees into the owner's bits.  A block freed by
@@ -101,26 +102,17 @@ uint32_t page_collect_remote(page_t *page) {
   return n;
 }
 
-/* Moves the current word to the next one with free blocks; false when the
- * page has none, even after folding in other threads' frees and carving
- * more of it. */
+/* Makes the page have a free block in its own bits (free_summary non-zero),
+ * folding in other threads' frees or carving more of it; false when it has
+ * none. */
 bool page_refill(page_t *page) {
-  for (;;) {
-    while (page->free_summary) {
-      unsigned w = (unsigned)__builtin_ctzll(page->free_summary);
-      if (page_bits(page)->free[w] != 0) {
-        page->cur = &page_bits(page)->free[w];
-        page->cur_base = page->start + (size_t)w * 64 * page->block_size;
-        return true;
-      }
-      page->free_summary &= page->free_summary - 1; /* a stale bit: that word emptied */
-    }
+  while (page->free_summary == 0)
     if (page_collect_remote(page) == 0 && !page_carve(page)) return false;
-  }
+  return true;
 }
 
 bool page_has_free(const page_t *page) {
-  return *page->cur != 0 || page->free_summary != 0 || page->capacity < page->reserved ||
+  return page->free_summary != 0 || page->capacity < page->reserved ||
          atomic_load_explicit(&page->remote_summary, memory_order_relaxed) != 0;
 }
 

@@ -233,7 +233,7 @@ static unsigned central_take(unsigned cls, void **out, unsigned n) {
   page_t *page = c->avail.first;
   while (got < n) {
     if (page == NULL && (page = central_fresh_page(c, cls)) == NULL) break;
-    if (*page->cur == 0 && !page_refill(page)) {
+    if (page->free_summary == 0 && !page_refill(page)) {
       page_t *next = page->next;
       page_queue_remove(&c->avail, page);
       page->list = LIST_FULL;
@@ -241,17 +241,19 @@ static unsigned central_take(unsigned cls, void **out, unsigned n) {
       page = next;
       continue;
     }
-    uint64_t *cur = page->cur, word = *cur, take = 0;
+    size_t w = (size_t)__builtin_ctzll(page->free_summary);
+    uint64_t *cur = &page->free_bits[w], word = *cur, take = 0;
     unsigned want = n - got;
     for (uint64_t rest = word; rest && want; rest &= rest - 1, want--) take |= rest & (0 - rest);
     /* cache bits first: at every moment the block is free by one bit */
-    uint64_t old = atomic_fetch_or_explicit(&page_bits(page)->remote[cur - page_bits(page)->free], take,
-                                            memory_order_acq_rel);
+    uint64_t old = atomic_fetch_or_explicit(&page_bits(page)->remote[w], take, memory_order_acq_rel);
     uint64_t clash = old & take; /* being freed a second time right now: its freer reports it */
     take &= ~clash;
     __atomic_store_n(cur, word & ~take, __ATOMIC_RELAXED);
+    if ((word & ~take) == 0) page->free_summary &= ~((uint64_t)1 << w); /* kept exact */
     page->used += popcount64(take);
-    for (; take; take &= take - 1) out[got++] = page->cur_base + (size_t)__builtin_ctzll(take) * page->block_size;
+    uint8_t *base = page->start + w * 64 * page->block_size;
+    for (; take; take &= take - 1) out[got++] = base + (size_t)__builtin_ctzll(take) * page->block_size;
     if (clash) page = page->next;
   }
   os_unlock(&c->lock);

@@ -42,7 +42,8 @@
  * BITMAPS instead of free lists.  A page of a size class keeps one bit per
  * block in two bitmaps in the bitmap slice (at most 64 words each):
  *   free_bits    the owner's: set = the block is free.  malloc takes the
- *                lowest set bit of the current word (tzcnt, then clear it);
+ *                lowest set bit of the lowest word with one (tzcnt of the
+ *                page's exact summary of its words, then of the word);
  *                free by the owner sets the bit again.  A bit already set
  *                is a double free, caught without reading the block.
  *   remote_bits  other threads' frees, set atomically; the owner folds them
@@ -195,13 +196,14 @@ typedef struct alloy_page_s {
    * scan alloy's metadata and must not find a lost block through it), and
    * a descriptor of zeros (the sentinels') reads as no freed block. */
   uintptr_t last;
-  uint64_t free_summary; /* bit w: free_bits[w] may be non-zero (owner) */
+  /* Bit w: free word w has a free block (owner).  Exact: whoever empties a
+   * word clears its bit, so malloc's word is never empty (fastpath.h). */
+  uint64_t free_summary;
   size_t block_size;     /* class size (usable size of large and big blocks) */
   uint32_t used;         /* blocks handed out and not yet freed back here */
   uint32_t capacity;     /* blocks carved so far (their bits set once); the rest never touched */
   /* --- line 2: the owner's malloc fast path --- */
-  uint64_t *cur;         /* the free_bits word blocks are taken from */
-  uint8_t *cur_base;     /* address of the block at bit 0 of *cur */
+  uint64_t *free_bits;   /* page_bits(page)->free: one load, where computing it is five instructions */
   int64_t alloc_charge;  /* (block_size << CHARGE_SHIFT) + 1, see EVENT_INTERVAL */
   /* --- identity --- */
   uint8_t list;          /* page_list_t: which of its heap's lists holds it */
@@ -218,7 +220,7 @@ typedef struct alloy_page_s {
   struct alloy_page_s *next;
   struct alloy_page_s *prev;
 } __attribute__((aligned(64))) page_t;
-_Static_assert(offsetof(page_t, cur) == 64, "a free reads the first cache line of a descriptor only");
+_Static_assert(offsetof(page_t, free_bits) == 64, "a free reads the first cache line of a descriptor only");
 _Static_assert(sizeof(page_t) == 128, "two cache lines");
 
 typedef struct {

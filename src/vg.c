@@ -17,10 +17,11 @@
  *               start of each of its frames may next hold a header of the
  *               back end: the first slice of each is made addressable again
  *   at exit     the leak check scans every addressable word for pointers to
- *               blocks; a page descriptor's `start` and `cur_base` point at
- *               blocks and would make them "still reachable".  A destructor
- *               that runs after the program's (priority 101) marks those
- *               fields undefined, which the leak check skips.  After it, a
+ *               blocks; a page descriptor's `start` points at a block
+ *               and would make it "still reachable" (`last` is stored
+ *               xor a key for this reason).  A destructor that runs
+ *               after the program's (priority 101) marks `start`
+ *               undefined, which the leak check skips.  After it, a
  *               free only tells memcheck (the process is ending) and a
  *               malloc puts the fields back for its duration.
  */
@@ -55,10 +56,8 @@ static void vg_descriptor_pointers(bool defined) {
         page_t *page = &seg->pages[k];
         if (defined) {
           VALGRIND_MAKE_MEM_DEFINED(&page->start, sizeof page->start);
-          VALGRIND_MAKE_MEM_DEFINED(&page->cur_base, sizeof page->cur_base);
         } else {
           VALGRIND_MAKE_MEM_UNDEFINED(&page->start, sizeof page->start);
-          VALGRIND_MAKE_MEM_UNDEFINED(&page->cur_base, sizeof page->cur_base);
         }
       }
     }

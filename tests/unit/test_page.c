@@ -25,13 +25,10 @@ static page_t *page;
 static uint8_t *area;
 static page_bits_t *bits;
 
-/* What heap.c does on malloc: the lowest free block of the current word. */
+/* What heap.c does on malloc: the lowest free block of the page. */
 static void *pop(page_t *pg) {
-  if (*pg->cur == 0 && !page_refill(pg)) return NULL;
-  uint64_t w = *pg->cur;
-  *pg->cur = w & (w - 1);
-  pg->used++;
-  return pg->cur_base + (size_t)__builtin_ctzll(w) * pg->block_size;
+  if (pg->free_summary == 0 && !page_refill(pg)) return NULL;
+  return page_pop_lowest(pg, pg->free_summary);
 }
 
 static size_t index_of(const page_t *pg, const void *p) { return (size_t)((const uint8_t *)p - pg->start) / pg->block_size; }
@@ -185,6 +182,55 @@ static void test_last_block_hint(void) {
   CHECK_EQ(page->last, (uintptr_t)b ^ LAST_KEY);
 }
 
+/* The free summary is exact: bit w set exactly when free word w has a
+ * free block, whichever way a block went (malloc's lowest block, the hint,
+ * an owner's free), so malloc's word is never empty; and malloc hands out
+ * the lowest free block of the page. */
+static bool summary_exact(const page_t *pg) {
+  for (unsigned w = 0; w < BITMAP_WORDS; w++)
+    if ((bool)(pg->free_summary >> w & 1) != (bits->free[w] != 0)) return false;
+  return true;
+}
+static size_t lowest_free(void) {
+  for (size_t i = 0; i < NB64; i++)
+    if (bits->free[i / 64] >> (i % 64) & 1) return i;
+  return NB64;
+}
+static void test_summary_exact(void) {
+  fresh_page(64);
+  static uint8_t live[NB64];
+  memset(live, 0, sizeof live);
+  uint64_t x = 88172645463325252ull; /* xorshift */
+  int bad = 0, wrong_block = 0, hints = 0;
+  size_t last = 0; /* the block handed out last: often freed next (LIFO use, the hint's case) */
+  for (int step = 0; step < 40000; step++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    size_t i = x & 4 ? last : (size_t)(x >> 20) % NB64;
+    if ((x & 3) != 0 && live[i]) { /* the owner frees block i */
+      bits->free[i / 64] |= (uint64_t)1 << (i % 64);
+      page->free_summary |= (uint64_t)1 << (i / 64);
+      page->used--;
+      live[i] = 0;
+      page_free_last(page, area + i * 64);
+    } else if (page->last & LAST_FREED) {
+      uint8_t *p = page_take_last(page);
+      REQUIRE(p != NULL);
+      live[last = index_of(page, p)] = 1;
+      hints++;
+    } else {
+      size_t want = lowest_free();
+      uint8_t *p = pop(page);
+      if (p == NULL) continue; /* all 512 live (the page is carved whole by now) */
+      if (page->capacity == page->reserved && index_of(page, p) != want) wrong_block++;
+      live[last = index_of(page, p)] = 1;
+    }
+    if (!summary_exact(page)) bad++;
+  }
+  CHECK_EQ(bad, 0);
+  CHECK_EQ(wrong_block, 0);
+  CHECK(hints > 1000); /* the hint's path ran, and kept the summary too */
+}
+
 static void test_validation(void) {
   fresh_page(96);
   void *p = pop(page);
@@ -264,6 +310,7 @@ int main(void) {
   test_remote_collect();
   test_double_across_bitmaps();
   test_last_block_hint();
+  test_summary_exact();
   test_validation();
   test_remote_reuse_through_api();
   test_last_block_through_api();
