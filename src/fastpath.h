@@ -137,15 +137,15 @@ static inline __attribute__((always_inline)) void fast_free_check(void *p, size_
      * freer that made it non-zero, before that free returned (page.c). */
     bool size_ok = size == 0 || (size <= page->block_size && 2 * size >= page->block_size);
     if (likely(!page_offset_is_interior(m, page->block_magic) & (index < page->capacity) & size_ok)) {
-      uint64_t w = index / 64, wbit = (uint64_t)1 << w, bit = (uint64_t)1 << (index % 64);
+      uint64_t w = index / 64, b = index % 64;
       page_bits_t *bits = segment_page_bits(seg, page);
       uint64_t *word = &bits->free[w];
       uint64_t old = *word;
-      bool remote = (atomic_load_explicit(&page->remote_summary, memory_order_relaxed) & wbit) &&
-                    (atomic_load_explicit(&bits->remote[w], memory_order_relaxed) & bit);
-      if (likely(!(old & bit) & !remote)) {
-        __atomic_store_n(word, old | bit, __ATOMIC_RELAXED);
-        page->free_summary |= wbit;
+      bool remote = (atomic_load_explicit(&page->remote_summary, memory_order_relaxed) >> w & 1) &&
+                    (atomic_load_explicit(&bits->remote[w], memory_order_relaxed) >> b & 1);
+      if (likely(!(old >> b & 1) & !remote)) {
+        __atomic_store_n(word, old | (uint64_t)1 << b, __ATOMIC_RELAXED);
+        page->free_summary |= (uint64_t)1 << w;
         page_free_last(page, p); /* the next malloc of the class takes it first */
         heap->counters.freed_bytes += page->block_size;
         /* An empty page goes back, unless it serves its class (checked
