@@ -79,7 +79,8 @@ NOINLINE void *alloc_tier2(size_t size, heap_t *heap) {
     if (size > MEDIUM_MAX) return alloc_tier3(size, heap);
     page_t *page = heap->queues[size_class_of(size)].first;
     if (page == NULL) return alloc_tier3(size, heap);
-    /* then as fast_malloc does with a direct slot's page */
+    /* then as fast_malloc does with a direct slot's page (the summary
+     * tested first: malloc_from_word would come back here) */
     if (page->last & LAST_FREED) return alloc_last(heap, page, size);
     if (unlikely(page->free_summary == 0)) return alloc_tier3(size, heap);
     return malloc_from_word(heap, page, size);

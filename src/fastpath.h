@@ -30,17 +30,9 @@ static inline __attribute__((always_inline)) void *page_take_tagged(page_t *page
   uint64_t w = *word;
   page_note_last(page, (uintptr_t)p);
   if (unlikely(!(w & bit))) return NULL;
-  __atomic_store_n(word, w & ~bit, __ATOMIC_RELAXED);
-  /* the summary stays exact (page_pop_lowest) */
-  page->free_summary &= ~((uint64_t)((w & ~bit) == 0) << (index / 64));
+  page_word_taken(page, index / 64, w & ~bit);
   page->used++;
   return p;
-}
-/* The same when tagged, else NULL: a test of one bit, predictable
- * whatever the workload (mostly clear in a churn of random frees, mostly
- * set in pairs and last-in first-out use). */
-static inline __attribute__((always_inline)) void *page_take_last(page_t *page) {
-  return page->last & LAST_FREED ? page_take_tagged(page) : NULL;
 }
 
 /* Free's side: the block freed is the page's last one handed out. */

@@ -355,6 +355,13 @@ static inline page_bits_t *page_bits(const page_t *page) {
 void page_init(page_t *page, unsigned cls, size_t block_size);
 /* page->last (types.h), stored xor LAST_KEY: the block handed out last. */
 static inline void page_note_last(page_t *page, uintptr_t block_or_tagged) { page->last = block_or_tagged ^ LAST_KEY; }
+/* Stores free word w of a page whose blocks were taken from it (the hint,
+ * the per-CPU batch), clearing its summary bit if that emptied it: the
+ * summary stays exact (page_pop_lowest). */
+static inline __attribute__((always_inline)) void page_word_taken(page_t *page, uint64_t w, uint64_t bits) {
+  __atomic_store_n(&page->free_bits[w], bits, __ATOMIC_RELAXED);
+  page->free_summary &= ~((uint64_t)(bits == 0) << w);
+}
 /* Takes the lowest free block of a page whose free_summary (`summary`,
  * non-zero) names a word with free blocks, and keeps the summary exact:
  * the word's bit goes when the word empties.  The same code for malloc's

@@ -241,16 +241,14 @@ static unsigned central_take(unsigned cls, void **out, unsigned n) {
       page = next;
       continue;
     }
-    size_t w = (size_t)__builtin_ctzll(page->free_summary);
-    uint64_t *cur = &page->free_bits[w], word = *cur, take = 0;
+    uint64_t w = ctz64(page->free_summary), word = page->free_bits[w], take = 0;
     unsigned want = n - got;
     for (uint64_t rest = word; rest && want; rest &= rest - 1, want--) take |= rest & (0 - rest);
     /* cache bits first: at every moment the block is free by one bit */
     uint64_t old = atomic_fetch_or_explicit(&page_bits(page)->remote[w], take, memory_order_acq_rel);
     uint64_t clash = old & take; /* being freed a second time right now: its freer reports it */
     take &= ~clash;
-    __atomic_store_n(cur, word & ~take, __ATOMIC_RELAXED);
-    if ((word & ~take) == 0) page->free_summary &= ~((uint64_t)1 << w); /* kept exact */
+    page_word_taken(page, w, word & ~take);
     page->used += popcount64(take);
     uint8_t *base = page->start + w * 64 * page->block_size;
     for (; take; take &= take - 1) out[got++] = base + (size_t)__builtin_ctzll(take) * page->block_size;

@@ -187,7 +187,7 @@ typedef struct alloy_page_s {
   uint64_t block_magic;  /* ceil(2^40 / block_size): division by multiplication */
   /* The block the owner's malloc handed out last, or that block with
    * LAST_FREED set when the owner freed it since: the next malloc then
-   * takes it back first (fastpath.h, page_take_last).  A malloc/free pair
+   * takes it back first (fastpath.h, page_take_tagged).  A malloc/free pair
    * (or any last-in first-out use) then gets a pointer loaded from here,
    * not one computed from the bitmap word the last free wrote: no chain of
    * dependent loads and multiplications from one pair to the next.  Owner

@@ -31,6 +31,9 @@ static void *pop(page_t *pg) {
   return page_pop_lowest(pg, pg->free_summary);
 }
 
+/* What fast_malloc does first: the page's last block when tagged freed. */
+static void *page_take_last(page_t *pg) { return pg->last & LAST_FREED ? page_take_tagged(pg) : NULL; }
+
 static size_t index_of(const page_t *pg, const void *p) { return (size_t)((const uint8_t *)p - pg->start) / pg->block_size; }
 
 /* What another thread's free does (free.c): its remote bit and summary. */
