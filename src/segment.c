@@ -494,21 +494,29 @@ static page_t *segment_take(segment_t *seg, size_t first, size_t count) {
   return page;
 }
 
-static void segment_decay_one(segment_t *seg, bool all);
+static void segment_purge_slices(segment_t *seg, uint64_t purge);
 
 /* No segment of `kind` has a run of `slices` free slices, so the pool
  * grows.  The free slices of the segments that could not serve (their
- * longest run is shorter) are purged now rather than a decay period later:
- * they are holes between pages, and a program whose demand moved to pages
- * of more slices kept them resident while it mapped new segments
- * (`str_append`: 9 MiB of such holes at its peak).  Pages of one slice
- * never get here. */
+ * longest run is shorter) are holes between pages: a program whose demand
+ * moved to pages of more slices keeps them resident while it maps new
+ * segments (`str_append`: 9 MiB of such holes at its peak).  Those that
+ * were holes at the previous growth already, and stayed free, are purged
+ * now rather than a decay period later.  Purging every hole at every
+ * growth gave back, while a program was still building its live set,
+ * holes its next pages would take at once: `mstress_like` made 300
+ * madvise calls (each a TLB shootdown on every CPU the process runs on)
+ * and refaulted the slices, 14% of its time.  Pages of one slice never
+ * get here. */
 static void purge_holes(segment_kind_t kind, size_t slices) {
   /* Large segments are left to decay: their spans come and go with every
    * large block (mixed_mt: 6,200 purges instead of 17). */
   if (kind != SEGMENT_CLASS || options_decay_ms() < 0) return; /* dirty_decay_ms:-1: never purge */
   for (unsigned i = 1; i < slices && i < NBINS; i++)
-    for (segment_t *seg = seg_bins[kind].bin[i].first; seg; seg = seg->next) segment_decay_one(seg, true);
+    for (segment_t *seg = seg_bins[kind].bin[i].first; seg; seg = seg->next) {
+      segment_purge_slices(seg, seg->free_slices & seg->dirty_slices & seg->holes_at_last_growth);
+      seg->holes_at_last_growth = seg->free_slices & seg->dirty_slices;
+    }
 }
 
 /* A span of `slices` slices aligned to `align` slices in a segment of
@@ -1050,10 +1058,9 @@ bool segment_decay_due(uint64_t now_ms) {
                                                  memory_order_relaxed);
 }
 
-/* Purges the slices of a segment that stayed free (and dirty) since the
- * previous pass, one madvise per run of slices. */
-static void segment_decay_one(segment_t *seg, bool all) {
-  uint64_t purge = seg->free_slices & seg->dirty_slices & (all ? ~(uint64_t)0 : seg->free_at_last_decay);
+/* Purges the slices of `purge` (free and dirty slices of `seg`), one
+ * madvise per run of slices. */
+static void segment_purge_slices(segment_t *seg, uint64_t purge) {
   if (purge && alloy__options.thp == THP_ALWAYS) thp_after_purge(seg, purge);
   bool lazy = alloy__options.purge == PURGE_FREE;
   while (purge) {
@@ -1067,6 +1074,13 @@ static void segment_decay_one(segment_t *seg, bool all) {
     if (lazy) seg->unknown_slices |= bits;
     purge &= ~bits;
   }
+}
+
+/* Purges the slices of a segment that stayed free (and dirty) since the
+ * previous pass (`all`: every free and dirty slice). */
+static void segment_decay_one(segment_t *seg, bool all) {
+  uint64_t purge = seg->free_slices & seg->dirty_slices & (all ? ~(uint64_t)0 : seg->free_at_last_decay);
+  segment_purge_slices(seg, purge);
   seg->free_at_last_decay = seg->free_slices & seg->dirty_slices;
 }
 

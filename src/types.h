@@ -259,6 +259,7 @@ struct alloy_segment_s {
   uint64_t free_slices;             /* bit i: slice i belongs to no page */
   uint64_t dirty_slices;            /* bit i: slice i was used since mapped or purged */
   uint64_t free_at_last_decay;      /* free and dirty slices at the previous decay pass */
+  uint64_t holes_at_last_growth;    /* free and dirty slices when the pool last grew past it (segment.c purge_holes) */
   uint64_t unknown_slices;          /* purged with MADV_FREE: content not known to be zero */
   /* Slice -> page map: free(p) reads slice_page[(p >> 16) & 63].  Free slices
    * point at a sentinel page that no heap owns, so an invalid pointer lands
