@@ -29,9 +29,11 @@ static void fork_prepare(void) {
   tcache_fork_prepare();
   meta_fork_prepare();
   prof_fork_prepare();
+  os_fork_window_open(); /* last: the other libraries' handlers that run now may allocate */
 }
 
 static void fork_parent(void) {
+  os_fork_window_close(); /* first: the releases below are real */
   prof_fork_release();
   meta_fork_release();
   tcache_fork_release();
@@ -43,6 +45,7 @@ static void fork_parent(void) {
 }
 
 static void fork_child(void) {
+  os_fork_window_close();
   prof_fork_release();
   meta_fork_release();
   tcache_fork_release();

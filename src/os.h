@@ -166,6 +166,16 @@ typedef struct {
 void os_lock(os_lock_t *l);
 bool os_trylock(os_lock_t *l);
 void os_unlock(os_lock_t *l);
+/* Fork's window: from the end of alloy's prepare handler, which took every
+ * lock, to the start of its parent or child handler.  Other libraries'
+ * fork handlers run in it (prepare handlers registered before alloy's run
+ * after it, parent and child handlers registered before it run before
+ * it), on the forking thread, and may allocate: that thread's os_lock of
+ * a lock the prepare handler holds passes (it has everything to itself),
+ * and its os_unlock of it leaves it held. */
+void os_fork_window_open(void);
+void os_fork_window_close(void);
+bool os_in_fork_window(void); /* the caller is the thread in fork's window */
 
 /* Test hook: a test may pause a thread at these points (every lock just
  * taken; see tests/unit/test_fork.c) and fork there.  NULL in programs:

@@ -535,20 +535,56 @@ void os_worker_fork_child(void) {
 
 void (*alloy__test_hook)(int point, const void *obj);
 
+/* The thread in fork's window (os.h), or 0.  A lock word is 0 when free,
+ * 1 when held (by fork's prepare handler, in the window), 2 when that
+ * thread took it in the window (a lock made since, such as a new heap's):
+ * its unlock then releases it. */
+static _Atomic(uintptr_t) fork_window_owner;
+enum { LOCK_FREE, LOCK_HELD, LOCK_HELD_IN_WINDOW };
+
+static bool in_my_fork_window(void) {
+  uintptr_t owner = atomic_load_explicit(&fork_window_owner, memory_order_relaxed);
+  return unlikely(owner != 0) && owner == (uintptr_t)pthread_self();
+}
+bool os_in_fork_window(void) { return in_my_fork_window(); }
+
+void os_fork_window_open(void) { atomic_store_explicit(&fork_window_owner, (uintptr_t)pthread_self(), memory_order_relaxed); }
+void os_fork_window_close(void) { atomic_store_explicit(&fork_window_owner, 0, memory_order_relaxed); }
+
+/* In the window, a lock the prepare handler holds is the caller's already:
+ * without this, another library's fork handler that allocates waited
+ * for ever on a lock its own thread held (the peers let it through). */
+static void lock_in_fork_window(os_lock_t *l) {
+  int expected = LOCK_FREE;
+  atomic_compare_exchange_strong_explicit(&l->locked, &expected, LOCK_HELD_IN_WINDOW, memory_order_acquire,
+                                          memory_order_relaxed);
+}
+
 /* Test-and-test-and-set with a yield: held only for short list operations
  * on slow paths; a pthread mutex would do too, but this one works before
  * libpthread is initialised and is trivially reset in a fork child. */
 void os_lock(os_lock_t *l) {
+  if (in_my_fork_window()) {
+    lock_in_fork_window(l);
+    return;
+  }
   for (;;) {
-    if (!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)) break;
+    if (!atomic_exchange_explicit(&l->locked, LOCK_HELD, memory_order_acquire)) break;
     while (atomic_load_explicit(&l->locked, memory_order_relaxed)) os_yield();
   }
   if (unlikely(alloy__test_hook != NULL)) alloy__test_hook(TEST_LOCK_TAKEN, l);
 }
 
 bool os_trylock(os_lock_t *l) {
+  if (in_my_fork_window()) {
+    lock_in_fork_window(l);
+    return true;
+  }
   return !atomic_load_explicit(&l->locked, memory_order_relaxed) &&
-         !atomic_exchange_explicit(&l->locked, 1, memory_order_acquire);
+         !atomic_exchange_explicit(&l->locked, LOCK_HELD, memory_order_acquire);
 }
 
-void os_unlock(os_lock_t *l) { atomic_store_explicit(&l->locked, 0, memory_order_release); }
+void os_unlock(os_lock_t *l) {
+  if (in_my_fork_window() && atomic_load_explicit(&l->locked, memory_order_relaxed) == LOCK_HELD) return;
+  atomic_store_explicit(&l->locked, LOCK_FREE, memory_order_release);
+}

@@ -143,11 +143,14 @@ static _Atomic(uint32_t) wakers; /* see heap_wake_page: frames are never unmappe
  * pages_lock whose holder waits for this lock, e.g. in fork's prepare);
  * once held with no waker, no new one can concern a free frame (frames are
  * freed under this lock, and a freer's page is live until its free is
- * folded in). */
-static void backend_lock_for_big(void) {
+ * folded in).  False, with the lock held, for the thread in fork's window
+ * (another library's fork handler allocating) when wakers stay: they wait
+ * for pages_locks that thread holds, so it must do without free frames. */
+static bool backend_lock_for_big(void) {
   for (;;) {
     os_lock(&backend_lock);
-    if (atomic_load_explicit(&wakers, memory_order_acquire) == 0) return;
+    if (atomic_load_explicit(&wakers, memory_order_acquire) == 0) return true;
+    if (os_in_fork_window()) return false;
     os_unlock(&backend_lock);
     os_yield();
   }
@@ -850,7 +853,7 @@ page_t *segment_alloc_big(size_t size, size_t align, unsigned arena, large_stats
   bool fresh = true;
   segment_t *seg;
   size_t mapped;
-  backend_lock_for_big();
+  if (!backend_lock_for_big()) direct = true; /* a mapping of its own: no free frame taken */
   if (direct) {
     seg = big_map_direct(size, align, &offset, &usable, &mapped, guarded);
   } else {
@@ -973,8 +976,12 @@ static bool big_resize_locked(segment_t *seg, size_t size, large_stats_t *stats)
 }
 
 bool segment_resize(page_t *page, size_t size, large_stats_t *stats) {
-  if (page->kind == PAGE_LARGE) os_lock(&backend_lock);
-  else backend_lock_for_big(); /* growing in place takes the frames after it */
+  if (page->kind == PAGE_LARGE) {
+    os_lock(&backend_lock);
+  } else if (!backend_lock_for_big()) { /* growing in place takes the frames after it */
+    os_unlock(&backend_lock);
+    return false; /* the caller moves the block instead */
+  }
   bool ok = page->kind == PAGE_LARGE ? large_resize_locked(page, size, stats)
                                      : big_resize_locked(segment_of(page), size, stats);
   os_unlock(&backend_lock);
@@ -992,7 +999,10 @@ void *segment_move_big(page_t *page, size_t size, large_stats_t *stats) {
   if (size > BIG_POOLED_MAX || size > (size_t)PTRDIFF_MAX - offset - 2 * SEGMENT_SIZE) return NULL;
   size_t frames = (offset + usable + SEGMENT_SIZE - 1) >> SEGMENT_SHIFT;
   bool fresh;
-  backend_lock_for_big();
+  if (!backend_lock_for_big()) {
+    os_unlock(&backend_lock);
+    return NULL;
+  }
   segment_t *seg = frames_get(frames, &fresh);
   size_t old_size = old->mapped_size, old_usable = page->block_size;
   if (seg == NULL || !os_remap_onto(old, seg, old_size)) {

@@ -85,6 +85,7 @@ catalogue() {
   echo "edge/preload_python|120|edge-sh|preload_basic python"
   echo "edge/thread_exit|120|edge-bin|thread_exit"
   echo "edge/fork|180|edge-bin|fork"
+  echo "edge/fork_handlers|120|edge-bin|fork_handlers"
   echo "edge/dlopen|120|edge-bin|dlopen"
   echo "edge/badfree|60|edge-bin|badfree"
   echo "edge/mallinfo|60|edge-bin|mallinfo"

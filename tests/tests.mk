@@ -29,7 +29,8 @@ UNIT_BIN   := $(UNIT_NAMES:%=$(T)/unit/%)
 TEST_HDRS  := $(wildcard tests/*.h)
 
 EDGE_BIN := $(T)/edge/ctor_main $(T)/edge/libctor.so $(T)/edge/thread_exit $(T)/edge/fork \
-            $(T)/edge/dlopen $(T)/edge/libdl_lib.so $(T)/edge/badfree $(T)/edge/guard $(T)/edge/mallinfo
+            $(T)/edge/dlopen $(T)/edge/libdl_lib.so $(T)/edge/badfree $(T)/edge/guard $(T)/edge/mallinfo \
+            $(T)/edge/fork_handlers $(T)/edge/libfork_handlers.so
 CXX_BIN  := $(T)/edge/cxx
 
 MISUSE_BIN := $(T)/misuse/misuse $(T)/misuse/misuse_preload
@@ -71,6 +72,15 @@ $(T)/edge/libctor.so: tests/edge/ctor_lib.c tests/edge/ctor.h
 
 $(T)/edge/ctor_main: tests/edge/ctor_main.c tests/edge/ctor.h tests/edge/preload.h $(T)/edge/libctor.so
 	$(CC) $(EDGE_CFLAGS) -o $@ $< -L$(T)/edge -lctor -Wl,-rpath,'$$ORIGIN' -pthread -ldl
+
+# fork_handlers links the library whose fork handlers allocate: its
+# constructor runs before alloy's (preloaded) registers alloy's handlers.
+$(T)/edge/libfork_handlers.so: tests/edge/fork_handlers_lib.c tests/edge/fork_handlers.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EDGE_CFLAGS) -shared -fPIC -o $@ $< -pthread
+
+$(T)/edge/fork_handlers: tests/edge/fork_handlers.c tests/edge/fork_handlers.h tests/edge/preload.h $(T)/edge/libfork_handlers.so
+	$(CC) $(EDGE_CFLAGS) -o $@ $< -L$(T)/edge -lfork_handlers -Wl,-rpath,'$$ORIGIN' -pthread -ldl
 
 $(T)/edge/libdl_lib.so: tests/edge/dl_lib.c
 	@mkdir -p $(dir $@)

@@ -23,6 +23,12 @@
  *                waiting for anyone.
  *   thread_id    the child's heap names the child's thread (the idle
  *                owners' rule asks the OS about a heap's thread by its id).
+ *   handlers     fork handlers registered before alloy's (a constructor of
+ *                higher priority than alloy's) allocate and free: the
+ *                prepare one runs after alloy's took every lock, the parent
+ *                and child ones before alloy's release them.  They hung on
+ *                alloy's own locks until the forking thread was let
+ *                through them (os_fork_window_open).
  *
  * Every child checks its blocks' contents and exits 0 within an alarm.
  */
@@ -312,6 +318,77 @@ static void test_thread_id(void) {
   CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child's heap names the parent's thread (status %#x)", status);
 }
 
+/* ------------------------------------------------------------- handlers */
+
+static _Atomic(int) handlers_on;
+static unsigned handler_runs[3]; /* prepare, parent, child: runs whose blocks came back right */
+static void *handler_kept[6];
+static void *handler_remote; /* a block another thread allocated, freed by the prepare handler */
+
+static int handler_work(int which) {
+  static const size_t sizes[] = {16, 700, 20000, 100000, 300 * KiB, 3 * MiB};
+  int ok = 1;
+  for (int i = 0; i < 6; i++) {
+    alloy_free(handler_kept[i]);
+    handler_kept[i] = filled(sizes[i], (uint64_t)(which * 6 + i));
+    ok &= handler_kept[i] != NULL && xor_words_ok(handler_kept[i], 0, sizes[i], (uint64_t)(which * 6 + i));
+  }
+  void *r = alloy_realloc(alloy_calloc(10, 100), 50000);
+  ok &= r != NULL;
+  alloy_free(r);
+  return ok;
+}
+
+static void handler_prepare(void) {
+  if (!atomic_load(&handlers_on)) return;
+  alloy_free(handler_remote);
+  handler_remote = NULL;
+  handler_runs[0] += handler_work(0);
+}
+static void handler_parent(void) {
+  if (atomic_load(&handlers_on)) handler_runs[1] += handler_work(1);
+}
+static void handler_child(void) {
+  if (atomic_load(&handlers_on)) handler_runs[2] += handler_work(2);
+}
+
+/* Before alloy's constructor (default priority), which registers alloy's. */
+__attribute__((constructor(101))) static void register_handlers(void) {
+  pthread_atfork(handler_prepare, handler_parent, handler_child);
+}
+
+static void *remote_block(void *arg) {
+  (void)arg;
+  return alloy_malloc(2000);
+}
+
+static void test_handlers(void) {
+  atomic_store(&handlers_on, 1);
+  alarm(30); /* a prepare or parent handler that hangs kills the test */
+  int failures = 0;
+  for (int i = 0; i < 5; i++) {
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, remote_block, NULL) == 0);
+    REQUIRE(pthread_join(t, &handler_remote) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      alarm(20);
+      _exit(handler_runs[2] == 1 ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    failures += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  alarm(0);
+  atomic_store(&handlers_on, 0);
+  CHECK_EQ(failures, 0);
+  CHECK_EQ(handler_runs[0], 5);
+  CHECK_EQ(handler_runs[1], 5);
+  for (int i = 0; i < 6; i++) alloy_free(handler_kept[i]);
+}
+
 int main(void) {
 #ifdef CHECK_TSAN
   printf("SKIP: fork with threads running (TSan does not support threads in a child)\n");
@@ -328,6 +405,7 @@ int main(void) {
   double t2 = now_s();
   test_remote_wake();
   test_thread_id();
+  test_handlers();
   fprintf(stderr, "times: background %.1f s, every_lock %.1f s, remote_wake %.1f s\n", t1 - t0, t2 - t1,
           now_s() - t2);
   return check_done();
