@@ -548,7 +548,9 @@ static bool in_my_fork_window(void) {
 }
 bool os_in_fork_window(void) { return in_my_fork_window(); }
 
-void os_fork_window_open(void) { atomic_store_explicit(&fork_window_owner, (uintptr_t)pthread_self(), memory_order_relaxed); }
+void os_fork_window_open(void) {
+  atomic_store_explicit(&fork_window_owner, (uintptr_t)pthread_self(), memory_order_relaxed);
+}
 void os_fork_window_close(void) { atomic_store_explicit(&fork_window_owner, 0, memory_order_relaxed); }
 
 /* In the window, a lock the prepare handler holds is the caller's already:
