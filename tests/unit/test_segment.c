@@ -235,6 +235,27 @@ static size_t resident_bytes(const void *p, size_t n) {
   return r;
 }
 
+/* Bytes resident in the free slices of `seg`. */
+static size_t holes_resident(const segment_t *seg) {
+  size_t r = 0;
+  for (size_t s = CLASS_FIRST_SLICE; s < SLICES_PER_SEGMENT; s++)
+    if (seg->free_slices & ((uint64_t)1 << s)) r += resident_bytes((const uint8_t *)seg + s * SLICE_SIZE, SLICE_SIZE);
+  return r;
+}
+
+/* Allocates medium blocks (4 of 20000 B a page: several slices) into
+ * v[*n...] until the pool grows once; false when `max` did not do it. */
+static bool medium_until_growth(char **v, int *n, int max) {
+  segment_totals_t t;
+  segment_totals(&t);
+  uint64_t segments = t.segments;
+  while (*n < max && t.segments == segments) {
+    v[(*n)++] = alloy_malloc(20000);
+    segment_totals(&t);
+  }
+  return t.segments > segments;
+}
+
 static void test_holes_purged(void) {
   os_set_clock(fake_clock);
   alloy_collect();
@@ -250,35 +271,16 @@ static void test_holes_purged(void) {
       alloy_free(small[i]);
       small[i] = NULL;
     }
-  size_t holes = 0;
-  for (size_t s = CLASS_FIRST_SLICE; s < SLICES_PER_SEGMENT; s++)
-    if (a->free_slices & ((uint64_t)1 << s)) holes += resident_bytes((uint8_t *)a + s * SLICE_SIZE, SLICE_SIZE);
+  size_t holes = holes_resident(a);
   CHECK_GE(holes, 20 * SLICE_SIZE); /* resident, dirty */
-  /* Medium pages (4 blocks of 20000 B: several slices) until the pool grows
-   * once: `a`'s holes are still resident after that growth ... */
-  segment_totals_t t;
-  segment_totals(&t);
-  uint64_t segments = t.segments;
+  /* `a`'s holes are still resident after the growth right after them ... */
   int m = 0;
-  for (; m < MEDIUM && t.segments == segments; m++) {
-    medium[m] = alloy_malloc(20000);
-    segment_totals(&t);
-  }
-  CHECK_MSG(t.segments > segments, "the pool did not grow for %d medium blocks", m);
-  size_t kept = 0;
-  for (size_t s = CLASS_FIRST_SLICE; s < SLICES_PER_SEGMENT; s++)
-    if (a->free_slices & ((uint64_t)1 << s)) kept += resident_bytes((uint8_t *)a + s * SLICE_SIZE, SLICE_SIZE);
+  CHECK_MSG(medium_until_growth(medium, &m, MEDIUM), "the pool did not grow for %d medium blocks", m);
+  size_t kept = holes_resident(a);
   CHECK_MSG(kept == holes, "%zu of %zu bytes of holes resident after one growth", kept, holes);
   /* ... and purged by the next one. */
-  uint64_t grown_once = t.segments;
-  for (; m < MEDIUM && t.segments == grown_once; m++) {
-    medium[m] = alloy_malloc(20000);
-    segment_totals(&t);
-  }
-  CHECK_MSG(t.segments > grown_once, "the pool did not grow again for %d medium blocks", m);
-  size_t left = 0;
-  for (size_t s = CLASS_FIRST_SLICE; s < SLICES_PER_SEGMENT; s++)
-    if (a->free_slices & ((uint64_t)1 << s)) left += resident_bytes((uint8_t *)a + s * SLICE_SIZE, SLICE_SIZE);
+  CHECK_MSG(medium_until_growth(medium, &m, MEDIUM), "the pool did not grow again for %d medium blocks", m);
+  size_t left = holes_resident(a);
   CHECK_MSG(left == 0, "%zu of %zu bytes of holes still resident", left, holes);
   for (int i = 0; i < MEDIUM; i++) alloy_free(medium[i]);
   for (int i = 0; i < SMALL; i++) alloy_free(small[i]);
