@@ -322,16 +322,21 @@ static void test_thread_id(void) {
 
 static _Atomic(int) handlers_on;
 static unsigned handler_runs[3]; /* prepare, parent, child: runs whose blocks came back right */
-static void *handler_kept[6];
-static void *handler_remote; /* a block another thread allocated, freed by the prepare handler */
+static void *handler_kept[6];   /* kept from one handler to the next, across the forks */
+static uint64_t handler_key[6]; /* what each was filled with */
+static void *handler_remote;    /* a block another thread allocated, freed by the prepare handler */
 
+/* Checks the blocks the previous handler left (in the child: the parent's
+ * prepare handler's), frees them, allocates new ones of every tier. */
 static int handler_work(int which) {
   static const size_t sizes[] = {16, 700, 20000, 100000, 300 * KiB, 3 * MiB};
   int ok = 1;
   for (int i = 0; i < 6; i++) {
+    if (handler_kept[i]) ok &= xor_words_ok(handler_kept[i], 0, sizes[i], handler_key[i]);
     alloy_free(handler_kept[i]);
-    handler_kept[i] = filled(sizes[i], (uint64_t)(which * 6 + i));
-    ok &= handler_kept[i] != NULL && xor_words_ok(handler_kept[i], 0, sizes[i], (uint64_t)(which * 6 + i));
+    handler_key[i] = mix64((uint64_t)(which * 6 + i) + (uint64_t)getpid());
+    handler_kept[i] = filled(sizes[i], handler_key[i]);
+    ok &= handler_kept[i] != NULL;
   }
   void *r = alloy_realloc(alloy_calloc(10, 100), 50000);
   ok &= r != NULL;
