@@ -158,11 +158,15 @@ unsigned os_cpus_allowed(void);  /* CPUs the process may run on now */
 
 /* ------------------------------------------------------------ locks */
 /* A spin lock that yields: usable before libpthread is, trivially reset in
- * a fork child.  Held only for short list operations on slow paths. */
+ * a fork child.  Held only for short list operations on slow paths.  A
+ * lock made with OS_LOCK_INIT_SPIN first spins a few microseconds before
+ * it yields (os_linux.c says when that pays). */
 typedef struct {
   _Atomic(int) locked;
+  int spin; /* nonzero: spin before yielding */
 } os_lock_t;
-#define OS_LOCK_INIT {0}
+#define OS_LOCK_INIT {0, 0}
+#define OS_LOCK_INIT_SPIN {0, 1}
 void os_lock(os_lock_t *l);
 bool os_trylock(os_lock_t *l);
 void os_unlock(os_lock_t *l);

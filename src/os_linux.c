@@ -562,6 +562,38 @@ static void lock_in_fork_window(os_lock_t *l) {
                                           memory_order_relaxed);
 }
 
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* Pauses (about 20 ns each on this project's x86-64 machine: 50 are a
+ * microsecond) a spinning lock's waiter makes before it yields.  For the
+ * back end's lock, held for a few hundred nanoseconds by a thread that is
+ * almost always running: yielding at once made mixed_mt's 4 threads on 2
+ * cores switch 50,000 times in 0.9 s (mimalloc: 200), and 2 threads on 2
+ * cores spent a tenth of their time in sched_yield; with the spin,
+ * mixed_mt took 0.85-0.88x the time (7 interleaved rounds, ranges apart;
+ * 50 and 200 pauses alike).  Not for the heap lists' lock, held longer
+ * (adoption walks a heap's pages, the idle scan reads other threads'
+ * clocks) by threads that outnumber the CPUs: spinning first on every
+ * lock, or sleeping in the kernel (futex) instead of yielding, made
+ * larson_like_8 12-17% slower with 30% more peak RSS. */
+#define LOCK_SPINS 50
+
+static bool lock_spin(os_lock_t *l) {
+  for (int i = 0; i < LOCK_SPINS; i++) {
+    cpu_relax();
+    if (!atomic_load_explicit(&l->locked, memory_order_relaxed) &&
+        !atomic_exchange_explicit(&l->locked, LOCK_HELD, memory_order_acquire))
+      return true;
+  }
+  return false;
+}
+
 /* Test-and-test-and-set with a yield: held only for short list operations
  * on slow paths; a pthread mutex would do too, but this one works before
  * libpthread is initialised and is trivially reset in a fork child. */
@@ -572,6 +604,7 @@ void os_lock(os_lock_t *l) {
   }
   for (;;) {
     if (!atomic_exchange_explicit(&l->locked, LOCK_HELD, memory_order_acquire)) break;
+    if (l->spin && lock_spin(l)) break;
     while (atomic_load_explicit(&l->locked, memory_order_relaxed)) os_yield();
   }
   if (unlikely(alloy__test_hook != NULL)) alloy__test_hook(TEST_LOCK_TAKEN, l);

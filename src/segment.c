@@ -39,7 +39,7 @@
 page_t alloy__page_invalid;
 large_stats_t alloy__large_stats;
 
-static os_lock_t backend_lock = OS_LOCK_INIT;
+static os_lock_t backend_lock = OS_LOCK_INIT_SPIN; /* short holds: spins first (os_linux.c) */
 
 /* Process totals, updated under the lock (per page or block) and read by
  * statistics without it. */
