@@ -690,6 +690,8 @@ void *heap_alloc_small(heap_t *heap, size_t size) {
 #define LARGE_CACHE_IDLE_EVENTS 8
 static _Atomic(int64_t) large_cached_bytes; /* in every heap's cache */
 
+int64_t heap_large_cached_bytes(void) { return atomic_load_explicit(&large_cached_bytes, memory_order_relaxed); }
+
 static bool heap_caches_large(const heap_t *heap) {
   return heap == alloy__tls_heap && !heap->shared && heap->arena_index == 0 && !alloy__options.guard &&
          alloy__options.tcache;

@@ -431,6 +431,7 @@ void heap_release_empty(heap_t *heap);
 bool heap_cache_large(heap_t *heap, page_t *page, large_stats_t *stats); /* false: already freed */
 void heap_flush_large(heap_t *heap);
 void heap_large_idle(heap_t *heap); /* at the heap's rare events */
+int64_t heap_large_cached_bytes(void); /* in all heaps' caches (reserved) */
 void heap_collect_remote(heap_t *heap);
 void heap_take_pending(heap_t *heap);
 void heap_wake_page(page_t *page); /* another thread freed into a full page */

@@ -405,9 +405,17 @@ static void test_large_cache_cap(void) {
   for (uintptr_t i = 0; i < CAP_THREADS; i++) pthread_create(&th[i], NULL, cache_four, (void *)i);
   pthread_barrier_wait(&cap_filled);
   size_t cached = 0;
-  for (int i = 0; i < CAP_THREADS; i++) cached += cap_heaps[i]->large_cached * LARGE_CACHE_BLOCK_MAX;
+  char per_thread[CAP_THREADS + 1];
+  for (int i = 0; i < CAP_THREADS; i++) {
+    cached += cap_heaps[i]->large_cached * LARGE_CACHE_BLOCK_MAX;
+    per_thread[i] = (char)('0' + cap_heaps[i]->large_cached);
+  }
+  per_thread[CAP_THREADS] = 0;
   CHECK_LE(cached, LARGE_CACHE_TOTAL_MAX);
-  CHECK_GE(cached, LARGE_CACHE_TOTAL_MAX / 2); /* and does keep */
+  /* and does keep (seen once below half, in one of many runs under ASan,
+   * not reproduced: the message says where the reservations were) */
+  CHECK_MSG(cached >= LARGE_CACHE_TOTAL_MAX / 2, "cached %zu, reserved %lld, spans a thread: %s", cached,
+            (long long)heap_large_cached_bytes(), per_thread);
   pthread_barrier_wait(&cap_checked);
   for (int i = 0; i < CAP_THREADS; i++) pthread_join(th[i], NULL);
 }
