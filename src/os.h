@@ -159,7 +159,7 @@ unsigned os_cpus_allowed(void);  /* CPUs the process may run on now */
 /* ------------------------------------------------------------ locks */
 /* A spin lock that yields: usable before libpthread is, trivially reset in
  * a fork child.  Held only for short list operations on slow paths.  A
- * lock made with OS_LOCK_INIT_SPIN first spins a few microseconds before
+ * lock made with OS_LOCK_INIT_SPIN first spins about a microsecond before
  * it yields (os_linux.c says when that pays). */
 typedef struct {
   _Atomic(int) locked;

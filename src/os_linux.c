@@ -581,7 +581,7 @@ static void cpu_relax(void) {
  * (adoption walks a heap's pages, the idle scan reads other threads'
  * clocks) by threads that outnumber the CPUs: spinning first on every
  * lock, or sleeping in the kernel (futex) instead of yielding, made
- * larson_like_8 12-17% slower with 30% more peak RSS. */
+ * larson_like_8 12-20% slower with 30-40% more peak RSS. */
 #define LOCK_SPINS 50
 
 static bool lock_spin(os_lock_t *l) {
