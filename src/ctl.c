@@ -104,6 +104,7 @@ READ_ONLY(ctl_opt_thp, const char *, alloy__thp_names[alloy__options.thp])
 READ_ONLY(ctl_opt_purge, const char *, alloy__purge_names[alloy__options.purge])
 READ_ONLY(ctl_opt_narenas, unsigned, alloy__options.narenas ? (unsigned)alloy__options.narenas : 1)
 READ_ONLY(ctl_opt_tcache, bool, alloy__options.tcache)
+READ_ONLY(ctl_opt_sparse_purge, bool, alloy__options.sparse_purge)
 READ_ONLY(ctl_opt_tcache_max, size_t, TCACHE_MAX_SIZE)
 READ_ONLY(ctl_opt_stats_print, bool, alloy__options.stats_print)
 READ_ONLY(ctl_opt_stats_summary, bool, alloy__options.stats_summary)
@@ -520,7 +521,7 @@ static const ctl_node_t opt_nodes[] = {
     LEAF("prof_prefix", ctl_opt_prof_prefix),
     LEAF("prof_thread_active_init", ctl_opt_prof_thread_active_init),
     LEAF("prof_unwind", ctl_opt_prof_unwind),
-    LEAF("purge", ctl_opt_purge), LEAF("secure", ctl_opt_secure),
+    LEAF("purge", ctl_opt_purge), LEAF("secure", ctl_opt_secure), LEAF("sparse_purge", ctl_opt_sparse_purge),
     LEAF("stats_print", ctl_opt_stats_print), LEAF("stats_print_opts", ctl_opt_stats_print_opts),
     LEAF("stats_summary", ctl_opt_stats_summary), LEAF("stats_summary_pid", ctl_opt_stats_summary_pid),
     LEAF("tcache", ctl_opt_tcache), LEAF("tcache_max", ctl_opt_tcache_max), LEAF("thp", ctl_opt_thp)};

@@ -70,6 +70,7 @@ static inline __attribute__((always_inline)) void *event_work(heap_t *heap, void
      * per-CPU thread, whose heap serves no malloc */
     if (now % IDLE_SCAN_EVENTS == 0 && heap_get() == heap) heap_take_idle_pending(heap);
     percpu_event(heap);
+    heap_sparse_decay(heap, ms);
   }
   heap_large_idle(heap);
   if (segment_decay_due(ms)) segment_decay(ms, false);

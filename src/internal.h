@@ -112,6 +112,7 @@ typedef struct {
   int muzzy_decay_ms;   /* jemalloc's; stored and reported only: alloy has no muzzy state */
   unsigned narenas;     /* jemalloc's; 0 automatic (alloy's automatic arenas are thread heaps) */
   bool tcache;          /* false: no large spans kept by the freeing thread (heap.c) */
+  bool sparse_purge;    /* purge the free OS pages of mostly empty class pages when a heap grows (heap.c) */
   int purge;            /* purge_mode_t: how freed pages go back to the OS */
   int percpu;           /* percpu_mode_t: per-CPU caches (default auto) */
   /* the heap profiler (prof*.c), jemalloc's opt.prof* and alloy's own */
@@ -257,6 +258,7 @@ bool segment_was_freed(const void *p);
 page_t *segment_alloc_class_page(size_t slices);
 void segment_set_fail_after(long n); /* test hook: the n-th next page, span or big block fails (-1: never) */
 void segment_free_class_page(page_t *page);
+void segment_purge_inside(page_t *page, void *p, size_t size); /* free OS pages of a class page in use */
 /* Large (<= LARGE_MAX) and big blocks: any thread allocates and frees them
  * through the back end; `stats` counts them (per arena). */
 bool segment_large_fits(size_t size, size_t align); /* else the block is big */
@@ -385,6 +387,8 @@ static inline __attribute__((always_inline)) void *page_pop_lowest(page_t *page,
 bool page_refill(page_t *page);
 uint32_t page_collect_remote(page_t *page); /* blocks folded in */
 bool page_has_free(const page_t *page);
+bool page_is_sparse(const page_t *page); /* a quarter or less of its carved blocks live */
+size_t page_purge_free(page_t *page);     /* purges its OS pages with no live block; bytes */
 /* Why p is not a block of this page, or NULL when it starts one. */
 const char *page_check_block(const page_t *page, const void *p);
 /* Block index of an offset into a page of a size class, with one
@@ -424,6 +428,7 @@ void heap_reset(heap_t *heap);
 void *heap_alloc(heap_t *heap, size_t size, size_t align);
 void *heap_alloc_small(heap_t *heap, size_t size); /* size <= MEDIUM_MAX */
 void heap_page_now_free(heap_t *heap, page_t *page);
+void heap_sparse_decay(heap_t *heap, uint64_t now_ms); /* purge long mostly-empty pages (events) */
 void heap_page_unfull_locked(heap_t *heap, page_t *page);
 void *heap_alloc_exited(size_t size, size_t align); /* a thread past its exit hook */
 void heap_collect(heap_t *heap);  /* alloy_collect, malloc_trim: adopt and release all */

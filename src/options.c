@@ -30,6 +30,7 @@ alloy_options_t alloy__options = {
     .dirty_decay_ms = ALLOY_DECAY_DEFAULT,
     .muzzy_decay_ms = 0, /* jemalloc 5.3's default: no muzzy state to keep */
     .tcache = true,
+    .sparse_purge = true,
     .purge = PURGE_DONTNEED,
     .percpu = ALLOY_PERCPU_DEFAULT,
     .prof_active = true,
@@ -82,6 +83,7 @@ static const option_def_t option_table[] = {
     {"muzzy_decay_ms", OPT_INT, &alloy__options.muzzy_decay_ms, NULL},
     {"narenas", OPT_UINT, &alloy__options.narenas, NULL},
     {"tcache", OPT_BOOL, &alloy__options.tcache, NULL},
+    {"sparse_purge", OPT_BOOL, &alloy__options.sparse_purge, NULL},
     {"purge", OPT_ENUM, &alloy__options.purge, alloy__purge_names},
     {"percpu", OPT_ENUM, &alloy__options.percpu, alloy__percpu_names},
     {"prof", OPT_BOOL, &alloy__options.prof, NULL},

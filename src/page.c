@@ -1,8 +1,8 @@
 /*
  * page.c - one page of a size class: its bitmaps (types.h) and their
  * summary of words with free blocks (kept exact: internal.h,
- * page_pop_lowest), carving, other threads' frees folded in, and block
- * validation.
+ * page_pop_lowest), carving, other threads' frees folded in, block
+ * validation, and the purge of the free OS pages of a mostly empty page.
  *
  * The owner's side (free bits, the free summary, the summaries' owner half)
  * runs on the owning heap's thread only, or under its arena's lock.  Other
@@ -67,6 +67,8 @@ void page_init(page_t *page, unsigned cls, size_t block_size) {
   page->free_summary = 0;
   atomic_store_explicit(&page->remote_summary, 0, memory_order_relaxed);
   page->free_bits = bits->free;
+  page->purged_used = PAGE_NOT_PURGED;
+  page->sparse_seen = 0;
   page_carve(page);
 }
 
@@ -128,4 +130,67 @@ const char *page_check_block(const page_t *page, const void *p) {
   if ((m >> MAGIC_BITS) >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED)) return "outside the blocks of its page";
   if (page_offset_is_interior(m, page->block_magic)) return "not the start of a block (interior pointer)";
   return NULL;
+}
+
+/* ------------------------------------------------- mostly empty pages */
+
+/* The free state of the 64 blocks of word w: carved blocks by their bits,
+ * the uncarved rest as free (never handed out).  Other threads' frees not
+ * yet folded in read as live: the purge stays on the safe side. */
+static uint64_t word_free(const page_t *page, unsigned w) {
+  uint32_t lo = w * 64;
+  if (page->capacity <= lo) return ~(uint64_t)0;
+  uint64_t x = page->free_bits[w];
+  if (page->capacity - lo < 64) x |= ~(uint64_t)0 << (page->capacity - lo);
+  return x;
+}
+
+/* The first block from `i` on that is free (want_free) or live, else
+ * page->reserved. */
+static uint32_t scan_blocks(const page_t *page, uint32_t i, bool want_free) {
+  while (i < page->reserved) {
+    unsigned w = i / 64;
+    uint64_t x = word_free(page, w);
+    if (!want_free) x = ~x;
+    x &= ~(uint64_t)0 << (i % 64);
+    if (x) {
+      uint32_t j = w * 64 + (uint32_t)__builtin_ctzll(x);
+      return j < page->reserved ? j : page->reserved;
+    }
+    i = (w + 1) * 64;
+  }
+  return page->reserved;
+}
+
+/* A page worth purging: at most a quarter of its carved blocks live, and
+ * fewer than half as many as at its last purge (so that a purged page
+ * that stays as it is is not purged again). */
+bool page_is_sparse(const page_t *page) {
+  return page->used * 4 <= page->capacity && page->capacity > 0 &&
+         (page->purged_used == PAGE_NOT_PURGED || page->used * 2 < page->purged_used);
+}
+
+/* Gives back to the OS every whole OS page of `page` that holds no live
+ * block (segment_purge_inside: one madvise per run), and marks the page
+ * purged at its current use.  Owner only.  The blocks stay free in the
+ * bitmap: handing one out again faults its OS page back in, zeroed.
+ * Returns the bytes purged. */
+size_t page_purge_free(page_t *page) {
+  uintptr_t ps = os_page_size(), end_of_page = (uintptr_t)page->start + (size_t)page->slice_count * SLICE_SIZE;
+  size_t purged = 0;
+  for (uint32_t i = scan_blocks(page, 0, true); i < page->reserved;) {
+    uint32_t j = scan_blocks(page, i, false);
+    uintptr_t a = (uintptr_t)page->start + (size_t)i * page->block_size;
+    uintptr_t b = j == page->reserved ? end_of_page : (uintptr_t)page->start + (size_t)j * page->block_size;
+    a = (a + ps - 1) & ~(ps - 1);
+    b &= ~(ps - 1);
+    if (b > a) {
+      segment_purge_inside(page, (void *)a, b - a);
+      purged += b - a;
+    }
+    if (j == page->reserved) break;
+    i = scan_blocks(page, j, true);
+  }
+  page->purged_used = page->used;
+  return purged;
 }

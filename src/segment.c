@@ -582,6 +582,20 @@ void segment_free_class_page(page_t *page) {
   os_unlock(&backend_lock);
 }
 
+/* Purges [p, p + size), free OS pages inside a class page in use (page.c,
+ * page_purge_free), outside the back end's lock: the page is its owner's
+ * and the slices stay taken.  Under thp:always the page's 2 MiB unit is
+ * advised against huge pages first, as after a partial purge of slices,
+ * so that khugepaged does not fill the holes back in. */
+void segment_purge_inside(page_t *page, void *p, size_t size) {
+  if (alloy__options.thp == THP_ALWAYS) {
+    os_lock(&backend_lock);
+    thp_after_purge(segment_of(page->start), slice_mask(page->slice_index, page->slice_count));
+    os_unlock(&backend_lock);
+  }
+  os_purge(p, size, alloy__options.purge == PURGE_FREE);
+}
+
 /* ========================================================= large blocks */
 
 /* jemalloc's lextent j holds large blocks of at most this many bytes. */

@@ -97,7 +97,8 @@ static void general_text(out_t *o) {
       thp_name(), purge_name(), yes_no(alloy__options.background_thread), yes_no(alloy__options.tcache));
   out(o, "  opt.stats_print: %s\n  opt.stats_print_opts: \"%s\"\n", yes_no(alloy__options.stats_print),
       alloy__options.stats_print_opts);
-  out(o, "  opt.percpu: \"%s\"\n", alloy__percpu_names[alloy__options.percpu]);
+  out(o, "  opt.percpu: \"%s\"\n  opt.sparse_purge: %s\n", alloy__percpu_names[alloy__options.percpu],
+      yes_no(alloy__options.sparse_purge));
   out(o, "Arenas: %u\nQuantum size: %u\nPage size: %zu\nMaximum thread-cached size class: %u\n",
       arena_count(), ALIGNMENT_MIN, os_page_size(), 32768u);
   out(o, "Number of bin size classes: %u\nNumber of large size classes: %u\n", SIZE_CLASSES, LEXTENTS);
@@ -123,6 +124,7 @@ static void general_json(out_t *o) {
   j_bool(o, "background_thread", alloy__options.background_thread);
   j_bool(o, "tcache", alloy__options.tcache);
   j_str(o, "percpu", alloy__percpu_names[alloy__options.percpu]);
+  j_bool(o, "sparse_purge", alloy__options.sparse_purge);
   j_close(o, '}');
   j_open(o, "arenas", '{');
   j_u64(o, "narenas", arena_count());

@@ -215,6 +215,11 @@ typedef struct alloy_page_s {
   uint32_t slice_count;  /* slices covered; 0 = descriptor unused */
   uint32_t reserved;     /* blocks that fit in the page */
   uint16_t prof_samples; /* live heap-profiler samples of its blocks (prof_table.c, under its lock) */
+  /* Class pages: `used` when the free OS pages among its blocks were last
+   * purged (page_purge_free), PAGE_NOT_PURGED since it last served its
+   * class; the next purge waits until half of those blocks are free too. */
+  uint32_t purged_used;
+  uint32_t sparse_seen;  /* class pages: 1 + the decay epoch a sweep first found it mostly empty and idle (0: none) */
   /* --- list links: the owner's queues (class pages, under pages_lock for
    * full/pending), an arena's large blocks, the back end's free spans --- */
   struct alloy_page_s *next;
@@ -222,6 +227,8 @@ typedef struct alloy_page_s {
 } __attribute__((aligned(64))) page_t;
 _Static_assert(offsetof(page_t, free_bits) == 64, "a free reads the first cache line of a descriptor only");
 _Static_assert(sizeof(page_t) == 128, "two cache lines");
+
+#define PAGE_NOT_PURGED UINT32_MAX
 
 typedef struct {
   page_t *first;
@@ -314,6 +321,8 @@ struct alloy_heap_s {
   page_t *large_cache[LARGE_CACHE_SLOTS];
   uint32_t large_cached;
   uint32_t large_cache_idle;     /* the heap's events since the cache last served a block */
+  /* --- the decay of mostly empty pages (heap.c, heap_sweep_sparse) --- */
+  uint64_t sweep_ms;             /* when the last sweep ran */
   /* --- process lists, under heaps_lock (heap.c) --- */
   heap_t *registry_next;         /* all heaps ever made */
   heap_t *pool_next;             /* abandoned or idle list */

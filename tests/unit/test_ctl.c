@@ -47,7 +47,7 @@ static void test_every_option(void) {
       {"opt.dirty_decay_ms", 8}, {"opt.thp", sizeof(char *)}, {"opt.stats_summary", 1},
       {"opt.stats_summary_pid", 8}, {"opt.abort_conf", 1}, {"opt.stats_print", 1},
       {"opt.stats_print_opts", sizeof(char *)}, {"opt.background_thread", 1},
-      {"opt.muzzy_decay_ms", 8}, {"opt.narenas", 4}, {"opt.tcache", 1}, {"opt.purge", sizeof(char *)}};
+      {"opt.muzzy_decay_ms", 8}, {"opt.narenas", 4}, {"opt.tcache", 1}, {"opt.sparse_purge", 1}, {"opt.purge", sizeof(char *)}};
   for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
     char buf[8];
     size_t len = opts[i].size;
