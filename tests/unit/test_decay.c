@@ -6,26 +6,10 @@
  * state (dirty bits) agree.
  */
 #include "check.h"
+#include "fake_clock.h"
 #include "internal.h"
 
 #include <alloy.h>
-
-static uint64_t fake_ms;
-static uint64_t fake_clock(void) { return fake_ms; }
-
-/* Allocates (and frees) 512 KiB in 64-byte blocks: at least one rare event. */
-static void run_events(void) {
-  enum { N = 512 * 1024 / 64 };
-  static void *p[N];
-  for (int i = 0; i < N; i++) p[i] = alloy_malloc(64);
-  for (int i = 0; i < N; i++) alloy_free(p[i]);
-}
-
-static uint64_t purged(void) {
-  alloy_stats_t s;
-  alloy_stats_get(&s);
-  return s.purged;
-}
 
 /* Frees most of 3 MiB of 1000-byte blocks (keeping the first, which keeps
  * the segment mapped): about 40 one-slice pages become free, dirty slices. */
