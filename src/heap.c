@@ -628,7 +628,7 @@ void heap_collect(heap_t *heap) {
  * it became so.  Epochs, not a count of the heap's sweeps, since pages
  * move between heaps (adoption): with per-heap counts, the heaps of new
  * threads matched stale marks at once (larson_like_8 2.3x the time).  A
- * page that serves its class again starts over (heap_find_page).
+ * page that serves its class again (first in its queue) starts over.
  *
  * Purging at once instead, when the heap grows by a page (tried): bench
  * realloc_grow kept 119 MB resident instead of 155 MB but ran 2.3x longer,
@@ -638,7 +638,12 @@ static void heap_sweep_sparse(heap_t *heap, bool all, uint64_t now_ms) {
   uint32_t epoch = (uint32_t)(now_ms / (decay >= 2 ? (uint64_t)decay / 2 : 1)) + 1;
   for (unsigned cls = 0; cls < SIZE_CLASSES; cls++) {
     page_t *first = heap->queues[cls].first;
-    for (page_t *page = first ? first->next : NULL; page; page = page->next) {
+    if (first == NULL) continue;
+    /* serving its class: starts over, however it came first (heap_find_page,
+     * or the page before it released, or adoption into an empty queue) */
+    first->sparse_seen = 0;
+    first->purged_used = PAGE_NOT_PURGED;
+    for (page_t *page = first->next; page; page = page->next) {
       if (!page_is_sparse(page)) page->sparse_seen = 0;
       else if (all || (page->sparse_seen != 0 && page->sparse_seen != epoch)) page_purge_free(page);
       else if (page->sparse_seen == 0) page->sparse_seen = epoch;
@@ -646,10 +651,17 @@ static void heap_sweep_sparse(heap_t *heap, bool all, uint64_t now_ms) {
   }
 }
 
+/* Sweeps no more often than this, whatever dirty_decay_ms: with 0 or 1 a
+ * sweep ran at every event (every 256 KiB allocated) and walked every
+ * page of the heap's queues: a churn beside 8,000 half-full pages took 8x
+ * its time (found in review). */
+#define SPARSE_SWEEP_MIN_MS 10
+
 /* The owner's event: a sweep when half a decay period went by. */
 void heap_sparse_decay(heap_t *heap, uint64_t now_ms) {
   int decay = options_decay_ms();
-  if (!alloy__options.sparse_purge || decay < 0 || now_ms - heap->sweep_ms < (uint64_t)decay / 2) return;
+  uint64_t interval = (uint64_t)decay / 2 > SPARSE_SWEEP_MIN_MS ? (uint64_t)decay / 2 : SPARSE_SWEEP_MIN_MS;
+  if (!alloy__options.sparse_purge || decay < 0 || now_ms - heap->sweep_ms < interval) return;
   heap->sweep_ms = now_ms;
   heap_sweep_sparse(heap, false, now_ms);
 }

@@ -112,7 +112,7 @@ typedef struct {
   int muzzy_decay_ms;   /* jemalloc's; stored and reported only: alloy has no muzzy state */
   unsigned narenas;     /* jemalloc's; 0 automatic (alloy's automatic arenas are thread heaps) */
   bool tcache;          /* false: no large spans kept by the freeing thread (heap.c) */
-  bool sparse_purge;    /* purge the free OS pages of mostly empty class pages when a heap grows (heap.c) */
+  bool sparse_purge;    /* the free OS pages of mostly empty class pages decay (heap.c) */
   int purge;            /* purge_mode_t: how freed pages go back to the OS */
   int percpu;           /* percpu_mode_t: per-CPU caches (default auto) */
   /* the heap profiler (prof*.c), jemalloc's opt.prof* and alloy's own */

@@ -4,8 +4,9 @@
  * free OS pages of a page with a quarter or less of its blocks live, and
  * no malloc taking from it, go back to the OS at the second sweep (half a
  * dirty_decay_ms apart) that finds it so, never at the first, never with
- * dirty_decay_ms:-1 or sparse_purge:false, at once on alloy_collect; live
- * blocks keep their bytes, and the purged blocks serve mallocs again.
+ * dirty_decay_ms:-1 or sparse_purge:false, at once on alloy_collect, and
+ * no more often than every 10 ms with dirty_decay_ms:0; live blocks keep
+ * their bytes, and the purged blocks serve mallocs again.
  */
 #include "check.h"
 #include "fake_clock.h"
@@ -129,6 +130,36 @@ static void test_collect(void) {
   free_kept();
 }
 
+/* With dirty_decay_ms 0 (or 1), sweeps still come at most every
+ * SPARSE_SWEEP_MIN_MS (10 ms), not at every event: each walks every page
+ * of the heap's queues. */
+static void test_sweep_floor(void) {
+  alloy__options.dirty_decay_ms = 0;
+  heap_t *heap = heap_get();
+  fake_ms += 10000;
+  run_events();
+  uint64_t swept = heap->sweep_ms;
+  CHECK_EQ(swept, fake_ms);
+  fake_ms += 5;
+  run_events();
+  CHECK_EQ(heap->sweep_ms, swept); /* 5 ms later: no sweep */
+  fake_ms += 5;
+  run_events();
+  CHECK_EQ(heap->sweep_ms, fake_ms); /* 10 ms: one */
+  /* and pages still go: a mostly empty page is purged within two sweeps */
+  make_sparse();
+  size_t before = freed_resident_pages();
+  for (int i = 0; i < 3; i++) {
+    fake_ms += 10;
+    run_events();
+  }
+  size_t after = freed_resident_pages();
+  CHECK_MSG(after * 4 < before, "%zu of %zu OS pages of freed blocks still resident", after, before);
+  check_kept();
+  free_kept();
+  alloy__options.dirty_decay_ms = 1000;
+}
+
 int main(void) {
   os_set_clock(fake_clock);
   fake_ms = 1000000;
@@ -137,6 +168,7 @@ int main(void) {
   test_never(true);
   test_never(false);
   test_collect();
+  test_sweep_floor();
   os_set_clock(NULL);
   return check_done();
 }
