@@ -90,11 +90,19 @@ static void queue_append(page_queue_t *to, page_queue_t *from) {
   from->first = from->last = NULL;
 }
 
-/* Points the direct slots of class `cls` at the first page of its queue. */
+/* The first page of class `cls`'s queue, the one mallocs take from,
+ * changed (every path that changes it calls this): the direct slots point
+ * at it, and it starts over in the decay of mostly empty pages (served
+ * again, it is not idle, and refilled it may be purged anew). */
 static void heap_direct_update(heap_t *heap, unsigned cls) {
+  page_t *first = heap->queues[cls].first;
+  if (first) {
+    first->sparse_seen = 0;
+    first->purged_used = PAGE_NOT_PURGED;
+  }
   size_t size = size_class_size(cls);
   if (size > DIRECT_MAX) return;
-  page_t *page = heap->queues[cls].first ? heap->queues[cls].first : &alloy__page_empty;
+  page_t *page = first ? first : &alloy__page_empty;
   size_t lo = cls == 0 ? 0 : size_class_size(cls - 1) / ALIGNMENT_MIN + 1;
   for (size_t w = lo; w <= size / ALIGNMENT_MIN; w++) heap->direct[w] = page;
 }
@@ -600,6 +608,7 @@ void heap_thread_done(void *arg) {
 }
 
 static void heap_sweep_sparse(heap_t *heap, bool all, uint64_t now_ms);
+static bool sparse_purge_on(void) { return alloy__options.sparse_purge && options_decay_ms() >= 0; }
 
 /* alloy_collect and malloc_trim: adopt what exited threads left, give back
  * everything empty, and purge every free page now, and the free OS pages
@@ -610,7 +619,7 @@ void heap_collect(heap_t *heap) {
   while (heap_adopt_one(heap)) {
   }
   heap_release_empty(heap);
-  if (alloy__options.sparse_purge && options_decay_ms() >= 0) heap_sweep_sparse(heap, true, os_now_ms());
+  if (sparse_purge_on()) heap_sweep_sparse(heap, true, os_now_ms());
   segment_decay(os_now_ms(), true);
 }
 
@@ -638,12 +647,7 @@ static void heap_sweep_sparse(heap_t *heap, bool all, uint64_t now_ms) {
   uint32_t epoch = (uint32_t)(now_ms / (decay >= 2 ? (uint64_t)decay / 2 : 1)) + 1;
   for (unsigned cls = 0; cls < SIZE_CLASSES; cls++) {
     page_t *first = heap->queues[cls].first;
-    if (first == NULL) continue;
-    /* serving its class: starts over, however it came first (heap_find_page,
-     * or the page before it released, or adoption into an empty queue) */
-    first->sparse_seen = 0;
-    first->purged_used = PAGE_NOT_PURGED;
-    for (page_t *page = first->next; page; page = page->next) {
+    for (page_t *page = first ? first->next : NULL; page; page = page->next) {
       if (!page_is_sparse(page)) page->sparse_seen = 0;
       else if (all || (page->sparse_seen != 0 && page->sparse_seen != epoch)) page_purge_free(page);
       else if (page->sparse_seen == 0) page->sparse_seen = epoch;
@@ -661,7 +665,7 @@ static void heap_sweep_sparse(heap_t *heap, bool all, uint64_t now_ms) {
 void heap_sparse_decay(heap_t *heap, uint64_t now_ms) {
   int decay = options_decay_ms();
   uint64_t interval = (uint64_t)decay / 2 > SPARSE_SWEEP_MIN_MS ? (uint64_t)decay / 2 : SPARSE_SWEEP_MIN_MS;
-  if (!alloy__options.sparse_purge || decay < 0 || now_ms - heap->sweep_ms < interval) return;
+  if (!sparse_purge_on() || now_ms - heap->sweep_ms < interval) return;
   heap->sweep_ms = now_ms;
   heap_sweep_sparse(heap, false, now_ms);
 }
@@ -692,9 +696,6 @@ static page_t *heap_find_page(heap_t *heap, unsigned cls) {
         page_queue_push_front(q, page);
         heap_direct_update(heap, cls);
       }
-      /* serving again: not idle, and refilled it may be purged anew */
-      page->sparse_seen = 0;
-      page->purged_used = PAGE_NOT_PURGED;
       return page;
     }
     if (!heap_page_to_full(heap, page) && next == NULL) next = q->last; /* frees came: look again */

@@ -388,7 +388,7 @@ bool page_refill(page_t *page);
 uint32_t page_collect_remote(page_t *page); /* blocks folded in */
 bool page_has_free(const page_t *page);
 bool page_is_sparse(const page_t *page); /* a quarter or less of its carved blocks live */
-size_t page_purge_free(page_t *page);     /* purges its OS pages with no live block; bytes */
+void page_purge_free(page_t *page);       /* purges its OS pages with no live block */
 /* Why p is not a block of this page, or NULL when it starts one. */
 const char *page_check_block(const page_t *page, const void *p);
 /* Block index of an offset into a page of a size class, with one

@@ -171,26 +171,21 @@ bool page_is_sparse(const page_t *page) {
 }
 
 /* Gives back to the OS every whole OS page of `page` that holds no live
- * block (segment_purge_inside: one madvise per run), and marks the page
- * purged at its current use.  Owner only.  The blocks stay free in the
- * bitmap: handing one out again faults its OS page back in, zeroed.
- * Returns the bytes purged. */
-size_t page_purge_free(page_t *page) {
+ * block (segment_purge_inside: one madvise per run; os_purge counts them),
+ * and marks the page purged at its current use.  Owner only.  The blocks
+ * stay free in the bitmap: handing one out again faults its OS page back
+ * in, zeroed. */
+void page_purge_free(page_t *page) {
   uintptr_t ps = os_page_size(), end_of_page = (uintptr_t)page->start + (size_t)page->slice_count * SLICE_SIZE;
-  size_t purged = 0;
   for (uint32_t i = scan_blocks(page, 0, true); i < page->reserved;) {
     uint32_t j = scan_blocks(page, i, false);
     uintptr_t a = (uintptr_t)page->start + (size_t)i * page->block_size;
     uintptr_t b = j == page->reserved ? end_of_page : (uintptr_t)page->start + (size_t)j * page->block_size;
     a = (a + ps - 1) & ~(ps - 1);
     b &= ~(ps - 1);
-    if (b > a) {
-      segment_purge_inside(page, (void *)a, b - a);
-      purged += b - a;
-    }
+    if (b > a) segment_purge_inside(page, (void *)a, b - a);
     if (j == page->reserved) break;
     i = scan_blocks(page, j, true);
   }
   page->purged_used = page->used;
-  return purged;
 }

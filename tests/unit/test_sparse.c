@@ -20,7 +20,25 @@
 enum { BLOCK = 2048, NBLOCKS = 4 * 1024 * 1024 / BLOCK, KEEP_EVERY = 16 };
 static unsigned char *blocks[NBLOCKS];
 
-static void make_sparse(void) {
+/* OS pages of the freed blocks' memory (between the kept blocks) that are
+ * resident: 14 a page before a purge. */
+static size_t freed_resident_pages(void) {
+  size_t ps = os_page_size(), n = 0;
+  unsigned char vec[1];
+  for (int i = 0; i + KEEP_EVERY < NBLOCKS; i += KEEP_EVERY) {
+    uintptr_t a = ((uintptr_t)blocks[i] + BLOCK + ps - 1) & ~(ps - 1);
+    uintptr_t b = (uintptr_t)blocks[i + KEEP_EVERY] & ~(ps - 1);
+    if (b <= a || b - a > (size_t)KEEP_EVERY * BLOCK) continue; /* not neighbours in one page */
+    for (uintptr_t q = a; q < b; q += ps)
+      if (mincore((void *)q, ps, vec) == 0 && (vec[0] & 1)) n++;
+  }
+  return n;
+}
+
+/* Makes the pages sparse; returns freed_resident_pages(), checked to be
+ * many (the memset made them resident: 6 OS pages between kept
+ * neighbours), so that no later "still resident" check holds vacuously. */
+static size_t make_sparse(void) {
   for (int i = 0; i < NBLOCKS; i++) {
     blocks[i] = alloy_malloc(BLOCK);
     REQUIRE(blocks[i] != NULL);
@@ -33,6 +51,9 @@ static void make_sparse(void) {
     } else {
       memset(blocks[i], (unsigned char)i, BLOCK);
     }
+  size_t resident = freed_resident_pages();
+  CHECK_GE(resident, 40 * 6);
+  return resident;
 }
 
 static void free_kept(void) {
@@ -52,28 +73,11 @@ static void check_kept(void) {
       }
 }
 
-/* OS pages of the freed blocks' memory (between the kept blocks) that are
- * resident: 14 a page before a purge. */
-static size_t freed_resident_pages(void) {
-  size_t ps = os_page_size(), n = 0;
-  unsigned char vec[1];
-  for (int i = 0; i + KEEP_EVERY < NBLOCKS; i += KEEP_EVERY) {
-    uintptr_t a = ((uintptr_t)blocks[i] + BLOCK + ps - 1) & ~(ps - 1);
-    uintptr_t b = (uintptr_t)blocks[i + KEEP_EVERY] & ~(ps - 1);
-    if (b <= a || b - a > (size_t)KEEP_EVERY * BLOCK) continue; /* not neighbours in one page */
-    for (uintptr_t q = a; q < b; q += ps)
-      if (mincore((void *)q, ps, vec) == 0 && (vec[0] & 1)) n++;
-  }
-  return n;
-}
-
 static void test_two_sweeps(void) {
   alloy__options.dirty_decay_ms = 1000;
   fake_ms += 10000;
   run_events(); /* a sweep now: it finds no sparse page of ours */
-  make_sparse();
-  size_t before = freed_resident_pages();
-  CHECK_GE(before, 40 * 6); /* the memset made them resident: 6 OS pages between kept neighbours */
+  size_t before = make_sparse();
   uint64_t p0 = purged();
   fake_ms += 100; /* within half a period: no sweep */
   run_events();
@@ -101,14 +105,25 @@ static void test_two_sweeps(void) {
     CHECK_EQ(again[i][BLOCK - 1], 0xa5);
     alloy_free(again[i]);
   }
+  /* having served their class again (each was first in its queue), the
+   * pages start over: mostly empty again at the same use, they are purged
+   * again (a stale mark of the last purge would keep them) */
+  size_t refilled = freed_resident_pages();
+  CHECK_GE(refilled, before / 2);
+  fake_ms += 500;
+  run_events();
+  fake_ms += 500;
+  run_events();
+  after = freed_resident_pages();
+  CHECK_MSG(after * 4 < refilled, "%zu of %zu OS pages still resident after the second purge", after, refilled);
+  check_kept();
   free_kept();
 }
 
 static void test_never(bool decay_never) {
   alloy__options.dirty_decay_ms = decay_never ? -1 : 1000;
   alloy__options.sparse_purge = decay_never;
-  make_sparse();
-  size_t before = freed_resident_pages();
+  size_t before = make_sparse();
   for (int i = 0; i < 4; i++) {
     fake_ms += 10000;
     run_events();
@@ -121,8 +136,7 @@ static void test_never(bool decay_never) {
 
 static void test_collect(void) {
   alloy__options.dirty_decay_ms = 1000;
-  make_sparse();
-  size_t before = freed_resident_pages();
+  size_t before = make_sparse();
   alloy_collect(); /* at once */
   size_t after = freed_resident_pages();
   CHECK_MSG(after * 4 < before, "%zu of %zu OS pages of freed blocks still resident", after, before);
@@ -147,8 +161,7 @@ static void test_sweep_floor(void) {
   run_events();
   CHECK_EQ(heap->sweep_ms, fake_ms); /* 10 ms: one */
   /* and pages still go: a mostly empty page is purged within two sweeps */
-  make_sparse();
-  size_t before = freed_resident_pages();
+  size_t before = make_sparse();
   for (int i = 0; i < 3; i++) {
     fake_ms += 10;
     run_events();
