@@ -95,8 +95,8 @@ static bool block_is_free(const page_t *page, const void *p) {
   if (page->kind >= PAGE_LARGE) return page->used == 0;
   size_t index = (size_t)(((uint64_t)((const uint8_t *)p - page->start) * page->block_magic) >> MAGIC_BITS);
   uint64_t bit = (uint64_t)1 << (index % 64);
-  return ((__atomic_load_n(&page_bits(page)->free[index / 64], __ATOMIC_RELAXED) |
-           atomic_load_explicit(&page_bits(page)->remote[index / 64], memory_order_relaxed)) & bit) != 0;
+  return ((__atomic_load_n(&page_bits(page)->word[index / 64].free, __ATOMIC_RELAXED) |
+           atomic_load_explicit(&page_bits(page)->word[index / 64].remote, memory_order_relaxed)) & bit) != 0;
 }
 
 /* The page of a live block, or NULL after reporting when p is not one. */

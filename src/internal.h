@@ -361,7 +361,7 @@ static inline void page_note_last(page_t *page, uintptr_t block_or_tagged) { pag
  * the per-CPU batch), clearing its summary bit if that emptied it: the
  * summary stays exact (page_pop_lowest). */
 static inline __attribute__((always_inline)) void page_word_taken(page_t *page, uint64_t w, uint64_t bits) {
-  __atomic_store_n(&page->free_bits[w], bits, __ATOMIC_RELAXED);
+  __atomic_store_n(&page->free_bits[w].free, bits, __ATOMIC_RELAXED);
   page->free_summary &= ~((uint64_t)(bits == 0) << w);
 }
 /* Takes the lowest free block of a page whose free_summary (`summary`,
@@ -370,7 +370,7 @@ static inline __attribute__((always_inline)) void page_word_taken(page_t *page, 
  * fast path and the slow paths. */
 static inline __attribute__((always_inline)) void *page_pop_lowest(page_t *page, uint64_t summary) {
   uint64_t w = ctz64(summary);
-  uint64_t *word = &page->free_bits[w];
+  uint64_t *word = &page->free_bits[w].free;
   uint64_t bits = *word, rest = bits & (bits - 1);
   /* (relaxed atomic stores: other threads read these words to catch
    * double frees; the same instruction as a plain store) */

@@ -38,7 +38,7 @@ static bool page_carve(page_t *page) {
   for (uint32_t i = page->capacity, end = i + n; i < end;) {
     unsigned w = i / 64, b = i % 64, k = end - i < 64 - b ? end - i : 64 - b;
     uint64_t bits = (k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1)) << b;
-    __atomic_store_n(&page_bits(page)->free[w], page_bits(page)->free[w] | bits, __ATOMIC_RELAXED);
+    __atomic_store_n(&page_bits(page)->word[w].free, page_bits(page)->word[w].free | bits, __ATOMIC_RELAXED);
     page->free_summary |= (uint64_t)1 << w;
     i += k;
   }
@@ -61,12 +61,12 @@ void page_init(page_t *page, unsigned cls, size_t block_size) {
   page->capacity = 0;
   page_note_last(page, 0);
   for (unsigned w = 0; w < (page->reserved + 63) / 64; w++) {
-    __atomic_store_n(&bits->free[w], 0, __ATOMIC_RELAXED);
-    atomic_store_explicit(&bits->remote[w], 0, memory_order_relaxed);
+    __atomic_store_n(&bits->word[w].free, 0, __ATOMIC_RELAXED);
+    atomic_store_explicit(&bits->word[w].remote, 0, memory_order_relaxed);
   }
   page->free_summary = 0;
   atomic_store_explicit(&page->remote_summary, 0, memory_order_relaxed);
-  page->free_bits = bits->free;
+  page->free_bits = bits->word;
   page->purged_used = PAGE_NOT_PURGED;
   page->sparse_seen = 0;
   page_carve(page);
@@ -82,15 +82,15 @@ uint32_t page_collect_remote(page_t *page) {
   while (words) {
     unsigned w = (unsigned)__builtin_ctzll(words);
     words &= words - 1;
-    uint64_t r = atomic_exchange_explicit(&page_bits(page)->remote[w], 0, memory_order_acq_rel);
-    uint64_t twice = r & page_bits(page)->free[w];
+    uint64_t r = atomic_exchange_explicit(&page_bits(page)->word[w].remote, 0, memory_order_acq_rel);
+    uint64_t twice = r & page_bits(page)->word[w].free;
     if (unlikely(twice)) {
       size_t index = (size_t)w * 64 + (size_t)__builtin_ctzll(twice);
       free_report_double(page->start + index * page->block_size, page);
       r &= ~twice;
     }
     if (r == 0) continue;
-    __atomic_store_n(&page_bits(page)->free[w], page_bits(page)->free[w] | r, __ATOMIC_RELAXED);
+    __atomic_store_n(&page_bits(page)->word[w].free, page_bits(page)->word[w].free | r, __ATOMIC_RELAXED);
     page->free_summary |= (uint64_t)1 << w;
     n += (uint32_t)popcount64(r);
     /* Heap-profiler samples among these blocks go now, before any can be
@@ -140,7 +140,7 @@ const char *page_check_block(const page_t *page, const void *p) {
 static uint64_t word_free(const page_t *page, unsigned w) {
   uint32_t lo = w * 64;
   if (page->capacity <= lo) return ~(uint64_t)0;
-  uint64_t x = page->free_bits[w];
+  uint64_t x = page->free_bits[w].free;
   if (page->capacity - lo < 64) x |= ~(uint64_t)0 << (page->capacity - lo);
   return x;
 }

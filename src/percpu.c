@@ -241,11 +241,11 @@ static unsigned central_take(unsigned cls, void **out, unsigned n) {
       page = next;
       continue;
     }
-    uint64_t w = ctz64(page->free_summary), word = page->free_bits[w], take = 0;
+    uint64_t w = ctz64(page->free_summary), word = page->free_bits[w].free, take = 0;
     unsigned want = n - got;
     for (uint64_t rest = word; rest && want; rest &= rest - 1, want--) take |= rest & (0 - rest);
     /* cache bits first: at every moment the block is free by one bit */
-    uint64_t old = atomic_fetch_or_explicit(&page_bits(page)->remote[w], take, memory_order_acq_rel);
+    uint64_t old = atomic_fetch_or_explicit(&page_bits(page)->word[w].remote, take, memory_order_acq_rel);
     uint64_t clash = old & take; /* being freed a second time right now: its freer reports it */
     take &= ~clash;
     page_word_taken(page, w, word & ~take);
@@ -267,12 +267,12 @@ static void central_give(unsigned cls, void *const *blocks, unsigned n) {
     void *p = blocks[i];
     page_t *page = segment_page_of(segment_of(p), p);
     uint64_t index = block_index(page, p), bit = (uint64_t)1 << (index % 64);
-    uint64_t *word = &page_bits(page)->free[index / 64];
+    uint64_t *word = &page_bits(page)->word[index / 64].free;
     __atomic_store_n(word, *word | bit, __ATOMIC_RELAXED);
     page->free_summary |= (uint64_t)1 << (index / 64);
     /* acquire: pairs with the freer's release (block_mark_cached), so what
      * the freer did with the block happens before the page is released */
-    uint64_t old = atomic_fetch_and_explicit(&page_bits(page)->remote[index / 64], ~bit, memory_order_acq_rel);
+    uint64_t old = atomic_fetch_and_explicit(&page_bits(page)->word[index / 64].remote, ~bit, memory_order_acq_rel);
     if (unlikely(!(old & bit))) report_corrupt(p);
     if (page->list == LIST_FULL) {
       page_queue_remove(&c->full, page);
@@ -417,7 +417,7 @@ static inline __attribute__((always_inline)) void *block_taken(void *p) {
   /* acquire: pairs with the release of the free that cached it, so the last
    * owner's use of the block happens before the new owner's (the same CPU
    * orders them anyway; this says so to the language and to TSan) */
-  uint64_t old = atomic_fetch_and_explicit(&page_bits(page)->remote[index / 64], ~bit, memory_order_acquire);
+  uint64_t old = atomic_fetch_and_explicit(&page_bits(page)->word[index / 64].remote, ~bit, memory_order_acquire);
   if (unlikely(!(old & bit))) report_corrupt(p);
   heap_t *home = tls_home;
   if (unlikely((home->event_countdown -= page->alloc_charge) < 0)) return event_run(home, p);
@@ -482,10 +482,10 @@ static NOINLINE void percpu_overflow(unsigned cls, void *p) {
 static inline __attribute__((always_inline)) bool block_mark_cached(page_t *page, size_t index, uintptr_t xheap) {
   size_t w = index / 64;
   uint64_t bit = (uint64_t)1 << (index % 64);
-  uint64_t old = atomic_fetch_or_explicit(&page_bits(page)->remote[w], bit, memory_order_acq_rel);
+  uint64_t old = atomic_fetch_or_explicit(&page_bits(page)->word[w].remote, bit, memory_order_acq_rel);
   if (unlikely(old & bit)) return false;
-  if (unlikely(__atomic_load_n(&page_bits(page)->free[w], __ATOMIC_RELAXED) & bit)) {
-    atomic_fetch_and_explicit(&page_bits(page)->remote[w], ~bit, memory_order_relaxed);
+  if (unlikely(__atomic_load_n(&page_bits(page)->word[w].free, __ATOMIC_RELAXED) & bit)) {
+    atomic_fetch_and_explicit(&page_bits(page)->word[w].remote, ~bit, memory_order_relaxed);
     return false;
   }
   if (unlikely(xheap & XHEAP_SAMPLED)) {

@@ -283,8 +283,8 @@ static bool sample_live(uintptr_t addr) {
   if (page->kind >= PAGE_LARGE) return true;
   size_t index = (size_t)(((uint64_t)(addr - (uintptr_t)page->start) * page->block_magic) >> MAGIC_BITS);
   uint64_t bit = (uint64_t)1 << (index % 64);
-  return ((__atomic_load_n(&page_bits(page)->free[index / 64], __ATOMIC_RELAXED) |
-           atomic_load_explicit(&page_bits(page)->remote[index / 64], memory_order_relaxed)) & bit) == 0;
+  return ((__atomic_load_n(&page_bits(page)->word[index / 64].free, __ATOMIC_RELAXED) |
+           atomic_load_explicit(&page_bits(page)->word[index / 64].remote, memory_order_relaxed)) & bit) == 0;
 }
 
 /* Counts in each bucket's `shown` the samples whose blocks are still

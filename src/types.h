@@ -203,7 +203,7 @@ typedef struct alloy_page_s {
   uint32_t used;         /* blocks handed out and not yet freed back here */
   uint32_t capacity;     /* blocks carved so far (their bits set once); the rest never touched */
   /* --- line 2: the owner's malloc fast path --- */
-  uint64_t *free_bits;   /* page_bits(page)->free: one load, where computing it is five instructions */
+  struct alloy_bit_pair_s *free_bits; /* page_bits(page)->word: one load, where computing it is five instructions */
   int64_t alloc_charge;  /* (block_size << CHARGE_SHIFT) + 1, see EVENT_INTERVAL */
   /* --- identity --- */
   uint8_t list;          /* page_list_t: which of its heap's lists holds it */
@@ -235,11 +235,18 @@ typedef struct {
   page_t *last;
 } page_queue_t;
 
+/* Word w of a page's two bitmaps, side by side: another thread's free
+ * reads the owner's word (a block already free there is a double free)
+ * and sets its bit in the remote word; in one cache line, that is one
+ * line moved between the cores, not two. */
+typedef struct alloy_bit_pair_s {
+  uint64_t free;            /* the owner's: bit set = block free */
+  _Atomic(uint64_t) remote; /* other threads' frees, not yet folded in */
+} bit_pair_t;
 /* A page's bitmaps, one slot per slice in a class segment's bitmap slice
  * (so one slice: 512 bytes or 1 KiB a slice). */
 typedef struct alloy_page_bits_s {
-  uint64_t free[BITMAP_WORDS];              /* the owner's: bit set = block free */
-  _Atomic(uint64_t) remote[BITMAP_WORDS];   /* other threads' frees, not yet folded in */
+  bit_pair_t word[BITMAP_WORDS];
 } page_bits_t;
 _Static_assert(sizeof(page_bits_t) * SLICES_PER_SEGMENT == SLICE_SIZE, "one bitmap slot per slice");
 

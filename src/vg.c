@@ -132,7 +132,7 @@ void vg_page_discard(heap_t *heap, page_t *page, void *arg) {
   (void)arg;
   for (uint32_t i = 0; i < page->capacity; i++) {
     uint64_t bit = (uint64_t)1 << (i % 64);
-    uint64_t gone = page_bits(page)->free[i / 64] | atomic_load_explicit(&page_bits(page)->remote[i / 64], memory_order_relaxed);
+    uint64_t gone = page_bits(page)->word[i / 64].free | atomic_load_explicit(&page_bits(page)->word[i / 64].remote, memory_order_relaxed);
     if (!(gone & bit)) VALGRIND_FREELIKE_BLOCK(page->start + (size_t)i * page->block_size, 0);
   }
 }

@@ -39,7 +39,7 @@ static size_t index_of(const page_t *pg, const void *p) { return (size_t)((const
 /* What another thread's free does (free.c): its remote bit and summary. */
 static void remote_free(page_t *pg, const void *p) {
   size_t i = index_of(pg, p);
-  uint64_t old = atomic_fetch_or(&page_bits(pg)->remote[i / 64], (uint64_t)1 << (i % 64));
+  uint64_t old = atomic_fetch_or(&page_bits(pg)->word[i / 64].remote, (uint64_t)1 << (i % 64));
   if (old == 0) atomic_fetch_or(&pg->remote_summary, (uint64_t)1 << (i / 64));
 }
 
@@ -76,7 +76,7 @@ static void test_carving_order(void) {
   size_t freed[] = {300, 3, 64, SLICE_SIZE / 64 - 1};
   for (size_t k = 0; k < 4; k++) {
     size_t i = freed[k];
-    bits->free[i / 64] |= (uint64_t)1 << (i % 64);
+    bits->word[i / 64].free |= (uint64_t)1 << (i % 64);
     page->free_summary |= (uint64_t)1 << (i / 64);
     page->used--;
   }
@@ -145,7 +145,7 @@ static void test_double_across_bitmaps(void) {
   fresh_page(256);
   void *a = pop(page), *b = pop(page);
   size_t ia = index_of(page, a);
-  bits->free[ia / 64] |= (uint64_t)1 << (ia % 64); /* the owner's free of a */
+  bits->word[ia / 64].free |= (uint64_t)1 << (ia % 64); /* the owner's free of a */
   page->free_summary |= 1;
   page->used--;
   remote_free(page, a); /* ... and another thread's: a double free */
@@ -167,7 +167,7 @@ static void test_last_block_hint(void) {
   CHECK_NULL(page_take_last(page)); /* handed out, not freed since */
   page_free_last(page, a);          /* not the last one: no change */
   CHECK_EQ(page->last, (uintptr_t)b ^ LAST_KEY);
-  bits->free[ib / 64] |= (uint64_t)1 << (ib % 64); /* the owner frees b */
+  bits->word[ib / 64].free |= (uint64_t)1 << (ib % 64); /* the owner frees b */
   page->free_summary |= (uint64_t)1 << (ib / 64);
   page->used--;
   page_free_last(page, b);
@@ -176,7 +176,7 @@ static void test_last_block_hint(void) {
   CHECK_EQ_PTR(page_take_last(page), b); /* back first, though lower blocks are free */
   CHECK_EQ(page->last, (uintptr_t)b ^ LAST_KEY);
   CHECK_EQ(page->used, used + 1);
-  CHECK(!(bits->free[ib / 64] & (uint64_t)1 << (ib % 64)));
+  CHECK(!(bits->word[ib / 64].free & (uint64_t)1 << (ib % 64)));
   /* a tag on a block whose bit is clear (it cannot happen: every other
    * way out of the bitmap moves `last`) hands nothing out */
   page_note_last(page, (uintptr_t)b | LAST_FREED);
@@ -191,12 +191,12 @@ static void test_last_block_hint(void) {
  * the lowest free block of the page. */
 static bool summary_exact(const page_t *pg) {
   for (unsigned w = 0; w < BITMAP_WORDS; w++)
-    if ((bool)(pg->free_summary >> w & 1) != (bits->free[w] != 0)) return false;
+    if ((bool)(pg->free_summary >> w & 1) != (bits->word[w].free != 0)) return false;
   return true;
 }
 static size_t lowest_free(void) {
   for (size_t i = 0; i < NB64; i++)
-    if (bits->free[i / 64] >> (i % 64) & 1) return i;
+    if (bits->word[i / 64].free >> (i % 64) & 1) return i;
   return NB64;
 }
 static void test_summary_exact(void) {
@@ -210,7 +210,7 @@ static void test_summary_exact(void) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     size_t i = x & 4 ? last : (size_t)(x >> 20) % NB64;
     if ((x & 3) != 0 && live[i]) { /* the owner frees block i */
-      bits->free[i / 64] |= (uint64_t)1 << (i % 64);
+      bits->word[i / 64].free |= (uint64_t)1 << (i % 64);
       page->free_summary |= (uint64_t)1 << (i / 64);
       page->used--;
       live[i] = 0;
