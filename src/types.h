@@ -174,7 +174,8 @@ typedef enum { LIST_NONE, LIST_QUEUE, LIST_FULL, LIST_PENDING } page_list_t;
 
 /* A page descriptor is two cache lines, aligned (segment headers keep
  * them on line boundaries): the first holds everything a free reads and
- * changes only when the page changes hands or grows; the second what the
+ * changes only at page events (a change of owner or list, a carve, a
+ * remote summary bit set or folded); the second what the
  * owner writes at each malloc and free (last, free_summary, used).  So
  * another thread's free reads a line the owner has not just written, and
  * does not pull it from the owner's core: producer/consumer and
@@ -187,9 +188,11 @@ typedef enum { LIST_NONE, LIST_QUEUE, LIST_FULL, LIST_PENDING } page_list_t;
  * metadata, against 0.45 for mimalloc.) */
 typedef struct alloy_page_s {
   /* --- line 1: what every free reads, written only when the page changes
-   * hands or grows (and remote_summary by other threads' first free into
-   * a word): another thread's free reads it without taking the line from
-   * the owner, whose every malloc and free writes line 2 --- */
+   * hands, moves between its heap's lists (list) or is carved (capacity),
+   * and remote_summary when another thread's free is the first into a
+   * word or the owner folds those frees in: another thread's free reads it
+   * without taking the line from the owner, whose every malloc and free
+   * writes line 2 --- */
   _Atomic(uintptr_t) xheap; /* owning heap; 0 for large, big and unused pages */
   _Atomic(uint64_t) remote_summary; /* bit w: remote_bits[w] may be non-zero */
   uint8_t *start;        /* first block */
