@@ -81,7 +81,7 @@ static inline __attribute__((always_inline)) void fast_free(void *p) {
   heap_t *heap = heap_get();
   if (likely(atomic_load_explicit(&page->xheap, memory_order_relaxed) == (uintptr_t)heap)) {
     uint64_t index = ((uint64_t)((uint8_t *)p - page->start) * page->block_magic) >> MAGIC_BITS;
-    uint64_t *word = &page_bits(page)->word[index / 64].free;
+    uint64_t *word = &page->free_bits[index / 64].free;
     __atomic_store_n(word, *word | (uint64_t)1 << (index % 64), __ATOMIC_RELAXED);
     page->free_summary |= (uint64_t)1 << (index / 64);
     page_free_last(page, p);
@@ -130,11 +130,13 @@ static inline __attribute__((always_inline)) void fast_free_check(void *p, size_
     bool size_ok = size == 0 || (size <= page->block_size && 2 * size >= page->block_size);
     if (likely(!page_offset_is_interior(m, page->block_magic) & (index < page->capacity) & size_ok)) {
       uint64_t w = index / 64, b = index % 64;
-      page_bits_t *bits = segment_page_bits(seg, page);
-      uint64_t *word = &bits->word[w].free;
+      /* free_bits: in the line just read, where computing the address
+       * from the descriptor's is three more instructions */
+      bit_pair_t *pair = &page->free_bits[w];
+      uint64_t *word = &pair->free;
       uint64_t old = *word;
       bool remote = (atomic_load_explicit(&page->remote_summary, memory_order_relaxed) >> w & 1) &&
-                    (atomic_load_explicit(&bits->word[w].remote, memory_order_relaxed) >> b & 1);
+                    (atomic_load_explicit(&pair->remote, memory_order_relaxed) >> b & 1);
       if (likely(!(old >> b & 1) & !remote)) {
         __atomic_store_n(word, old | (uint64_t)1 << b, __ATOMIC_RELAXED);
         page->free_summary |= (uint64_t)1 << w;
