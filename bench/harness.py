@@ -91,7 +91,7 @@ WORKLOADS = {
     "thread_churn": (["40000"], ["8000"], ["threads_per_s", "rss_kb"]),
     "phases": (["1g", "20", "2"], ["200m", "20", "2"], ["build_s", "free_s", "rss_after_kb", "rss_after_pct"]),
     "mixed_mt": (["4", "8e6"], ["4", "2e6"], ["ops_per_s"]),
-    "warm_churn": (["1", "30e6", "2000"], ["1", "8e6", "2000"], ["ops_per_s"]),
+    "warm_churn": (["1", "30e6", "2000", "21", "1"], ["1", "8e6", "2000", "21", "1"], ["ops_per_s"]),
     # shapes an outside evaluation measured (see bench/README.md)
     "cold_churn": (["20e6", "100000", "1"], ["4e6", "100000", "1"], ["ops_per_s", "live_rss_kb"]),
     "cold_churn_mt": (["10e6", "100000", "2"], ["2.5e6", "100000", "2"], ["ops_per_s", "live_rss_kb"]),
@@ -108,7 +108,7 @@ WORKLOADS = {
     "threads_200": (["200", "40000"], ["200", "10000"], ["ops_per_s"]),
 }
 # workloads registered under another name than their program's
-WORKLOAD_BIN = {"cold_churn_mt": "cold_churn", "larson_like_8": "larson_like"}
+WORKLOAD_BIN = {"cold_churn_mt": "cold_churn", "larson_like_8": "larson_like", "warm_churn": "mixed_mt"}
 
 
 def workload_bin(name):
