@@ -100,6 +100,38 @@ static inline __attribute__((always_inline)) void fast_free_sized(void *p, size_
 }
 #else
 
+/* The owner's free of block `index` of its page (p), once p is known to
+ * start a carved block: false when its bits say it is free already, here
+ * or by another thread's free not yet folded in (the slow path reports
+ * it).  The remote bit must be checked: setting the free bit of a block
+ * another thread freed would let the owner hand it out before the remote
+ * bit comes back and frees it a second time under its new owner.  Its
+ * word is read only when the remote summary (in the descriptor line
+ * already loaded) says the word may have bits: a cold free then misses in
+ * one bitmap line, not two.  A word with remote bits always has its
+ * summary bit set, by the freer that made it non-zero, before that free
+ * returned (page.c).  `last`: p is the page's last block handed out,
+ * which the next malloc of the class then takes first. */
+static inline __attribute__((always_inline)) bool free_own_bit(heap_t *heap, page_t *page, void *p, uint64_t index,
+                                                               bool last) {
+  uint64_t w = index / 64, b = index % 64;
+  /* free_bits: in the line just read, where computing the address from
+   * the descriptor's is three more instructions */
+  bit_pair_t *pair = &page->free_bits[w];
+  uint64_t old = pair->free;
+  bool remote = (atomic_load_explicit(&page->remote_summary, memory_order_relaxed) >> w & 1) &&
+                (atomic_load_explicit(&pair->remote, memory_order_relaxed) >> b & 1);
+  if (unlikely((old >> b & 1) | remote)) return false;
+  __atomic_store_n(&pair->free, old | (uint64_t)1 << b, __ATOMIC_RELAXED);
+  page->free_summary |= (uint64_t)1 << w;
+  if (last) page_note_last(page, (uintptr_t)p | LAST_FREED);
+  heap->counters.freed_bytes += page->block_size;
+  /* An empty page goes back, unless it serves its class (checked here: a
+   * malloc/free loop of one block empties it every time) */
+  if (unlikely(--page->used == 0) && heap->queues[page->size_class].first != page) heap_page_now_free(heap, page);
+  return true;
+}
+
 /* `size`: what a sized free (free_sized, sized delete, sdallocx) says the
  * block holds, 0 when unknown.  A size of the block's class, or at least
  * half its size (what realloc keeps in place), passes at once; any other
@@ -118,36 +150,18 @@ static inline __attribute__((always_inline)) void fast_free_check(void *p, size_
     uint64_t m = (uint64_t)((uint8_t *)p - page->start) * page->block_magic;
     uint64_t index = m >> MAGIC_BITS;
     /* Misuse (an interior pointer, one past the blocks carved, a block
-     * already free here or freed by another thread and not yet folded in)
-     * goes to the slow path, which reports it.  The remote bit must be
-     * checked: setting the free bit of a block another thread freed would
-     * let the owner hand it out before the remote bit comes back and frees
-     * it a second time under its new owner.  Its word is read only when
-     * the remote summary (in the descriptor line already loaded) says the
-     * word may have bits: a cold free then misses in one bitmap line, not
-     * two.  A word with remote bits always has its summary bit set, by the
-     * freer that made it non-zero, before that free returned (page.c). */
+     * already free) goes to the slow path, which reports it. */
     bool size_ok = size == 0 || (size <= page->block_size && 2 * size >= page->block_size);
-    if (likely(!page_offset_is_interior(m, page->block_magic) & (index < page->capacity) & size_ok)) {
-      uint64_t w = index / 64, b = index % 64;
-      /* free_bits: in the line just read, where computing the address
-       * from the descriptor's is three more instructions */
-      bit_pair_t *pair = &page->free_bits[w];
-      uint64_t *word = &pair->free;
-      uint64_t old = *word;
-      bool remote = (atomic_load_explicit(&page->remote_summary, memory_order_relaxed) >> w & 1) &&
-                    (atomic_load_explicit(&pair->remote, memory_order_relaxed) >> b & 1);
-      if (likely(!(old >> b & 1) & !remote)) {
-        __atomic_store_n(word, old | (uint64_t)1 << b, __ATOMIC_RELAXED);
-        page->free_summary |= (uint64_t)1 << w;
-        page_free_last(page, p); /* the next malloc of the class takes it first */
-        heap->counters.freed_bytes += page->block_size;
-        /* An empty page goes back, unless it serves its class (checked
-         * here: a malloc/free loop of one block empties it every time) */
-        if (unlikely(--page->used == 0) && heap->queues[page->size_class].first != page)
-          heap_page_now_free(heap, page);
-        return;
-      }
+    /* The block this page handed out last, and its owner has not freed it
+     * since (page->last untagged; only malloc sets it, to a block it hands
+     * out, and page_init clears it): a block start among the carved ones,
+     * so the interior and bound tests would pass (7 instructions off the
+     * free of the block malloc just gave, as in a malloc/free pair).  Its
+     * bits are checked as any block's: another path may have freed it. */
+    if (page->last == ((uintptr_t)p ^ LAST_KEY)) {
+      if (likely(size_ok) && likely(free_own_bit(heap, page, p, index, true))) return;
+    } else if (likely(!page_offset_is_interior(m, page->block_magic) & (index < page->capacity) & size_ok)) {
+      if (likely(free_own_bit(heap, page, p, index, false))) return;
     }
   }
   /* A per-CPU thread owns no page: every free it makes lands here.  Out of

@@ -245,6 +245,50 @@ static void double_free_xthread_rev(size_t size)
   returned(size);
 }
 
+/* The block its page handed out last, freed by another thread, then by
+ * the owner: the owner's free takes the shortcut for a page's last block
+ * (no interior or bound test: fastpath.h), which must still see the
+ * remote bit.  The other thread is started first (see above). */
+static void double_free_xthread_last(size_t size)
+{
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_when_told, NULL) != 0)
+    DIE("pthread_create failed");
+  unsigned char *p = alloc_filled(size, 9);
+  atomic_store(&xt_ptr, (uintptr_t)p);
+  pthread_join(t, NULL);
+  tell(p);
+  A_FREE(launder(p));
+  returned(size);
+}
+
+/* The block a page handed out last, freed twice, the first time through
+ * the slow path (its page had filled up and was in the full list, where
+ * the free does not mark the page's last block freed): the second free
+ * takes the shortcut for a page's last block and must find its bit set.
+ * Blocks of 20,000 bytes (a medium class: a few to a page, whose size is
+ * no multiple of theirs) are taken until one does not follow the one
+ * before: the one before is then the last of a page that has just filled. */
+static void double_free_full_last(void)
+{
+  enum { N = 64 };
+  static unsigned char *v[N];
+  unsigned char *p = NULL;
+  v[0] = alloc_filled(20000, 10);
+  size_t step = A_USABLE(v[0]);
+  for (int n = 1; n < N && !p; n++) {
+    v[n] = alloc_filled(20000, 10);
+    if (v[n] != v[n - 1] + step)
+      p = v[n - 1];
+  }
+  if (!p)
+    DIE("inconclusive: %d blocks of 20000 bytes followed each other", N);
+  A_FREE(p);
+  tell(p);
+  A_FREE(launder(p));
+  returned(20000);
+}
+
 /* p = malloc(64); free(p); 1000 blocks of other sizes come and go; free(p). */
 static void double_free_delayed(void)
 {
@@ -548,6 +592,8 @@ static const struct mcase cases[] = {
     {"double_xthread", ABORT, NULL, DF, NULL, true, false},
     {"double_xthread_large", ABORT, NULL, DF, NULL, true, false},
     {"double_xthread_rev", ABORT, NULL, DF, NULL, true, false},
+    {"double_xthread_last", ABORT, NULL, DF, NULL, true, false},
+    {"double_full_last", ABORT, NULL, DF, NULL, true, false},
     {"double_large_cached", ABORT, NULL, DF, NULL, true, false},
     {"double_xthread_cached", ABORT, NULL, DF, NULL, true, false},
     {"interior16", ABORT, NULL, INTERIOR, NULL, true, false},
@@ -620,6 +666,8 @@ static void child_run(const char *name)
   if (!strcmp(n, "double_xthread")) double_free_xthread(64);
   if (!strcmp(n, "double_xthread_large")) double_free_xthread(300 * KiB);
   if (!strcmp(n, "double_xthread_rev")) double_free_xthread_rev(64);
+  if (!strcmp(n, "double_xthread_last")) double_free_xthread_last(64);
+  if (!strcmp(n, "double_full_last")) double_free_full_last();
   /* 100 KiB: a large block the freeing thread's heap keeps (heap.c) */
   if (!strcmp(n, "double_large_cached")) double_free(100 * KiB);
   if (!strcmp(n, "double_xthread_cached")) double_free_xthread(100 * KiB);
