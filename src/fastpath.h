@@ -20,19 +20,21 @@ void free_percpu_thread(void *p, page_t *page, size_t size); /* alloc.c: a per-C
 
 /* The page's last block, which the owner freed since it was handed out
  * (page->last tagged LAST_FREED): handed out again, as the bitmap path
- * would (its bit cleared, counted).  Its bit is checked, though only a bug
- * could have cleared it (every other way out of the bitmap sets `last`):
- * NULL then. */
-static inline __attribute__((always_inline)) void *page_take_tagged(page_t *page) {
-  uint8_t *p = (uint8_t *)((page->last ^ LAST_KEY) - LAST_FREED);
+ * would (its bit cleared, counted), true.  Its bit is checked, though only
+ * a bug could have cleared it (every other way out of the bitmap sets
+ * `last`): false then, with `last` untagged. */
+static inline __attribute__((always_inline)) bool page_take_tagged(page_t *page, uint8_t *p) {
   uint64_t index = ((uint64_t)(p - page->start) * page->block_magic) >> MAGIC_BITS;
   uint64_t *word = &page->free_bits[index / 64].free, bit = (uint64_t)1 << (index % 64);
   uint64_t w = *word;
   page_note_last(page, (uintptr_t)p);
-  if (unlikely(!(w & bit))) return NULL;
-  page_word_taken(page, index / 64, w & ~bit);
+  if (unlikely(!(w & bit))) return false;
+  /* page_word_taken, with the summary written only when the word
+   * empties: rarely here, where a block comes and goes (4 instructions) */
+  __atomic_store_n(word, w & ~bit, __ATOMIC_RELAXED);
+  if (unlikely((w & ~bit) == 0)) page->free_summary &= ~((uint64_t)1 << (index / 64));
   page->used++;
-  return p;
+  return true;
 }
 
 /* Free's side: the block freed is the page's last one handed out. */

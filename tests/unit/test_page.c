@@ -32,7 +32,11 @@ static void *pop(page_t *pg) {
 }
 
 /* What fast_malloc does first: the page's last block when tagged freed. */
-static void *page_take_last(page_t *pg) { return pg->last & LAST_FREED ? page_take_tagged(pg) : NULL; }
+static void *page_take_last(page_t *pg) {
+  if (!(pg->last & LAST_FREED)) return NULL;
+  uint8_t *p = (uint8_t *)((pg->last ^ LAST_KEY) - LAST_FREED);
+  return page_take_tagged(pg, p) ? p : NULL;
+}
 
 static size_t index_of(const page_t *pg, const void *p) { return (size_t)((const uint8_t *)p - pg->start) / pg->block_size; }
 
