@@ -56,14 +56,14 @@ static NOINLINE void *alloc_tier3(size_t size, heap_t *heap) {
   return heap_alloc(heap, size, 0);
 }
 
-/* fast_malloc when the page's last block was freed since (fastpath.h):
- * that block, else the bitmap's. */
 /* alloc_last's way out when the block's bit was not set (a bug): out of
  * line, so that the hit path keeps its registers (three saved without). */
 static NOINLINE void *alloc_last_miss(heap_t *heap, page_t *page, size_t size) {
   return malloc_from_word(heap, page, size);
 }
 
+/* fast_malloc when the page's last block was freed since (fastpath.h):
+ * that block, else the bitmap's. */
 NOINLINE void *alloc_last(heap_t *heap, page_t *page, size_t size) {
   uint8_t *again = (uint8_t *)((page->last ^ LAST_KEY) - LAST_FREED); /* the caller saw the tag */
   if (unlikely(!page_take_tagged(page, again))) return alloc_last_miss(heap, page, size);
