@@ -65,7 +65,7 @@ static NOINLINE void *alloc_last_miss(heap_t *heap, page_t *page, size_t size) {
 /* fast_malloc when the page's last block was freed since (fastpath.h):
  * that block, else the bitmap's. */
 NOINLINE void *alloc_last(heap_t *heap, page_t *page, size_t size) {
-  uint8_t *again = (uint8_t *)((page->last ^ LAST_KEY) - LAST_FREED); /* the caller saw the tag */
+  uint8_t *again = page_last_freed_block(page); /* the caller saw the tag */
   if (unlikely(!page_take_tagged(page, again))) return alloc_last_miss(heap, page, size);
   if (unlikely((heap->event_countdown -= page->alloc_charge) < 0)) return event_run(heap, again);
   return again;

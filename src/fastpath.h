@@ -39,7 +39,7 @@ static inline __attribute__((always_inline)) bool page_take_tagged(page_t *page,
 
 /* Free's side: the block freed is the page's last one handed out. */
 static inline __attribute__((always_inline)) void page_free_last(page_t *page, void *p) {
-  if (page->last == ((uintptr_t)p ^ LAST_KEY)) page_note_last(page, (uintptr_t)p | LAST_FREED);
+  if (page_last_is(page, p)) page_note_last(page, (uintptr_t)p | LAST_FREED);
 }
 
 /* The bitmap path of malloc: the lowest free block of the page, from the
@@ -160,7 +160,7 @@ static inline __attribute__((always_inline)) void fast_free_check(void *p, size_
      * so the interior and bound tests would pass (7 instructions off the
      * free of the block malloc just gave, as in a malloc/free pair).  Its
      * bits are checked as any block's: another path may have freed it. */
-    if (page->last == ((uintptr_t)p ^ LAST_KEY)) {
+    if (page_last_is(page, p)) {
       if (likely(size_ok) && likely(free_own_bit(heap, page, p, index, true))) return;
     } else if (likely(!page_offset_is_interior(m, page->block_magic) & (index < page->capacity) & size_ok)) {
       if (likely(free_own_bit(heap, page, p, index, false))) return;

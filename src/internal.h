@@ -357,6 +357,12 @@ static inline page_bits_t *page_bits(const page_t *page) {
 void page_init(page_t *page, unsigned cls, size_t block_size);
 /* page->last (types.h), stored xor LAST_KEY: the block handed out last. */
 static inline void page_note_last(page_t *page, uintptr_t block_or_tagged) { page->last = block_or_tagged ^ LAST_KEY; }
+/* p is the page's last block handed out, and its owner has not freed it since. */
+static inline bool page_last_is(const page_t *page, const void *p) { return page->last == ((uintptr_t)p ^ LAST_KEY); }
+/* The block of a page->last that reads LAST_FREED (the caller tested it). */
+static inline uint8_t *page_last_freed_block(const page_t *page) {
+  return (uint8_t *)((page->last ^ LAST_KEY) - LAST_FREED);
+}
 /* Stores free word w of a page whose blocks were taken from it (the hint,
  * the per-CPU batch), clearing its summary bit if that emptied it: the
  * summary stays exact (page_pop_lowest). */

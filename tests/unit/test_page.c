@@ -34,7 +34,7 @@ static void *pop(page_t *pg) {
 /* What fast_malloc does first: the page's last block when tagged freed. */
 static void *page_take_last(page_t *pg) {
   if (!(pg->last & LAST_FREED)) return NULL;
-  uint8_t *p = (uint8_t *)((pg->last ^ LAST_KEY) - LAST_FREED);
+  uint8_t *p = page_last_freed_block(pg);
   return page_take_tagged(pg, p) ? p : NULL;
 }
 
