@@ -182,9 +182,11 @@ void os_fork_window_close(void);
 bool os_in_fork_window(void); /* the caller is the thread in fork's window */
 
 /* Test hook: a test may pause a thread at these points (every lock just
- * taken; see tests/unit/test_fork.c) and fork there.  NULL in programs:
- * one load and a branch, on slow paths only. */
-enum { TEST_LOCK_TAKEN };
+ * taken; see tests/unit/test_fork.c) and fork there, or count them (the
+ * idle scan's looks at a thread's CPU clock, obj its heap:
+ * tests/unit/test_thread_churn.c).  NULL in programs: one load and a
+ * branch, on slow paths only. */
+enum { TEST_LOCK_TAKEN, TEST_IDLE_LOOK };
 extern void (*alloy__test_hook)(int point, const void *obj);
 
 #endif /* ALLOY_OS_H */

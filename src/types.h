@@ -359,6 +359,7 @@ struct alloy_heap_s {
   uint64_t thread_id;
   uint64_t idle_cpu_ns;
   uint64_t idle_cpu_at;
+  uint64_t idle_cpu_spacing; /* events between two looks (heap.c: doubles at each false alarm) */
   /* --- statistics (stats.c) --- */
   uint64_t sampled_at;           /* alloc_bytes at the last guarded sample */
   uint64_t folded_alloc;         /* counters.* already added to the totals */

@@ -48,12 +48,20 @@
  * no CPU time, is idle, and the worker takes its pages (stats.active grows
  * by less than 3/4 of what it allocated, where it grew by all of it).
  *
+ * Then a busy owner, the clock stopped again: a worker fills pages of
+ * 512 B blocks, one of which the main thread frees (so the worker's heap
+ * has a pending page), and spins without allocating while the main thread
+ * allocates 64 MiB (256 events): its thread runs, so every look at its CPU
+ * clock is a false alarm, and the looks back off (at most 8; 15 at a fixed
+ * 16 events apart), and its page is not taken.
+ *
  * Under the sanitizers (clang ASan/TSan builds) fewer threads run (5,000) and RSS is
  * not checked (shadow memory); CHURN_THREADS=N in the environment overrides
  * the count.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -63,7 +71,7 @@
 #include "api.h"
 #include "check.h"
 #include "mallctl_util.h"
-#include "os.h"       /* os_set_clock */
+#include "os.h"       /* os_set_clock, alloy__test_hook */
 #include "testutil.h" /* mix64 */
 
 #ifdef CHECK_SANITIZED
@@ -463,6 +471,66 @@ static void check_blocked_owner_pages_reused(void)
   CHECK_MSG(blocked_damaged == 0, "%d blocks damaged", blocked_damaged);
 }
 
+#define BUSY_BLOCKS 256
+#define BUSY_SIZE 512
+static unsigned char *busy_blocks[BUSY_BLOCKS];
+static atomic_int busy_ready, busy_stop, busy_damaged, idle_looks;
+
+static void count_looks(int point, const void *obj)
+{
+  (void)obj;
+  if (point == TEST_IDLE_LOOK)
+    atomic_fetch_add(&idle_looks, 1);
+}
+
+static void *busy_worker(void *arg)
+{
+  (void)arg;
+  for (int i = 0; i < BUSY_BLOCKS; i++) {
+    busy_blocks[i] = alloy_malloc(BUSY_SIZE);
+    if (busy_blocks[i] == NULL)
+      abort(); /* (REQUIRE's count is the main thread's) */
+    memset(busy_blocks[i], 7, BUSY_SIZE);
+  }
+  atomic_store(&busy_ready, 1);
+  volatile uint64_t spins = 0;
+  while (!atomic_load(&busy_stop))
+    spins++;
+  for (int i = 1; i < BUSY_BLOCKS; i++) {
+    if (busy_blocks[i][0] != 7 || busy_blocks[i][BUSY_SIZE - 1] != 7)
+      atomic_fetch_add(&busy_damaged, 1);
+    alloy_free(busy_blocks[i]);
+  }
+  return NULL;
+}
+
+static void check_busy_owner_looked_at_less(void)
+{
+  frozen_ms = os_now_ms();
+  os_set_clock(frozen_clock);
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, busy_worker, NULL) == 0);
+  while (!atomic_load(&busy_ready))
+    sched_yield();
+  alloy_free(busy_blocks[0]); /* into a full page of the worker's: pending */
+  alloy__test_hook = count_looks;
+  for (int i = 0; i < 16384; i++) { /* 64 MiB: 256 events of 256 KiB */
+    unsigned char *p = alloy_malloc(4096);
+    REQUIRE(p != NULL);
+    p[0] = (unsigned char)i;
+    alloy_free(p);
+  }
+  alloy__test_hook = NULL;
+  atomic_store(&busy_stop, 1);
+  REQUIRE(pthread_join(t, NULL) == 0);
+  os_set_clock(NULL);
+  int looks = atomic_load(&idle_looks);
+  printf("busy owner: %d looks at its CPU clock over 256 events\n", looks);
+  CHECK_MSG(looks >= 2, "the scan looked at the busy owner %d times (no pending page?)", looks);
+  CHECK_MSG(looks <= 8, "the scan looked at the busy owner %d times: no back-off", looks);
+  CHECK_MSG(atomic_load(&busy_damaged) == 0, "%d of the busy owner's blocks damaged", atomic_load(&busy_damaged));
+}
+
 int main(void)
 {
   check_successors_reuse_pages();
@@ -470,6 +538,7 @@ int main(void)
   check_idle_owner_pages_reused();
   check_os_thread_queries();
   check_blocked_owner_pages_reused();
+  check_busy_owner_looked_at_less();
 
 #ifdef UNDER_SANITIZER
   long nthreads = 5000;
