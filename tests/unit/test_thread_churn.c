@@ -53,7 +53,8 @@
  * has a pending page), and spins without allocating while the main thread
  * allocates 64 MiB (256 events): its thread runs, so every look at its CPU
  * clock is a false alarm, and the looks back off (at most 8; 15 at a fixed
- * 16 events apart), and its page is not taken.
+ * 16 events apart, and at least 2: the scan did look), and its blocks
+ * keep their contents.
  *
  * Under the sanitizers (clang ASan/TSan builds) fewer threads run (5,000) and RSS is
  * not checked (shadow memory); CHURN_THREADS=N in the environment overrides
