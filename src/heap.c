@@ -409,6 +409,7 @@ static void heap_set_thread(heap_t *heap, uint64_t thread_id) {
 }
 
 static void heap_claim(heap_t *heap, bool shared, uint64_t thread_id) {
+  if (!shared) segment_count_thread_heaps(1);
   heap->in_use = true;
   heap->shared = shared;
   heap_set_thread(heap, shared ? 0 : thread_id);
@@ -610,6 +611,7 @@ static bool heap_adopt_one(heap_t *heap) { return heap_adopt_one_when(heap, UINT
 void heap_thread_done(void *arg) {
   heap_t *heap = arg;
   if (heap_is_sentinel(heap)) return;
+  if (!heap->shared) segment_count_thread_heaps(-1);
   if (alloy__tls_heap == &alloy__heap_bound) arena_bind_thread(0);
   percpu_thread_exit(heap);
   heap_release_pages(heap, true);

@@ -130,11 +130,11 @@ typedef struct {
   int prof_pid;         /* profile only the process with this pid (0: every process) */
   char prof_prefix[PROF_PREFIX_MAX]; /* file name prefix of automatic profiles ("jeprof") */
 } alloy_options_t;
-typedef enum { THP_DEFAULT, THP_ALWAYS, THP_NEVER } thp_mode_t;
+typedef enum { THP_DEFAULT, THP_ALWAYS, THP_NEVER, THP_AUTO } thp_mode_t;
 typedef enum { PURGE_DONTNEED, PURGE_FREE } purge_mode_t; /* MADV_DONTNEED or MADV_FREE */
 typedef enum { PERCPU_OFF, PERCPU_ON, PERCPU_AUTO } percpu_mode_t;
 extern alloy_options_t alloy__options;
-extern const char *const alloy__thp_names[];   /* "default", "always", "never" */
+extern const char *const alloy__thp_names[];   /* "default", "always", "never", "auto" */
 extern const char *const alloy__purge_names[]; /* "dontneed", "free" */
 extern const char *const alloy__percpu_names[]; /* "false", "true", "auto" */
 extern const char *const alloy__unwind_names[]; /* "cfi", "fp", "libgcc" (unwind_method_t) */
@@ -274,8 +274,9 @@ void *segment_move_big(page_t *page, size_t size, large_stats_t *stats); /* grow
 size_t segment_big_usable_for(size_t size, size_t align); /* 0: impossible */
 bool segment_decay_due(uint64_t now_ms);
 void segment_decay(uint64_t now_ms, bool all); /* all: every free page now (trim, arena purge) */
-void segment_thp_advise(segment_t *seg);
 void segment_count_active(int64_t delta);
+void segment_count_thread_heaps(int64_t delta); /* a thread heap claimed (1) or done with (-1): thp:auto */
+uint64_t segment_thread_heaps(void);
 typedef struct {
   uint64_t active;     /* bytes of pages and blocks in use (touched part of class pages) */
   uint64_t dirty;      /* free, not purged: free slices and free runs */

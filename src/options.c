@@ -60,7 +60,7 @@ typedef struct {
   const char *const *values; /* OPT_ENUM: the names of 0, 1, ..., then NULL */
 } option_def_t;
 
-const char *const alloy__thp_names[] = {"default", "always", "never", NULL};
+const char *const alloy__thp_names[] = {"default", "always", "never", "auto", NULL};
 const char *const alloy__purge_names[] = {"dontneed", "free", NULL};
 const char *const alloy__unwind_names[] = {"cfi", "fp", "libgcc", NULL};
 const char *const alloy__percpu_names[] = {"false", "true", "auto", NULL};

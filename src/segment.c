@@ -51,6 +51,7 @@ static _Atomic(uint64_t) live_segments;
 static _Atomic(uint64_t) live_big;
 static _Atomic(uint64_t) big_bytes;
 static _Atomic(uint64_t) big_nmalloc;
+static _Atomic(uint64_t) thread_heaps;   /* thread heaps in use (heap.c tells): thp:auto */
 
 /* The back end's counters, read by statistics without the lock.  Mostly
  * written under backend_lock, but not only: a heap's large span cache
@@ -64,6 +65,9 @@ static void add(_Atomic(uint64_t) *counter, int64_t delta) {
 void segment_count_active(int64_t delta) {
   atomic_fetch_add_explicit(&active_bytes, (uint64_t)delta, memory_order_relaxed);
 }
+
+void segment_count_thread_heaps(int64_t delta) { add(&thread_heaps, delta); }
+uint64_t segment_thread_heaps(void) { return atomic_load_explicit(&thread_heaps, memory_order_relaxed); }
 
 static int64_t slice_bytes(uint64_t bits) { return (int64_t)popcount64(bits) * (int64_t)SLICE_SIZE; }
 static uint64_t slice_mask(size_t first, size_t count) {
@@ -269,13 +273,23 @@ static bool runs_unmap_retained(void) {
   return any;
 }
 
+/* The advice for frames about to hold a segment (segment_advice): for or
+ * against huge pages, or none (the system's policy). */
+typedef enum { ADVISE_NONE, ADVISE_HUGE, ADVISE_NOHUGE } thp_advice_t;
+static void thp_advise_frame(void *frame, size_t size, thp_advice_t advice) {
+  if (advice != ADVISE_NONE) os_advise_huge(frame, size, advice == ADVISE_HUGE);
+}
+
 /* New frames from the OS; when it refuses, address space held in retained
  * runs is given back and it is asked once more. */
-static segment_t *frames_map(size_t frames) {
+static segment_t *frames_map(size_t frames, thp_advice_t advice) {
   size_t mapped = 0, size = frames << SEGMENT_SHIFT;
   segment_t *seg = os_map_aligned(size, SEGMENT_SIZE, &mapped);
   if (seg == NULL && runs_unmap_retained()) seg = os_map_aligned(size, SEGMENT_SIZE, &mapped);
   if (seg == NULL) return NULL;
+  /* Before the first write: the kernel decides at a 2 MiB unit's first
+   * fault (advised after the header's write, thp:always got no huge page) */
+  thp_advise_frame(seg, mapped, advice);
   seg->mapped_size = mapped;
   return seg;
 }
@@ -307,15 +321,19 @@ static segment_t *run_extend(size_t frames, bool *dirty) {
   return NULL;
 }
 
-/* `frames` frames for a new segment or big block: from the pool, or mapped.
- * *zero: all zero past the first OS page (new, or purged since used).  The
- * page map still says what the frames were. */
-static segment_t *frames_get(size_t frames, bool *zero) {
+/* `frames` frames for a new segment or a big block (ADVISE_NONE): from the
+ * pool, or mapped.  *zero: all zero past the first OS page (new, or purged
+ * since used).  The page map still says what the frames were. */
+static segment_t *frames_get(size_t frames, bool *zero, thp_advice_t advice) {
   bool dirty = false;
   segment_t *seg = run_take(frames, &dirty);
   if (seg == NULL) seg = run_extend(frames, &dirty);
   *zero = !dirty;
-  return seg ? seg : frames_map(frames);
+  if (seg == NULL) return frames_map(frames, advice);
+  /* a run's header page may be faulted already: then khugepaged, not the
+   * fault, makes this frame huge */
+  thp_advise_frame(seg, (size_t)frames << SEGMENT_SHIFT, advice);
+  return seg;
 }
 
 /* ============================================================= segments */
@@ -375,8 +393,10 @@ static size_t segment_header_bytes(segment_kind_t kind) {
   return kind == SEGMENT_CLASS ? CLASS_FIRST_SLICE * SLICE_SIZE : header_size();
 }
 
-/* Transparent huge pages without bloat (thp:always).  A segment is advised
- * HUGEPAGE when made; purging part of one of its 2 MiB units (the whole
+/* Transparent huge pages without bloat.  A huge segment (thp:always, or
+ * thp:auto past its thresholds) is advised HUGEPAGE when made, before its
+ * first write;
+ * purging part of one of its 2 MiB units (the whole
  * segment with 32 KiB slices, a half with 64 KiB ones) splits its huge
  * page, and khugepaged would collapse the unit again, faulting the purged
  * slices back in as zeros (RSS regrows with memory nobody uses).  So a unit
@@ -405,8 +425,38 @@ static void thp_after_take(segment_t *seg) {
   }
 }
 
-void segment_thp_advise(segment_t *seg) {
-  if (alloy__options.thp != THP_DEFAULT) os_advise_huge(seg, SEGMENT_SIZE, alloy__options.thp == THP_ALWAYS);
+/* thp:auto's thresholds (an option, not the default: random reads over a
+ * large live set got slower with huge pages on this project's machines).
+ * A huge page costs 2 MiB of RSS however little of it is written, and
+ * saves 511 page faults and, where the hardware lets it, TLB misses.
+ * A process with under THP_AUTO_BYTES of segments keeps 4 KiB pages (a
+ * program of one block has 32 KiB of its segment resident).  And each
+ * thread heap holds a partly carved page per size class it uses: with
+ * fewer than THP_AUTO_SEGMENTS_PER_HEAP segments per thread heap those
+ * pages are much of the segments, and huge pages would make them resident
+ * whole (threads_200: 200 heaps in 34 segments, peak RSS 47 -> 83 MB with
+ * a 16 MiB threshold alone).  Measured: docs/DESIGN.md, "Transparent huge
+ * pages". */
+#define THP_AUTO_BYTES ((uint64_t)32 * ALLOY_MiB)
+#define THP_AUTO_SEGMENTS_PER_HEAP 4
+
+/* The advice for the next segment of `kind` (under backend_lock).  Under
+ * thp:auto only class segments may be huge: their pages are carved block
+ * after block and filled, where a large block may be written in one OS
+ * page of its span (I/O buffers), which a huge page makes 2 MiB resident. */
+static thp_advice_t segment_advice(segment_kind_t kind) {
+  switch (alloy__options.thp) {
+  case THP_ALWAYS: return ADVISE_HUGE;
+  case THP_NEVER: return ADVISE_NOHUGE;
+  case THP_DEFAULT: return ADVISE_NONE;
+  case THP_AUTO: break;
+  }
+  uint64_t segments = atomic_load_explicit(&live_segments, memory_order_relaxed);
+  bool huge = kind == SEGMENT_CLASS && segments * SEGMENT_SIZE >= THP_AUTO_BYTES &&
+              segments >= THP_AUTO_SEGMENTS_PER_HEAP * segment_thread_heaps();
+  /* none rather than NOHUGEPAGE, which would override a system policy of
+   * always (a huge segment's frame is advised NOHUGEPAGE when given back) */
+  return huge ? ADVISE_HUGE : ADVISE_NONE;
 }
 
 /* Empties a page descriptor.  Other threads may still load its xheap and
@@ -431,7 +481,8 @@ static void header_clear(segment_t *seg) {
 /* A new segment of `kind` in a frame of the pool or a new one. */
 static segment_t *segment_new(segment_kind_t kind) {
   bool fresh;
-  segment_t *seg = frames_get(1, &fresh); /* slices past the header: zero */
+  thp_advice_t advice = segment_advice(kind);
+  segment_t *seg = frames_get(1, &fresh, advice); /* slices past the header: zero */
   if (seg == NULL) return NULL;
   VG_HOOK(vg_segment_new(seg, kind == SEGMENT_CLASS ? CLASS_FIRST_SLICE : LARGE_FIRST_SLICE));
   header_clear(seg);
@@ -450,7 +501,7 @@ static segment_t *segment_new(segment_kind_t kind) {
     seg->guarded = true;
   }
   for (size_t i = 0; i < SLICES_PER_SEGMENT; i++) seg->slice_page[i] = &alloy__page_invalid;
-  segment_thp_advise(seg);
+  seg->huge = advice == ADVISE_HUGE;
   if (!pagemap_set(seg, 1, (uintptr_t)seg)) {
     pagemap_set(seg, 1, 0);
     os_unmap(seg, SEGMENT_SIZE);
@@ -474,6 +525,9 @@ static void segment_retire(segment_t *seg, uint64_t now) {
   add(&header_bytes, -(int64_t)segment_header_bytes(kind));
   add(&dirty_bytes, -slice_bytes(seg->free_slices & seg->dirty_slices));
   if (seg->guarded) os_protect((uint8_t *)seg + SEGMENT_SIZE - os_page_size(), os_page_size(), true);
+  /* a big block may take the frame next: big blocks get no huge pages
+   * (one written page would make 2 MiB resident) */
+  if (seg->huge) os_advise_huge(seg, SEGMENT_SIZE, false);
   run_insert(seg, SEGMENT_SIZE, true, now);
 }
 
@@ -584,11 +638,11 @@ void segment_free_class_page(page_t *page) {
 
 /* Purges [p, p + size), free OS pages inside a class page in use (page.c,
  * page_purge_free), outside the back end's lock: the page is its owner's
- * and the slices stay taken.  Under thp:always the page's 2 MiB unit is
+ * and the slices stay taken.  In a huge segment the page's 2 MiB unit is
  * advised against huge pages first, as after a partial purge of slices,
  * so that khugepaged does not fill the holes back in. */
 void segment_purge_inside(page_t *page, void *p, size_t size) {
-  if (alloy__options.thp == THP_ALWAYS) {
+  if (segment_of(page->start)->huge) {
     os_lock(&backend_lock);
     thp_after_purge(segment_of(page->start), slice_mask(page->slice_index, page->slice_count));
     os_unlock(&backend_lock);
@@ -871,7 +925,7 @@ page_t *segment_alloc_big(size_t size, size_t align, unsigned arena, large_stats
     seg = big_map_direct(size, align, &offset, &usable, &mapped, guarded);
   } else {
     size_t frames = (offset + usable + SEGMENT_SIZE - 1) >> SEGMENT_SHIFT;
-    seg = frames_get(frames, &fresh);
+    seg = frames_get(frames, &fresh, ADVISE_NONE);
     mapped = frames << SEGMENT_SHIFT;
   }
   if (seg == NULL) {
@@ -1016,7 +1070,7 @@ void *segment_move_big(page_t *page, size_t size, large_stats_t *stats) {
     os_unlock(&backend_lock);
     return NULL;
   }
-  segment_t *seg = frames_get(frames, &fresh);
+  segment_t *seg = frames_get(frames, &fresh, ADVISE_NONE);
   size_t old_size = old->mapped_size, old_usable = page->block_size;
   if (seg == NULL || !os_remap_onto(old, seg, old_size)) {
     if (seg) run_insert(seg, frames << SEGMENT_SHIFT, !fresh, os_now_ms());
@@ -1084,7 +1138,7 @@ bool segment_decay_due(uint64_t now_ms) {
 /* Purges the slices of `purge` (free and dirty slices of `seg`), one
  * madvise per run of slices. */
 static void segment_purge_slices(segment_t *seg, uint64_t purge) {
-  if (purge && alloy__options.thp == THP_ALWAYS) thp_after_purge(seg, purge);
+  if (purge && seg->huge) thp_after_purge(seg, purge);
   bool lazy = alloy__options.purge == PURGE_FREE;
   while (purge) {
     unsigned first = (unsigned)__builtin_ctzll(purge);

@@ -278,9 +278,10 @@ struct alloy_segment_s {
   uint8_t direct;                   /* big: a mapping of its own, not pool frames */
   uint8_t guarded;                  /* an inaccessible page ends it */
   uint8_t first_slice;              /* CLASS_FIRST_SLICE or LARGE_FIRST_SLICE */
-  uint8_t nohuge_halves;            /* thp:always: 2 MiB units (bit each) advised NOHUGEPAGE after a partial purge */
+  uint8_t nohuge_halves;            /* huge segments: 2 MiB units (bit each) advised NOHUGEPAGE after a partial purge */
   uint8_t unknown;                  /* free run: purged with MADV_FREE, so not known to be zero */
   uint32_t used_pages;
+  uint8_t huge;                     /* advised HUGEPAGE when made (thp:always, or thp:auto past its threshold) */
   addr_node_t run_node;             /* free run: its place in the back end's address tree (first OS page) */
   uint64_t free_slices;             /* bit i: slice i belongs to no page */
   uint64_t dirty_slices;            /* bit i: slice i was used since mapped or purged */

@@ -23,7 +23,7 @@ command -v "$QEMU" >/dev/null 2>&1 || { echo "SKIP: $QEMU not installed (qemu-us
 # What qemu-user cannot emulate faithfully: these run natively only.
 case $t in
   test_fork) echo "SKIP: under qemu-user a guest that forks while other threads run makes qemu abort on its own assertion (cpu_exec: cpu == current_cpu)"; exit 77 ;;
-  test_thp) echo "SKIP: under qemu-user the guest's madvise(MADV_HUGEPAGE) never reaches the kernel: smaps shows no THP eligibility to check"; exit 77 ;;
+  test_thp|test_thp_auto) echo "SKIP: under qemu-user the guest's madvise(MADV_HUGEPAGE) never reaches the kernel: smaps shows no THP eligibility to check"; exit 77 ;;
   test_thread_churn) echo "SKIP: qemu-user keeps emulation state for every guest thread it ran: its RSS grew past 5 GiB over the test's 20000 threads, which the test bounds at 200 MiB"; exit 77 ;;
 esac
 

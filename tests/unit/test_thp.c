@@ -7,43 +7,18 @@
  * and a unit covered by pages again gets HUGEPAGE back.  Checked in the
  * segment's bookkeeping and, where the kernel reports it, in
  * /proc/self/smaps (THPeligible of the mapping that holds each unit).
+ * The advice comes before the segment's first write, so that its first
+ * fault gets a huge page (AnonHugePages, where faults may compact for
+ * advised ranges: advised after the header's write, the segment got none).
+ * A huge segment's frame given back to the pool is advised NOHUGEPAGE (a
+ * big block may take it).
  */
 #include "check.h"
 #include "internal.h"
 
 #include <alloy.h>
 
-/* THPeligible of the mapping holding p: 1, 0, or -1 when not reported. */
-static int thp_eligible(const void *p) {
-  FILE *f = fopen("/proc/self/smaps", "r");
-  if (!f) return -1;
-  char line[512];
-  int result = -1;
-  bool inside = false;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long lo, hi;
-    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-      inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-      continue;
-    }
-    int v;
-    if (inside && sscanf(line, "THPeligible: %d", &v) == 1) {
-      result = v;
-      break;
-    }
-  }
-  fclose(f);
-  return result;
-}
-
-static bool thp_available(void) {
-  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-  if (!f) return false;
-  char buf[128] = "";
-  if (!fgets(buf, sizeof buf, f)) buf[0] = 0;
-  fclose(f);
-  return strstr(buf, "[never]") == NULL;
-}
+#include "thp_smaps.h"
 
 enum { BLOCK = 4000, PER_SEGMENT = SEGMENT_SIZE / BLOCK };
 #define UNIT ((size_t)2 << 20) /* a huge page: the whole segment with 32 KiB slices, a half with 64 KiB */
@@ -61,6 +36,7 @@ int main(void) {
   bool smaps = thp_available() && thp_eligible(seg) >= 0;
   if (smaps) CHECK_EQ(thp_eligible(seg), 1);
   if (smaps && unit1) CHECK_EQ(thp_eligible(unit1), 1);
+  CHECK_EQ(seg->huge, 1);
 
   /* Keep only blocks in the first unit's first page: unit 0 stays partly
    * in use, a second unit (64 KiB slices) becomes wholly free. */
@@ -82,6 +58,25 @@ int main(void) {
   if (smaps) CHECK_EQ(thp_eligible((uint8_t *)seg + SLICE_SIZE), 1);
   for (int i = 0; i < PER_SEGMENT; i++) alloy_free(again[i]);
   for (int i = 0; i < 4; i++) alloy_free(blocks[i]);
+
+  /* 16 MiB more, written whole: past what the pool holds, new mappings,
+   * each a huge page where faults may get one (frames from the pool have
+   * their header page faulted: only khugepaged can make them huge) */
+  enum { MORE = 8 * PER_SEGMENT };
+  static void *more[MORE];
+  for (int i = 0; i < MORE; i++) {
+    more[i] = alloy_malloc(BLOCK);
+    REQUIRE(more[i] != NULL);
+    memset(more[i], 2, BLOCK);
+  }
+  long huge_kb = process_anon_huge_kb();
+  if (thp_fault_huge() && huge_kb >= 0) CHECK_LE(2048L * 4, huge_kb);
+  /* given back, a huge segment's frame is advised against huge pages, so
+   * that a big block carved from it later is not made resident whole */
+  segment_t *last = segment_of(more[MORE - 1]);
+  for (int i = 0; i < MORE; i++) alloy_free(more[i]);
+  alloy_collect();
+  if (smaps && thp_eligible(last) >= 0) CHECK_EQ(thp_eligible(last), 0);
   printf("smaps checks: %s\n", smaps ? "yes" : "no (THP not reported)");
   return check_done();
 }
