@@ -155,6 +155,7 @@ static _Atomic(unsigned) nseen;
 static const void *_Atomic paused_at; /* the lock (or page) a thread is paused at */
 static atomic_bool forked_now;        /* the main thread forked: resume */
 static atomic_bool main_ready;        /* the main thread waits to fork */
+static _Atomic(unsigned long) worker_rounds; /* the workers' iterations, all told */
 
 static bool first_time(const void *obj) {
   unsigned n = atomic_load(&nseen);
@@ -195,6 +196,7 @@ static void *worker(void *arg) {
   size_t len = sizeof arena;
   alloy_mallctl("arenas.create", &arena, &len, NULL, 0);
   for (uint64_t i = 0; !atomic_load(&stop_workers); i++) {
+    atomic_fetch_add_explicit(&worker_rounds, 1, memory_order_relaxed);
     r = mix64(r + i);
     size_t n = r % 8 == 0 ? 200 * KiB : r % 61 == 0 ? 5 * MiB : 16 + r % 5000;
     void *p = alloy_malloc(n);
@@ -231,24 +233,34 @@ static void *short_lived(void *arg) {
 }
 
 /* Forks each time another thread pauses holding a lock it had not held
- * before; stops when 40 rounds in a row bring no new lock. */
+ * before; stops when 40 rounds in a row bring no new lock though the
+ * workers ran QUIET_ITERATIONS iterations in each (every rare path, taken
+ * once in 97, at least twice) and 10 locks were found, or after 60 s.
+ * With 20 ms a round whatever the workers did, and no minimum, a loaded
+ * machine (a parallel test run) stopped the test at 8 forks. */
+#define QUIET_ITERATIONS 400
 static void test_every_lock(void) {
   atomic_store(&hook_mode, 1);
   pthread_t w[2];
   for (uintptr_t i = 0; i < 2; i++) pthread_create(&w[i], NULL, worker, (void *)(i + 1));
   int forks = 0, failures = 0;
-  for (int quiet = 0; quiet < 40 && forks < 60;) {
+  double start = now_s();
+  for (int quiet = 0; (quiet < 40 || forks < 10) && forks < 60 && now_s() - start < 60;) {
     pthread_t t;
     pthread_create(&t, NULL, short_lived, NULL); /* thread exit, adoption */
+    unsigned long ran = atomic_load(&worker_rounds);
     atomic_store(&main_ready, true);
-    for (int wait = 0; wait < 20 && atomic_load(&paused_at) == NULL; wait++) sleep_ms(1);
+    for (int wait = 0; wait < 1000 && atomic_load(&paused_at) == NULL &&
+                       (wait < 20 || atomic_load(&worker_rounds) - ran < QUIET_ITERATIONS);
+         wait++)
+      sleep_ms(1);
     if (atomic_load(&paused_at) != NULL) {
       quiet = 0;
       forks++;
       bool ok = fork_and_check(NULL, atomic_load(&paused_at), "while another thread held a lock");
       atomic_store(&forked_now, true);
       if (!ok) failures++;
-    } else {
+    } else if (atomic_load(&worker_rounds) - ran >= QUIET_ITERATIONS) {
       quiet++;
     }
     atomic_store(&main_ready, false);
