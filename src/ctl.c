@@ -178,6 +178,15 @@ READ_ONLY(ctl_stats_bg_num_threads, size_t, background_stat(0))
 READ_ONLY(ctl_stats_bg_num_runs, uint64_t, background_stat(1))
 READ_ONLY(ctl_stats_bg_run_interval, uint64_t, background_stat(2))
 
+/* stats.thp.segments: live segments advised for transparent huge pages
+ * (thp:auto past its thresholds, thp:always), to see whether auto engaged */
+static uint64_t huge_segments(void) {
+  segment_totals_t t;
+  segment_totals(&t);
+  return t.huge_segments;
+}
+READ_ONLY(ctl_stats_thp_segments, uint64_t, huge_segments())
+
 /* stats.percpu.*: which registration serves the per-CPU caches ("glibc",
  * "own", or "off" for thread heaps), caches used and mapped, threads in
  * per-CPU mode now, bytes of blocks in caches, drains. */
@@ -586,13 +595,14 @@ static const ctl_node_t stats_percpu_nodes[] = {
 static const ctl_node_t stats_prof_nodes[] = {
     LEAF("dropped", ctl_stats_prof_dropped), LEAF("metadata", ctl_stats_prof_metadata),
     LEAF("samples", ctl_stats_prof_samples)};
+static const ctl_node_t stats_thp_nodes[] = {LEAF("segments", ctl_stats_thp_segments)};
 static const ctl_node_t stats_nodes[] = {
     LEAF("active", ctl_stats_active), LEAF("allocated", ctl_stats_allocated),
     INDEXED("arenas", stats_arena_index_node), NODE("background_thread", stats_bg_nodes),
     LEAF("mapped", ctl_stats_mapped),
     LEAF("metadata", ctl_stats_metadata), NODE("percpu", stats_percpu_nodes),
     NODE("prof", stats_prof_nodes),
-    LEAF("resident", ctl_stats_resident), LEAF("retained", ctl_stats_retained)};
+    LEAF("resident", ctl_stats_resident), LEAF("retained", ctl_stats_retained), NODE("thp", stats_thp_nodes)};
 static const ctl_node_t prof_nodes[] = {
     LEAF("active", ctl_prof_active), LEAF("dump", ctl_prof_dump), LEAF("gdump", ctl_prof_gdump),
     LEAF("interval", ctl_prof_interval), LEAF("lg_sample", ctl_prof_lg_sample),

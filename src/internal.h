@@ -283,6 +283,7 @@ typedef struct {
   uint64_t retained;   /* free runs purged and kept mapped */
   uint64_t headers;    /* segment headers and bitmap slices in use */
   uint64_t segments;   /* class and large segments */
+  uint64_t huge_segments; /* of those, advised HUGEPAGE (thp:auto, thp:always) */
   uint64_t big_live;   /* big blocks */
   uint64_t big_bytes;
   uint64_t big_nmalloc;

@@ -48,10 +48,12 @@ static _Atomic(uint64_t) dirty_bytes;    /* free slices and free runs not purged
 static _Atomic(uint64_t) retained_bytes; /* free runs purged */
 static _Atomic(uint64_t) header_bytes;   /* headers (and bitmap slices) of live segments and big blocks */
 static _Atomic(uint64_t) live_segments;
+static _Atomic(uint64_t) huge_segments;  /* live segments advised HUGEPAGE */
 static _Atomic(uint64_t) live_big;
 static _Atomic(uint64_t) big_bytes;
 static _Atomic(uint64_t) big_nmalloc;
-static _Atomic(uint64_t) thread_heaps;   /* thread heaps in use (heap.c tells): thp:auto */
+static _Atomic(uint64_t) thread_heaps;   /* thread heaps in use (heap.c tells): thp:auto; a fork child
+                                          * counts the parent's other threads too (their heaps stay in use there) */
 
 /* The back end's counters, read by statistics without the lock.  Mostly
  * written under backend_lock, but not only: a heap's large span cache
@@ -508,6 +510,7 @@ static segment_t *segment_new(segment_kind_t kind) {
     return NULL;
   }
   add(&live_segments, 1);
+  if (seg->huge) add(&huge_segments, 1);
   add(&header_bytes, (int64_t)segment_header_bytes(kind));
   add(&dirty_bytes, slice_bytes(seg->dirty_slices));
   return seg;
@@ -522,6 +525,7 @@ static void segment_retire(segment_t *seg, uint64_t now) {
     return;
   }
   add(&live_segments, -1);
+  if (seg->huge) add(&huge_segments, -1);
   add(&header_bytes, -(int64_t)segment_header_bytes(kind));
   add(&dirty_bytes, -slice_bytes(seg->free_slices & seg->dirty_slices));
   if (seg->guarded) os_protect((uint8_t *)seg + SEGMENT_SIZE - os_page_size(), os_page_size(), true);
@@ -1206,6 +1210,7 @@ void segment_totals(segment_totals_t *t) {
   t->retained = atomic_load_explicit(&retained_bytes, memory_order_relaxed);
   t->headers = atomic_load_explicit(&header_bytes, memory_order_relaxed);
   t->segments = atomic_load_explicit(&live_segments, memory_order_relaxed);
+  t->huge_segments = atomic_load_explicit(&huge_segments, memory_order_relaxed);
   t->big_live = atomic_load_explicit(&live_big, memory_order_relaxed);
   t->big_bytes = atomic_load_explicit(&big_bytes, memory_order_relaxed);
   t->big_nmalloc = atomic_load_explicit(&big_nmalloc, memory_order_relaxed);

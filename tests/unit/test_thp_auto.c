@@ -7,7 +7,8 @@
  * write, and where the kernel can (THP on, faults allowed to compact for
  * advised ranges) are backed by huge pages; large blocks' segments never
  * are (a buffer written in one OS page must not make 2 MiB resident); a
- * huge segment given back loses its advice.
+ * huge segment given back loses its advice.  stats.thp.segments counts
+ * the huge segments.
  */
 #include "check.h"
 #include "internal.h"
@@ -43,6 +44,14 @@ static size_t fill(void **b) {
   return first;
 }
 
+/* stats.thp.segments: the live segments advised HUGEPAGE */
+static uint64_t huge_stat(void) {
+  uint64_t n = UINT64_MAX;
+  size_t len = sizeof n;
+  CHECK_EQ(alloy_mallctl("stats.thp.segments", &n, &len, NULL, 0), 0);
+  return n;
+}
+
 static size_t count_huge(size_t from, size_t to) {
   size_t n = 0;
   for (size_t i = from; i < to; i++) n += segs[i]->huge;
@@ -76,6 +85,7 @@ int main(void) {
   CHECK_LE(threshold - 1, small); /* the test's own segments: none else */
   CHECK_EQ(count_huge(small, nsegs), nsegs - small);
   CHECK_LE(4u, nsegs - small);
+  CHECK_EQ(huge_stat(), nsegs - small); /* the process's only huge segments are the test's */
   if (madvise_policy) CHECK_EQ(anon_huge_kb(segs[0]), 0);
   long huge_kb = process_anon_huge_kb();
   if (thp_fault_huge() && huge_kb >= 0) CHECK_LE(2048L * (long)(nsegs - small - 1), huge_kb);
@@ -112,6 +122,7 @@ int main(void) {
     for (size_t i = 0; i < N; i++) alloy_free(blocks[k][i]);
   alloy_collect();
   if (madvise_policy && thp_eligible(last) >= 0) CHECK_EQ(thp_eligible(last), 0);
+  CHECK_LE(huge_stat(), 1); /* all given back, but for a spare segment kept */
   printf("segments: %zu with 4 KiB pages first, %zu made beside %d threads, %zu after; policy %s\n",
          small, alone - crowded, THREADS, nsegs - alone, policy);
   return check_done();
