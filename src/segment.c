@@ -397,11 +397,10 @@ static size_t segment_header_bytes(segment_kind_t kind) {
 
 /* Transparent huge pages without bloat.  A huge segment (thp:always, or
  * thp:auto past its thresholds) is advised HUGEPAGE when made, before its
- * first write;
- * purging part of one of its 2 MiB units (the whole
- * segment with 32 KiB slices, a half with 64 KiB ones) splits its huge
- * page, and khugepaged would collapse the unit again, faulting the purged
- * slices back in as zeros (RSS regrows with memory nobody uses).  So a unit
+ * first write.  Purging part of one of its 2 MiB units (the whole segment
+ * with 32 KiB slices, a half with 64 KiB ones) splits its huge page, and
+ * khugepaged would collapse the unit again, faulting the purged slices
+ * back in as zeros (RSS regrows with memory nobody uses).  So a unit
  * purged while partly in use is advised NOHUGEPAGE, and HUGEPAGE again once
  * pages cover it whole. */
 #define THP_UNIT ((size_t)2 * ALLOY_MiB)
