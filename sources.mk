@@ -9,7 +9,7 @@
 CORE_SRC := src/os_linux.c src/os_rseq_linux.c \
             src/meta.c src/report.c src/options.c src/size_class.c src/process.c src/unwind.c src/addrtree.c \
             src/pagemap.c src/segment.c \
-            src/page.c src/heap.c src/stats.c src/free.c src/prof_sample.c src/prof_table.c src/percpu.c \
+            src/page.c src/heap.c src/stats.c src/free.c src/remote.c src/prof_sample.c src/prof_table.c src/percpu.c \
             src/arena.c src/tcache.c src/background.c src/event.c src/prof.c src/prof_dump.c \
             src/alloc.c src/mallocx.c src/ctl.c src/prof_ctl.c src/stats_print.c src/init.c src/vg.c
 API_SRC  := src/override.c src/mallinfo.c

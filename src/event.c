@@ -54,6 +54,7 @@ static inline __attribute__((always_inline)) void *event_work(heap_t *heap, void
   uint64_t now = heap_event_clock(), ms = os_now_ms();
   bool thread_heap = heap->arena_index == 0 && !heap->shared;
   if (thread_heap) {
+    remote_flush(heap); /* other threads' blocks wait here at most until its next event */
     heap_note_active(heap, now, ms);
     if (alloy__options.guard_sample > 0) block = event_sample_guarded(heap, block);
     /* Threads that exited leave memory others may have freed since, and

@@ -1,8 +1,9 @@
 /*
  * free.c - freeing a block, whoever frees it: the owner's slow path (pages
  * in the full list, the last block of a page), other threads' frees of
- * class blocks (remote bits), large and big blocks (the back end, from any
- * thread), and every misuse report.  A small block's free takes a lock
+ * class blocks (handed to remote.c, which gathers and publishes them as
+ * remote bits), large and big blocks (the back end, from any thread), and
+ * every misuse report.  A small block's free takes a lock
  * only at page events, never per block: heap_wake_page and
  * heap_page_unfull_locked (pages_lock) once per page and full episode, and the
  * back end's lock when a page empties and goes back.
@@ -49,30 +50,6 @@ void free_report_double(const void *p, const page_t *page) {
 static void report_invalid(const void *p, const char *detail) {
   process_init();
   report_misuse("free of an invalid pointer", p, detail);
-}
-
-/* Another thread's block: its remote bit, set atomically.  A block the
- * owner's bits or the remote bits already show free is a double free.  The
- * first remote free into a word sets the word's summary bit; the first into
- * an empty summary of a page marked full wakes the page (see
- * heap_page_to_full for the ordering), counted so its frame is never
- * unmapped under it (segment_waker_enter). */
-static bool free_remote(page_t *page, size_t index) {
-  size_t w = index / 64;
-  uint64_t bit = (uint64_t)1 << (index % 64);
-  /* The pair's line is read, then written: asked for writable at once, it
-   * moves from the owner's core once, not twice (shared, then owned). */
-  __builtin_prefetch(&page_bits(page)->word[w], 1, 3);
-  if (__atomic_load_n(&page_bits(page)->word[w].free, __ATOMIC_RELAXED) & bit) return false;
-  uint64_t old = atomic_fetch_or_explicit(&page_bits(page)->word[w].remote, bit, memory_order_acq_rel);
-  if (old & bit) return false;
-  if (old != 0) return true;
-  segment_waker_enter();
-  uint64_t summary = atomic_fetch_or_explicit(&page->remote_summary, (uint64_t)1 << w, memory_order_seq_cst);
-  if (summary == 0 && (atomic_load_explicit(&page->xheap, memory_order_seq_cst) & XHEAP_FULL))
-    heap_wake_page(page);
-  segment_waker_leave();
-  return true;
 }
 
 typedef enum { FREED, FREED_TWICE, NOT_MINE } owned_free_t;
@@ -151,6 +128,9 @@ NOINLINE void free_generic(void *p, page_t *page) {
     }
   }
   heap_t *heap = heap_get();
+  /* where another thread's block waits to be published (remote.c): the
+   * thread's own heap, none for a sentinel (then at once) */
+  heap_t *gather = heap->shared ? NULL : heap;
   if (unlikely(heap->shared)) { /* a sentinel: bound to an arena, per-CPU, not started, exited, or memcheck's */
     VG_HOOK(if (vg_freed(p)) return);
     if (heap == &alloy__heap_bound || heap == &alloy__heap_percpu)
@@ -186,7 +166,11 @@ NOINLINE void free_generic(void *p, page_t *page) {
     owner = page_heap(page); /* another thread took the page: a remote free */
   }
   /* a per-CPU block (percpu.c), freed by any thread in any mode */
-  bool ok = owner == &alloy__heap_central ? percpu_free_block(p, page, index) : free_remote(page, index);
+  /* An explicit arena's blocks are published at once: arena.<i>.reset and
+   * destroy release its pages whatever other threads still gather, and its
+   * statistics count those frees when read. */
+  if (owner != NULL && owner->arena_index != 0) gather = NULL;
+  bool ok = owner == &alloy__heap_central ? percpu_free_block(p, page, index) : remote_gather(gather, page, index);
   if (!ok) {
     free_report_double(p, page);
     return;

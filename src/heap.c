@@ -381,14 +381,19 @@ void heap_page_now_free(heap_t *heap, page_t *page) {
 /* ------------------------------------------------------------ heap lists */
 
 /* Empties a heap; its statistics snapshot (never freed), its place in the
- * registry and its pages_lock stay.  The lock's word is never written
- * here: a remote freer may be spinning on it (heap_wake_page), and a zero
- * written under the holder (a memset, then the saved value put back) let
- * that freer in beside it (found by TSan: memset against os_lock). */
+ * registry, its pages_lock and its arena_index stay.  The lock's word is
+ * never written here: a remote freer may be spinning on it
+ * (heap_wake_page), and a zero written under the holder (a memset, then the
+ * saved value put back) let that freer in beside it (found by TSan: memset
+ * against os_lock).  arena_index, beside it, is read by remote freers
+ * without a lock (free.c); it is 0 for every heap that is ever reset after
+ * it was published. */
+_Static_assert(offsetof(heap_t, arena_index) >= offsetof(heap_t, pages_lock) + sizeof(os_lock_t),
+               "heap_reset skips the lock and arena_index as one range");
 void heap_reset(heap_t *heap) {
   heap_stats_t *published = heap->published;
   heap_t *registry_link = heap->registry_next;
-  size_t lock_at = offsetof(heap_t, pages_lock), lock_end = lock_at + sizeof heap->pages_lock;
+  size_t lock_at = offsetof(heap_t, pages_lock), lock_end = offsetof(heap_t, arena_index) + sizeof heap->arena_index;
   memset(heap, 0, lock_at);
   memset((char *)heap + lock_end, 0, sizeof *heap - lock_end);
   heap->registry_next = registry_link;
@@ -611,6 +616,7 @@ static bool heap_adopt_one(heap_t *heap) { return heap_adopt_one_when(heap, UINT
 void heap_thread_done(void *arg) {
   heap_t *heap = arg;
   if (heap_is_sentinel(heap)) return;
+  remote_flush(heap); /* first: what it publishes may empty its own pages */
   if (!heap->shared) segment_count_thread_heaps(-1);
   if (alloy__tls_heap == &alloy__heap_bound) arena_bind_thread(0);
   percpu_thread_exit(heap);
@@ -618,6 +624,7 @@ void heap_thread_done(void *arg) {
   stats_fold(heap);
   stats_publish(heap); /* its last figures stay readable until it is adopted */
   alloy__tls_heap = &alloy__heap_exited;
+  remote_flush(heap); /* anything freed on the way here: from now on, frees publish at once */
   if (!heap_has_pages(heap)) {
     heap_recycle(heap);
     return;
@@ -640,6 +647,7 @@ static bool sparse_purge_on(void) { return alloy__options.sparse_purge && option
  * of mostly empty ones. */
 void heap_collect(heap_t *heap) {
   if (heap_is_sentinel(heap)) return;
+  remote_flush(heap);
   percpu_drain_all();
   while (heap_adopt_one(heap)) {
   }
@@ -746,6 +754,9 @@ void *heap_alloc_small(heap_t *heap, size_t size) {
   unsigned cls = size_class_of(size);
   page_t *page = heap->queues[cls].first;
   if (unlikely(page == NULL || (page->free_summary == 0 && !page_refill(page)))) {
+    /* its own remote frees first: they may be what another thread, or this
+     * one (an adopted page), is about to look for */
+    remote_flush(heap);
     page = heap_find_page(heap, cls);
     if (page == NULL) {
       errno = ENOMEM;

@@ -17,7 +17,8 @@
  *                memcheck is told, when it runs the program: vg.h)
  *   4 core knot  page.c (one page's bitmaps), heap.c (thread heaps, the
  *                allocation slow path, abandonment), stats.c (counters folded
- *                at events, snapshots), free.c (every free), prof_sample.c
+ *                at events, snapshots), free.c (every free), remote.c
+ *                (other threads' frees, gathered per freeing thread), prof_sample.c
  *                (the heap profiler's sampling schedule on the event
  *                countdown), prof_table.c (its samples, found when blocks
  *                are freed), percpu.c (per-CPU caches over central
@@ -482,6 +483,10 @@ void stats_print_at_exit(void);
 void free_generic(void *p, page_t *page);
 void free_count(heap_t *heap, size_t bytes); /* a free, counted against the calling thread */
 void free_report_double(const void *p, const page_t *page);
+/* remote.c: other threads' frees of class blocks, gathered per freeing thread */
+bool remote_gather(heap_t *heap, page_t *page, size_t index);
+uint64_t remote_publish(page_t *page, size_t w, uint64_t mask);
+void remote_flush(heap_t *heap);
 void free_owned_block(heap_t *heap, page_t *page, void *p); /* undo a malloc just made */
 
 /* --------------------------------------------------------- prof_sample */

@@ -249,7 +249,7 @@ static segment_t *run_take(size_t frames, bool *dirty) {
 
 /* Address space is short (a mapping failed): unmap retained runs, which
  * hold no memory, only address space.  Never while a remote freer may
- * still read a page descriptor in them (free_remote counts itself around
+ * still read a page descriptor in them (remote_publish counts itself around
  * heap_wake_page).  The back-end lock is held here, so the wait is bounded:
  * a waker may itself wait for a pages_lock whose holder waits for this lock
  * (fork's prepare handler), and waiting for it without bound would hang both.

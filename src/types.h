@@ -120,6 +120,12 @@
  * 63 for its inaccessible last page): 1952 KiB with 32 KiB slices. */
 #define LARGE_MAX (SEGMENT_SIZE - 3 * SLICE_SIZE < 2 * ALLOY_MiB ? SEGMENT_SIZE - 3 * SLICE_SIZE : 2 * ALLOY_MiB)
 #define LARGE_CACHE_SLOTS 4 /* large spans a thread heap keeps (heap.c) */
+/* Other threads' blocks a heap's thread has freed and not yet published
+ * (remote.c): a table of 2^REMOTE_SLOTS_LG words, published whole once it
+ * holds REMOTE_BATCH blocks. */
+#define REMOTE_SLOTS_LG 6
+#define REMOTE_SLOTS (1u << REMOTE_SLOTS_LG)
+#define REMOTE_BATCH 256
 #define LARGE_CACHE_BLOCK_MAX (256 * ALLOY_KiB) /* of spans up to this size */
 #define LARGE_CACHE_TOTAL_MAX (16 * ALLOY_MiB) /* in all heaps at once */
 #define DIRECT_MAX 1024           /* requests served through heap->direct[] */
@@ -247,6 +253,14 @@ typedef struct {
   page_t *last;
 } page_queue_t;
 
+/* One bitmap word's frees by a thread other than the page's owner, not yet
+ * published (remote.c): key is the page's descriptor with the word's index
+ * in its low bits, 0 when the entry is empty. */
+typedef struct {
+  uintptr_t key;
+  uint64_t mask;
+} remote_slot_t;
+
 /* Word w of a page's two bitmaps, side by side: another thread's free
  * reads the owner's word (a block already free there is a double free)
  * and sets its bit in the remote word; in one cache line, that is one
@@ -333,6 +347,11 @@ struct alloy_heap_s {
   page_queue_t full;             /* class pages with no free block */
   page_queue_t pending;          /* full pages another thread freed into */
   os_lock_t pages_lock;
+  /* 0: a thread heap; n: explicit arena n (arena.c).  Set once, before the
+   * heap is published, and never written again (heap_reset keeps it with
+   * the lock): other threads' frees read it of the owner of any page, whose
+   * heap may be being recycled meanwhile (free.c). */
+  uint32_t arena_index;
   _Atomic(bool) has_pending;     /* pending is not empty (read without the lock) */
   /* --- large and big blocks, tracked by explicit arenas only (reset) --- */
   page_queue_t blocks;           /* under the arena's lock */
@@ -341,6 +360,9 @@ struct alloy_heap_s {
   page_t *large_cache[LARGE_CACHE_SLOTS];
   uint32_t large_cached;
   uint32_t large_cache_idle;     /* the heap's events since the cache last served a block */
+  /* --- other threads' blocks this thread freed, not yet published (remote.c) --- */
+  uint32_t remote_held;          /* blocks in the table */
+  remote_slot_t remote[REMOTE_SLOTS];
   /* --- the decay of mostly empty pages (heap.c, heap_sweep_sparse) --- */
   uint64_t sweep_ms;             /* when the last sweep ran */
   /* --- process lists, under heaps_lock (heap.c) --- */
@@ -376,7 +398,6 @@ struct alloy_heap_s {
   int64_t prof_left;             /* bytes to the next sample point */
   uint64_t prof_gen;             /* the sampling generation prof_left was drawn in */
   uint64_t prof_rng;             /* its random state */
-  uint32_t arena_index;          /* 0: a thread heap; n: explicit arena n (arena.c) */
   bool in_use;                   /* a thread owns it */
   bool shared;                   /* the heap of exited threads (heap.c): no thread owns it */
 };

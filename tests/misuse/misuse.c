@@ -262,6 +262,66 @@ static void double_free_xthread_last(size_t size)
   returned(size);
 }
 
+/* Another thread frees the block twice, while it is alive: the second
+ * free finds it in the blocks that thread has gathered and not yet
+ * published (src/remote.c).  It allocates first, so that it has a heap of
+ * its own (a thread's first free, made before it has one, is published at
+ * once). */
+static void *free_twice_in_thread(void *p)
+{
+  A_FREE(alloc_filled(32, 11));
+  A_FREE(p);
+  tell(p);
+  A_FREE(launder(p));
+  return NULL;
+}
+
+static void double_free_xthread_held(size_t size)
+{
+  unsigned char *p = alloc_filled(size, 12);
+  unsigned char *keep = alloc_filled(size, 4); /* the page stays in use */
+  run_thread(free_twice_in_thread, p);
+  check_free(keep, size, 4);
+  returned(size);
+}
+
+/* Another thread frees the block and holds it (gathered, not published);
+ * the owner then frees it too, which its bits cannot show; the other
+ * thread's exit publishes it and finds the owner's free bit set. */
+static _Atomic(int) held_step;
+
+static void *free_and_hold(void *arg)
+{
+  (void)arg;
+  A_FREE(alloc_filled(32, 13));
+  uintptr_t p;
+  while ((p = atomic_load(&xt_ptr)) == 0)
+    sched_yield();
+  A_FREE((void *)p);
+  atomic_store(&held_step, 1);
+  while (atomic_load(&held_step) != 2)
+    sched_yield();
+  return NULL;
+}
+
+static void double_free_xthread_held_owner(size_t size)
+{
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_and_hold, NULL) != 0)
+    DIE("pthread_create failed");
+  unsigned char *p = alloc_filled(size, 14);
+  unsigned char *keep = alloc_filled(size, 4); /* the page stays in use */
+  atomic_store(&xt_ptr, (uintptr_t)p);
+  while (atomic_load(&held_step) != 1)
+    sched_yield();
+  tell(p);
+  A_FREE(launder(p));
+  atomic_store(&held_step, 2);
+  pthread_join(t, NULL);
+  check_free(keep, size, 4);
+  returned(size);
+}
+
 /* The block a page handed out last, freed twice, the first time through
  * the slow path (its page had filled up and was in the full list, where
  * the free does not mark the page's last block freed): the second free
@@ -593,6 +653,8 @@ static const struct mcase cases[] = {
     {"double_xthread_large", ABORT, NULL, DF, NULL, true, false},
     {"double_xthread_rev", ABORT, NULL, DF, NULL, true, false},
     {"double_xthread_last", ABORT, NULL, DF, NULL, true, false},
+    {"double_xthread_held", ABORT, NULL, DF, NULL, true, false},
+    {"double_xthread_held_owner", ABORT, NULL, DF, NULL, true, false},
     {"double_full_last", ABORT, NULL, DF, NULL, true, false},
     {"double_large_cached", ABORT, NULL, DF, NULL, true, false},
     {"double_xthread_cached", ABORT, NULL, DF, NULL, true, false},
@@ -624,6 +686,7 @@ static const struct mcase cases[] = {
     {"noabort_double_huge", REPORT, NOABORT, DF, NULL, true, false},
     {"noabort_double_delayed", REPORT, NOABORT, DF, NULL, true, false},
     {"noabort_double_xthread", REPORT, NOABORT, DF, NULL, true, false},
+    {"noabort_double_xthread_held_owner", REPORT, NOABORT, DF, NULL, true, false},
     {"noabort_interior16", REPORT, NOABORT, INTERIOR, NULL, true, false},
     {"noabort_stack", REPORT, NOABORT, NEVER, NULL, true, false},
 #ifndef USE_LIBC_NAMES /* (under LD_PRELOAD, libc allocates before main) */
@@ -667,6 +730,8 @@ static void child_run(const char *name)
   if (!strcmp(n, "double_xthread_large")) double_free_xthread(300 * KiB);
   if (!strcmp(n, "double_xthread_rev")) double_free_xthread_rev(64);
   if (!strcmp(n, "double_xthread_last")) double_free_xthread_last(64);
+  if (!strcmp(n, "double_xthread_held")) double_free_xthread_held(64);
+  if (!strcmp(n, "double_xthread_held_owner")) double_free_xthread_held_owner(64);
   if (!strcmp(n, "double_full_last")) double_free_full_last();
   /* 100 KiB: a large block the freeing thread's heap keeps (heap.c) */
   if (!strcmp(n, "double_large_cached")) double_free(100 * KiB);

@@ -40,7 +40,7 @@ static void *page_take_last(page_t *pg) {
 
 static size_t index_of(const page_t *pg, const void *p) { return (size_t)((const uint8_t *)p - pg->start) / pg->block_size; }
 
-/* What another thread's free does (free.c): its remote bit and summary. */
+/* What publishing another thread's free does (remote.c): its remote bit and summary. */
 static void remote_free(page_t *pg, const void *p) {
   size_t i = index_of(pg, p);
   uint64_t old = atomic_fetch_or(&page_bits(pg)->word[i / 64].remote, (uint64_t)1 << (i % 64));

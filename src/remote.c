@@ -1,0 +1,122 @@
+/*
+ * remote.c - other threads' frees of class blocks: each freeing thread
+ * gathers them in a small table of its heap, one entry per bitmap word,
+ * and publishes a word's bits with one atomic OR when the table fills,
+ * when an entry is displaced, and at its thread's slow events (allocation
+ * slow path, rare events, exit, alloy_collect).
+ *
+ * Why: a free into a page another thread is allocating from writes the
+ * cache line the owner's malloc writes (the word's free and remote bits
+ * sit side by side, types.h).  One atomic per free moved that line
+ * between the cores at every free and every malloc: on a producer thread
+ * and a consumer thread, 68% of the consumer's time in free was that
+ * fetch_or.  Gathered, a word's frees cost one transfer.
+ *
+ * What it costs in checks: a block the table holds is still allocated for
+ * everybody else (counted in its page's `used`, its bits clear), so its
+ * page cannot be released under the table.  A second free of it by this
+ * thread is found in the table at once; a free of it by its owner meanwhile
+ * is found when the table publishes it (the owner's free bit set), unless
+ * the owner has handed the block out again by then: the remote bit then
+ * lands on the new block, whose next free by the owner reports it.  The
+ * table holds at most REMOTE_BATCH blocks, so a block waits there for at
+ * most that many of this thread's remote frees, or until its next slow
+ * event.  docs/DESIGN.md, "The free path".
+ */
+#include "internal.h"
+
+/* Where the table's entry for (page, word w) goes: the descriptors are 128
+ * bytes apart, and a page's words are consecutive. */
+static inline unsigned remote_slot(uintptr_t key) {
+  return (unsigned)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> (64 - REMOTE_SLOTS_LG));
+}
+
+/* An entry's key: the page's descriptor (128-byte aligned) with the word's
+ * index in its low bits. */
+_Static_assert(BITMAP_WORDS <= sizeof(page_t), "a word index fits under a descriptor's alignment");
+static inline uintptr_t remote_key(const page_t *page, size_t w) { return (uintptr_t)page | w; }
+
+/* Reports each block of `mask` (word w of page) as freed twice. */
+static void remote_report(page_t *page, size_t w, uint64_t mask) {
+  while (mask) {
+    size_t index = w * 64 + ctz64(mask);
+    free_report_double(page->start + index * page->block_size, page);
+    mask &= mask - 1;
+  }
+}
+
+/* Sets the bits of `mask` in word w's remote bits; returns those that were
+ * free already (in the owner's bits, or another free's remote bits): double
+ * frees.  The first bits into a word set the word's summary bit; the first
+ * into an empty summary of a page marked full wakes the page (see
+ * heap_page_to_full for the ordering), counted so that its frame is never
+ * unmapped under it (segment_waker_enter). */
+uint64_t remote_publish(page_t *page, size_t w, uint64_t mask) {
+  bit_pair_t *pair = &page_bits(page)->word[w];
+  /* The pair's line is read, then written: asked for writable at once, it
+   * moves from the owner's core once, not twice (shared, then owned). */
+  __builtin_prefetch(pair, 1, 3);
+  uint64_t twice = __atomic_load_n(&pair->free, __ATOMIC_RELAXED) & mask;
+  mask &= ~twice;
+  if (mask == 0) return twice;
+  uint64_t old = atomic_fetch_or_explicit(&pair->remote, mask, memory_order_acq_rel);
+  twice |= old & mask;
+  if (old != 0) return twice;
+  segment_waker_enter();
+  uint64_t summary = atomic_fetch_or_explicit(&page->remote_summary, (uint64_t)1 << w, memory_order_seq_cst);
+  if (summary == 0 && (atomic_load_explicit(&page->xheap, memory_order_seq_cst) & XHEAP_FULL)) heap_wake_page(page);
+  segment_waker_leave();
+  return twice;
+}
+
+static inline page_t *remote_slot_page(const remote_slot_t *slot) {
+  return (page_t *)(slot->key & ~(uintptr_t)(sizeof(page_t) - 1));
+}
+
+static void remote_publish_slot(remote_slot_t *slot) {
+  page_t *page = remote_slot_page(slot);
+  size_t w = slot->key & (sizeof(page_t) - 1);
+  uint64_t mask = slot->mask;
+  slot->key = 0;
+  slot->mask = 0;
+  uint64_t twice = remote_publish(page, w, mask);
+  if (unlikely(twice != 0)) remote_report(page, w, twice);
+}
+
+/* Publishes everything the heap's table holds.  The lines it will write
+ * are asked for first, all of them: each publish's atomic waits for the
+ * loads before it, so their misses (the other threads' pages, cold here)
+ * would otherwise come one after the other. */
+void remote_flush(heap_t *heap) {
+  if (heap->remote_held == 0) return;
+  heap->remote_held = 0;
+  for (unsigned i = 0; i < REMOTE_SLOTS; i++)
+    if (heap->remote[i].mask != 0) {
+      page_t *page = remote_slot_page(&heap->remote[i]);
+      __builtin_prefetch(&page_bits(page)->word[heap->remote[i].key & (sizeof(page_t) - 1)], 1, 3);
+      __builtin_prefetch(&page->remote_summary, 1, 3);
+    }
+  for (unsigned i = 0; i < REMOTE_SLOTS; i++)
+    if (heap->remote[i].mask != 0) remote_publish_slot(&heap->remote[i]);
+}
+
+/* Another thread's block `index` of page, freed by the thread of `heap`
+ * (its own heap, or NULL for a thread that has none or is exiting: then at
+ * once).  False when it is a double free found now. */
+bool remote_gather(heap_t *heap, page_t *page, size_t index) {
+  size_t w = index / 64;
+  uint64_t bit = (uint64_t)1 << (index % 64);
+  if (heap == NULL) return remote_publish(page, w, bit) == 0;
+  uintptr_t key = remote_key(page, w);
+  remote_slot_t *slot = &heap->remote[remote_slot(key)];
+  if (slot->key == key) {
+    if (slot->mask & bit) return false;
+    slot->mask |= bit;
+  } else {
+    if (slot->mask != 0) remote_publish_slot(slot);
+    slot->key = key;
+    slot->mask = bit;
+  }
+  if (unlikely(++heap->remote_held >= REMOTE_BATCH)) remote_flush(heap);
+  return true;
+}
