@@ -248,7 +248,10 @@ HANDLER(ctl_thread_tcache_flush) {
   UNUSED_ARGS;
   int err = ctl_action(oldp, oldlenp, newp, newlen);
   heap_t *heap = err == 0 ? heap_for_thread() : NULL;
-  if (heap) heap_release_empty(heap);
+  if (heap) {
+    remote_flush(heap); /* other threads' blocks it freed: jemalloc's tcache flush gives those back too */
+    heap_release_empty(heap);
+  }
   return err;
 }
 

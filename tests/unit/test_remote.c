@@ -3,7 +3,7 @@
  * (src/remote.c): a thread that frees blocks of another thread's page holds
  * them (no remote bit, the page's remote summary untouched) until it has
  * gathered REMOTE_BATCH of them, reaches a slow event, calls alloy_collect
- * or exits; then each block's remote bit is set once.  A block the thread frees twice is found in its table at once;
+ * or thread.tcache.flush, or exits; then each block's remote bit is set once.  A block the thread frees twice is found in its table at once;
  * an explicit arena's blocks are published at once.  Misuse reports (a
  * block freed by its owner while another thread held it) are in
  * tests/misuse/.
@@ -32,7 +32,7 @@ static size_t count_published(void **blocks, size_t n) {
 
 /* A helper thread that runs one step at a time, when told, and stays alive
  * between the steps (its table is kept across them). */
-typedef enum { STEP_NONE, STEP_FREE, STEP_COLLECT, STEP_EXIT } step_t;
+typedef enum { STEP_NONE, STEP_FREE, STEP_COLLECT, STEP_TCACHE_FLUSH, STEP_EXIT } step_t;
 static _Atomic(int) step, done_steps;
 static void **step_blocks;
 static size_t step_from, step_to;
@@ -50,6 +50,8 @@ static void *helper(void *arg) {
       for (size_t i = step_from; i < step_to; i++) alloy_free(step_blocks[i]);
     else if (s == STEP_COLLECT)
       alloy_collect();
+    else if (s == STEP_TCACHE_FLUSH)
+      REQUIRE(alloy_mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) == 0);
     atomic_store(&step, STEP_NONE);
     atomic_fetch_add(&done_steps, 1);
     if (s == STEP_EXIT) return NULL;
@@ -122,8 +124,12 @@ static void test_held_until_collect(void) {
   CHECK_EQ(count_published(w, 50), 50);
   CHECK_EQ(atomic_load(&page->remote_summary) >> word & 1, 1);
   CHECK_EQ(count_published(w + 50, 14), 0);
-  helper_free(w, 50, 64);
-  CHECK_EQ(count_published(w + 50, 14), 0);
+  helper_free(w, 50, 60);
+  CHECK_EQ(count_published(w + 50, 10), 0);
+  run_step(STEP_TCACHE_FLUSH); /* jemalloc's flush of the thread's cache */
+  CHECK_EQ(count_published(w + 50, 10), 10);
+  helper_free(w, 60, 64);
+  CHECK_EQ(count_published(w + 60, 4), 0);
   helper_exit(t); /* its exit publishes what it holds */
   CHECK_EQ(count_published(w, 64), 64);
   for (size_t i = 0; i < 200; i++)
