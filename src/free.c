@@ -47,6 +47,15 @@ void free_report_double(const void *p, const page_t *page) {
     report_misuse_fmt("alloy: double free of %p (size class %zu)", p, page->block_size);
 }
 
+/* Reports the lowest block of `twice` (word w of a class page's bitmaps,
+ * non-zero) as freed twice: one report per word, as whoever found them
+ * (the owner's fold, another thread's publish) cannot tell which free was
+ * the second of the rest. */
+void free_report_double_word(const page_t *page, size_t w, uint64_t twice) {
+  size_t index = w * 64 + (size_t)ctz64(twice);
+  free_report_double(page->start + index * page->block_size, page);
+}
+
 static void report_invalid(const void *p, const char *detail) {
   process_init();
   report_misuse("free of an invalid pointer", p, detail);

@@ -483,6 +483,7 @@ void stats_print_at_exit(void);
 void free_generic(void *p, page_t *page);
 void free_count(heap_t *heap, size_t bytes); /* a free, counted against the calling thread */
 void free_report_double(const void *p, const page_t *page);
+void free_report_double_word(const page_t *page, size_t w, uint64_t twice);
 /* remote.c: other threads' frees of class blocks, gathered per freeing thread */
 bool remote_gather(heap_t *heap, page_t *page, size_t index);
 uint64_t remote_publish(page_t *page, size_t w, uint64_t mask);

@@ -85,8 +85,7 @@ uint32_t page_collect_remote(page_t *page) {
     uint64_t r = atomic_exchange_explicit(&page_bits(page)->word[w].remote, 0, memory_order_acq_rel);
     uint64_t twice = r & page_bits(page)->word[w].free;
     if (unlikely(twice)) {
-      size_t index = (size_t)w * 64 + (size_t)__builtin_ctzll(twice);
-      free_report_double(page->start + index * page->block_size, page);
+      free_report_double_word(page, w, twice);
       r &= ~twice;
     }
     if (r == 0) continue;

@@ -18,10 +18,13 @@
  * thread is found in the table at once; a free of it by its owner meanwhile
  * is found when the table publishes it (the owner's free bit set), unless
  * the owner has handed the block out again by then: the remote bit then
- * lands on the new block, whose next free by the owner reports it.  The
- * table holds at most REMOTE_BATCH blocks, so a block waits there for at
- * most that many of this thread's remote frees, or until its next slow
- * event.  docs/DESIGN.md, "The free path".
+ * lands on the new block, whose next free by the owner reports it, unless
+ * the owner folds the bit in first (then nothing reports it, and the block
+ * is handed out twice).  The table holds at most REMOTE_BATCH blocks, so a
+ * block waits there for at most that many of this thread's remote frees,
+ * or until its next slow event; a thread that stops after a few remote
+ * frees holds them until it runs again or exits.  docs/DESIGN.md,
+ * "Gathered remote frees".
  */
 #include "internal.h"
 
@@ -35,15 +38,6 @@ static inline unsigned remote_slot(uintptr_t key) {
  * index in its low bits. */
 _Static_assert(BITMAP_WORDS <= sizeof(page_t), "a word index fits under a descriptor's alignment");
 static inline uintptr_t remote_key(const page_t *page, size_t w) { return (uintptr_t)page | w; }
-
-/* Reports each block of `mask` (word w of page) as freed twice. */
-static void remote_report(page_t *page, size_t w, uint64_t mask) {
-  while (mask) {
-    size_t index = w * 64 + ctz64(mask);
-    free_report_double(page->start + index * page->block_size, page);
-    mask &= mask - 1;
-  }
-}
 
 /* Sets the bits of `mask` in word w's remote bits; returns those that were
  * free already (in the owner's bits, or another free's remote bits): double
@@ -69,18 +63,20 @@ uint64_t remote_publish(page_t *page, size_t w, uint64_t mask) {
   return twice;
 }
 
+/* An entry's page and word, from its key. */
 static inline page_t *remote_slot_page(const remote_slot_t *slot) {
   return (page_t *)(slot->key & ~(uintptr_t)(sizeof(page_t) - 1));
 }
+static inline size_t remote_slot_word(const remote_slot_t *slot) { return slot->key & (sizeof(page_t) - 1); }
 
 static void remote_publish_slot(remote_slot_t *slot) {
   page_t *page = remote_slot_page(slot);
-  size_t w = slot->key & (sizeof(page_t) - 1);
+  size_t w = remote_slot_word(slot);
   uint64_t mask = slot->mask;
   slot->key = 0;
   slot->mask = 0;
   uint64_t twice = remote_publish(page, w, mask);
-  if (unlikely(twice != 0)) remote_report(page, w, twice);
+  if (unlikely(twice != 0)) free_report_double_word(page, w, twice);
 }
 
 /* Publishes everything the heap's table holds.  The lines it will write
@@ -93,7 +89,7 @@ void remote_flush(heap_t *heap) {
   for (unsigned i = 0; i < REMOTE_SLOTS; i++)
     if (heap->remote[i].mask != 0) {
       page_t *page = remote_slot_page(&heap->remote[i]);
-      __builtin_prefetch(&page_bits(page)->word[heap->remote[i].key & (sizeof(page_t) - 1)], 1, 3);
+      __builtin_prefetch(&page_bits(page)->word[remote_slot_word(&heap->remote[i])], 1, 3);
       __builtin_prefetch(&page->remote_summary, 1, 3);
     }
   for (unsigned i = 0; i < REMOTE_SLOTS; i++)
