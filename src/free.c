@@ -179,7 +179,7 @@ NOINLINE void free_generic(void *p, page_t *page) {
    * destroy release its pages whatever other threads still gather, and its
    * statistics count those frees when read. */
   if (owner != NULL && owner->arena_index != 0) gather = NULL;
-  bool ok = owner == &alloy__heap_central ? percpu_free_block(p, page, index) : remote_gather(gather, page, index);
+  bool ok = owner == &alloy__heap_central ? percpu_free_block(p, page, index) : remote_free(gather, page, index);
   if (!ok) {
     free_report_double(p, page);
     return;

@@ -485,9 +485,18 @@ void free_count(heap_t *heap, size_t bytes); /* a free, counted against the call
 void free_report_double(const void *p, const page_t *page);
 void free_report_double_word(const page_t *page, size_t w, uint64_t twice);
 /* remote.c: other threads' frees of class blocks, gathered per freeing thread */
-bool remote_gather(heap_t *heap, page_t *page, size_t index);
+bool remote_gather(heap_t *heap, page_t *page, size_t index); /* held in heap's table */
 uint64_t remote_publish(page_t *page, size_t w, uint64_t mask);
 void remote_flush(heap_t *heap);
+/* Another thread's block `index` of page, freed by the thread of `heap`:
+ * held in its table, or published at once when the thread has no heap
+ * (NULL: none, or exiting) or its table found no batching lately
+ * (remote_direct).  False when it is a double free found now. */
+static inline bool remote_free(heap_t *heap, page_t *page, size_t index) {
+  if (heap != NULL && heap->remote_direct == 0) return remote_gather(heap, page, index);
+  if (heap != NULL) heap->remote_direct--;
+  return remote_publish(page, index / 64, (uint64_t)1 << (index % 64)) == 0;
+}
 void free_owned_block(heap_t *heap, page_t *page, void *p); /* undo a malloc just made */
 
 /* --------------------------------------------------------- prof_sample */

@@ -123,9 +123,14 @@
 /* Other threads' blocks a heap's thread has freed and not yet published
  * (remote.c): a table of 2^REMOTE_SLOTS_LG words, published whole once it
  * holds REMOTE_BATCH blocks. */
-#define REMOTE_SLOTS_LG 6
+#define REMOTE_SLOTS_LG 6 /* at most 6: heap->remote_occupied has a bit per entry */
 #define REMOTE_SLOTS (1u << REMOTE_SLOTS_LG)
 #define REMOTE_BATCH 256
+/* Every REMOTE_REVIEW_WORDS words published, the table looks at how many
+ * blocks a word gathered: under 1.5, the next REMOTE_DIRECT_FREES remote
+ * frees are published at once (scattered frees gain nothing from it). */
+#define REMOTE_REVIEW_WORDS 128
+#define REMOTE_DIRECT_FREES 4096
 #define LARGE_CACHE_BLOCK_MAX (256 * ALLOY_KiB) /* of spans up to this size */
 #define LARGE_CACHE_TOTAL_MAX (16 * ALLOY_MiB) /* in all heaps at once */
 #define DIRECT_MAX 1024           /* requests served through heap->direct[] */
@@ -362,6 +367,11 @@ struct alloy_heap_s {
   uint32_t large_cache_idle;     /* the heap's events since the cache last served a block */
   /* --- other threads' blocks this thread freed, not yet published (remote.c) --- */
   uint32_t remote_held;          /* blocks in the table */
+  uint64_t remote_occupied;      /* bit i: remote[i] holds blocks (a flush visits only those) */
+  uint32_t remote_words;         /* words published since the last review, */
+  uint32_t remote_blocks;        /* blocks gathered since then, */
+  uint32_t remote_review_held;   /* and remote_held then */
+  uint32_t remote_direct;        /* remote frees left to publish at once (no batching seen) */
   remote_slot_t remote[REMOTE_SLOTS];
   /* --- the decay of mostly empty pages (heap.c, heap_sweep_sparse) --- */
   uint64_t sweep_ms;             /* when the last sweep ran */

@@ -4,7 +4,8 @@
  * them (no remote bit, the page's remote summary untouched) until it has
  * gathered REMOTE_BATCH of them, reaches a slow event, calls alloy_collect
  * or thread.tcache.flush, or exits; then each block's remote bit is set once.  A block the thread frees twice is found in its table at once;
- * an explicit arena's blocks are published at once.  Misuse reports (a
+ * an explicit arena's blocks are published at once, and so are a thread's
+ * remote frees for a while after they landed one per bitmap word.  Misuse reports (a
  * block freed by its owner while another thread held it) are in
  * tests/misuse/.
  */
@@ -36,12 +37,14 @@ typedef enum { STEP_NONE, STEP_FREE, STEP_COLLECT, STEP_TCACHE_FLUSH, STEP_EXIT 
 static _Atomic(int) step, done_steps;
 static void **step_blocks;
 static size_t step_from, step_to;
+static heap_t *helper_heap; /* read by the main thread between steps */
 
 static void *helper(void *arg) {
   (void)arg;
   /* a heap of its own first: a thread's first free, made before it has
    * one, is published at once */
   alloy_free(alloy_malloc(32));
+  helper_heap = heap_for_thread();
   atomic_fetch_add(&done_steps, 1);
   for (;;) {
     int s;
@@ -165,6 +168,45 @@ static void test_arena_at_once(void) {
   helper_exit(t);
 }
 
+/* Frees that land one per bitmap word gain nothing from the table: once a
+ * review sees that, the next REMOTE_DIRECT_FREES remote frees are
+ * published at once (none held), then the table gathers again. */
+#define SCATTER (3 * REMOTE_REVIEW_WORDS)
+static void *all[64 * (SCATTER + 64)];
+static void *scattered[SCATTER], *rest[64 * (SCATTER + 64)];
+static void test_direct_when_scattered(void) {
+  size_t n = sizeof all / sizeof all[0], ns = 0, nr = 0;
+  void *w[64];
+  alloc_blocks(all, n, w);
+  for (size_t i = 0; i < n; i++) {
+    bool in_w = false;
+    for (size_t j = 0; j < 64; j++) in_w |= all[i] == w[j];
+    if (in_w) continue;
+    page_t *page = segment_page_lookup(all[i]);
+    if (index_of(page, all[i]) % 64 == 0 && ns < SCATTER) scattered[ns++] = all[i]; /* one a word */
+    else rest[nr++] = all[i];
+  }
+  REQUIRE(ns == SCATTER && nr >= REMOTE_DIRECT_FREES);
+  pthread_t t = helper_start();
+  CHECK_EQ(helper_heap->remote_direct, 0);
+  helper_free(scattered, 0, ns);
+  CHECK_GT(helper_heap->remote_direct, 0);
+  CHECK_EQ(helper_heap->remote_held, 0);
+  CHECK_EQ(count_published(scattered, ns), ns); /* the table flushed when it gave up */
+  helper_free(w, 0, 10); /* one word: held, were the table in use */
+  CHECK_EQ(count_published(w, 10), 10);
+  size_t left = helper_heap->remote_direct;
+  helper_free(rest, 0, left);
+  CHECK_EQ(count_published(rest, left), left);
+  CHECK_EQ(helper_heap->remote_direct, 0);
+  helper_free(w, 10, 20); /* gathered again */
+  CHECK_EQ(count_published(w + 10, 10), 0);
+  helper_exit(t);
+  CHECK_EQ(count_published(w, 20), 20);
+  for (size_t i = left; i < nr; i++) alloy_free(rest[i]);
+  for (size_t i = 20; i < 64; i++) alloy_free(w[i]);
+}
+
 /* The table, driven directly: a second free of a block it holds is found
  * there, and a block published twice comes back as freed twice. */
 static void test_table(void) {
@@ -201,5 +243,6 @@ int main(void) {
   test_held_until_collect();
   test_batch_bound();
   test_arena_at_once();
+  test_direct_when_scattered();
   return check_done();
 }
