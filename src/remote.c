@@ -10,7 +10,10 @@
  * sit side by side, types.h).  One atomic per free moved that line
  * between the cores at every free and every malloc: on a producer thread
  * and a consumer thread, 68% of the consumer's time in free was that
- * fetch_or.  Gathered, a word's frees cost one transfer.
+ * fetch_or.  Gathered, a word's frees cost one transfer.  Frees that land
+ * one per word gain nothing from it: a review every REMOTE_REVIEW_WORDS
+ * words published turns gathering off for the next REMOTE_DIRECT_FREES
+ * when it finds that (remote_review).
  *
  * What it costs in checks: a block the table holds is still allocated for
  * everybody else (counted in its page's `used`, its bits clear), so its
