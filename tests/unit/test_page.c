@@ -41,7 +41,7 @@ static void *page_take_last(page_t *pg) {
 static size_t index_of(const page_t *pg, const void *p) { return (size_t)((const uint8_t *)p - pg->start) / pg->block_size; }
 
 /* What publishing another thread's free does (remote.c): its remote bit and summary. */
-static void remote_free(page_t *pg, const void *p) {
+static void publish_remote(page_t *pg, const void *p) {
   size_t i = index_of(pg, p);
   uint64_t old = atomic_fetch_or(&page_bits(pg)->word[i / 64].remote, (uint64_t)1 << (i % 64));
   if (old == 0) atomic_fetch_or(&pg->remote_summary, (uint64_t)1 << (i / 64));
@@ -116,7 +116,7 @@ static void *pusher(void *arg) {
   size_t t = (size_t)(uintptr_t)arg;
   while (!atomic_load(&go)) {
   }
-  for (size_t i = t; i < NB64; i += PUSHERS) remote_free(page, blocks_to_free[i]);
+  for (size_t i = t; i < NB64; i += PUSHERS) publish_remote(page, blocks_to_free[i]);
   return NULL;
 }
 
@@ -152,8 +152,8 @@ static void test_double_across_bitmaps(void) {
   bits->word[ia / 64].free |= (uint64_t)1 << (ia % 64); /* the owner's free of a */
   page->free_summary |= 1;
   page->used--;
-  remote_free(page, a); /* ... and another thread's: a double free */
-  remote_free(page, b); /* a legitimate one */
+  publish_remote(page, a); /* ... and another thread's: a double free */
+  publish_remote(page, b); /* a legitimate one */
   report_set_abort(false);
   CHECK_EQ(page_collect_remote(page), 1); /* b only */
   report_set_abort(true);
