@@ -81,7 +81,10 @@ static inline page_t *remote_slot_page(const remote_slot_t *slot) {
 }
 static inline size_t remote_slot_word(const remote_slot_t *slot) { return slot->key & (sizeof(page_t) - 1); }
 
-static void remote_publish_slot(remote_slot_t *slot) {
+/* Publishes an entry of heap's table and empties it, counted for the
+ * review. */
+static void remote_publish_slot(heap_t *heap, remote_slot_t *slot) {
+  heap->remote_words++;
   page_t *page = remote_slot_page(slot);
   size_t w = remote_slot_word(slot);
   uint64_t mask = slot->mask;
@@ -125,10 +128,7 @@ NOINLINE void remote_flush(heap_t *heap) {
     __builtin_prefetch(&page_bits(page)->word[remote_slot_word(slot)], 1, 3);
     __builtin_prefetch(&page->remote_summary, 1, 3);
   }
-  for (uint64_t o = occupied; o != 0; o &= o - 1) {
-    remote_publish_slot(&heap->remote[ctz64(o)]);
-    heap->remote_words++;
-  }
+  for (uint64_t o = occupied; o != 0; o &= o - 1) remote_publish_slot(heap, &heap->remote[ctz64(o)]);
   remote_review(heap);
 }
 
@@ -144,8 +144,7 @@ static inline void remote_count(heap_t *heap) {
  * a gathered free). */
 static NOINLINE bool remote_gather_displace(heap_t *heap, unsigned i, uintptr_t key, uint64_t bit) {
   remote_slot_t *slot = &heap->remote[i];
-  remote_publish_slot(slot); /* still occupied: remote_occupied keeps its bit */
-  heap->remote_words++;
+  remote_publish_slot(heap, slot); /* still occupied: remote_occupied keeps its bit */
   slot->key = key;
   slot->mask = bit;
   remote_count(heap);
